@@ -1,0 +1,98 @@
+"""CloudBuffer: copy on one device, paste on all of them."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from quart import Quart, Response
+
+from .auth import auth_manager, check_same_origin
+from .broker import create_broker
+from .config import ensure_data_dir, load_or_create_secret_key, load_settings
+from .db import Database
+from .errors import register_error_handlers
+from .presence import create_presence
+from .storage import Storage
+from .sweeper import run_sweeper
+from .wrappers import CloudBufferResponse
+
+__version__ = "0.1.0"
+
+log = logging.getLogger(__name__)
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Quart:
+    """Build the app. `overrides` replaces CLOUDBUFFER_* settings (tests)."""
+    settings = load_settings(overrides=overrides)
+    ensure_data_dir(settings["DATA_DIR"])
+
+    app = Quart(__name__, template_folder="../templates", static_folder="../static")
+    app.response_class = CloudBufferResponse
+    app.config["CLOUDBUFFER"] = settings
+    app.secret_key = settings["SECRET_KEY"] or load_or_create_secret_key(settings["DATA_DIR"])
+    # Uploads are streamed and limited by our own code, per request; Quart's
+    # global cap only stops bodies that are far beyond any allowed upload.
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_BYTES"] + 1024 * 1024
+    app.config["BODY_TIMEOUT"] = settings["UPLOAD_IDLE_SECONDS"]
+    app.config["QUART_AUTH_COOKIE_NAME"] = "cloudbuffer_session"
+    app.config["QUART_AUTH_DURATION"] = 400 * 24 * 3600
+    secure = settings["SECURE_COOKIES"]
+    if secure is None:
+        secure = bool(settings["PUBLIC_URL"] and settings["PUBLIC_URL"].startswith("https://"))
+    app.config["QUART_AUTH_COOKIE_SECURE"] = secure
+    app.config["TEMPLATES_AUTO_RELOAD"] = False
+    auth_manager.init_app(app)
+
+    app.db = Database(settings["DATA_DIR"] / "cloudbuffer.sqlite3")
+    app.storage = Storage(settings["DATA_DIR"])
+    app.broker = create_broker(settings["REDIS_URL"])
+    app.presence = create_presence(settings["REDIS_URL"])
+    app.live_counts = {}
+    app.shutting_down = asyncio.Event()
+
+    register_error_handlers(app)
+    app.before_request(check_same_origin)
+    app.after_request(_security_headers)
+
+    from .blueprints import account, buffer, files, live, pwa, system
+
+    for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, live.blueprint,
+                      pwa.blueprint, system.blueprint):
+        app.register_blueprint(blueprint)
+
+    @app.before_serving
+    async def startup() -> None:
+        await app.db.open()
+        await app.broker.start()
+        app.background_tasks_ = [
+            asyncio.create_task(
+                run_sweeper(app.db, app.storage, settings["SWEEP_SECONDS"], settings["UPLOAD_IDLE_SECONDS"]),
+                name="cloudbuffer-sweeper",
+            )
+        ]
+
+    @app.after_serving
+    async def shutdown() -> None:
+        app.shutting_down.set()
+        for task in getattr(app, "background_tasks_", []):
+            task.cancel()
+        await asyncio.gather(*getattr(app, "background_tasks_", []), return_exceptions=True)
+        await app.broker.stop()
+        await app.presence.close()
+        await app.db.close()
+
+    return app
+
+
+async def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self';"
+        " script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    )
+    return response

@@ -1,0 +1,218 @@
+"""Who is asking: a cookie session (a browser device) or an API token.
+
+quart-auth signs the cookie; its auth_id is a random session key whose hash is
+a row in `sessions`, so deleting the row revokes the cookie everywhere. Bearer
+tokens are looked up by hash in `api_tokens`. Both resolve to a Principal,
+cached on `g` for the request or WebSocket.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from functools import wraps
+from typing import Awaitable, Callable, ParamSpec, TypeVar
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from quart import current_app, g, has_request_context, request, websocket
+from quart_auth import AuthUser, QuartAuth, login_user
+from urllib.parse import urlsplit
+
+from .errors import APIError
+from .models import sessions as sessions_model
+from .models import users as users_model
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+TOUCH_INTERVAL = 60.0  # seconds between last-seen updates of one device
+_hasher = PasswordHasher()  # argon2id with the library's current defaults
+# Verifying against this when the username is unknown makes that answer cost
+# the same time as a wrong password, so timing does not reveal usernames.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    username: str
+    device_kind: str  # "session" (a logged-in browser/app) or "token" (API token)
+    device_id: int
+    device_name: str
+
+    @property
+    def device_key(self) -> str:
+        """Stable id of this device, unique across sessions and tokens."""
+        return f"{self.device_kind[0]}{self.device_id}"
+
+
+auth_manager = QuartAuth()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
+
+
+def device_name_from_user_agent(user_agent: str) -> str:
+    """A readable default name ("Firefox on Android"); the user can rename it."""
+    browsers = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+                ("Chromium/", "Chromium"), ("Safari/", "Safari"), ("curl/", "curl"), ("python-httpx", "httpx"))
+    systems = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"),
+               ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+    browser = next((name for marker, name in browsers if marker in user_agent), None)
+    system = next((name for marker, name in systems if marker in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown device"
+
+
+def clean_device_name(name: str) -> str:
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:64]
+    if not name:
+        raise APIError(400, "invalid_device_name", "A device name cannot be empty.")
+    return name
+
+
+async def start_session(user: users_model.User, device_name: str) -> sessions_model.Session:
+    session_key = secrets.token_urlsafe(32)
+    async with current_app.db.transaction() as conn:
+        session = await sessions_model.insert_session(conn, user.id, session_key, device_name)
+    login_user(AuthUser(session_key), remember=True)
+    return session
+
+
+def _connection():
+    return request if has_request_context() else websocket
+
+
+def bearer_token() -> str | None:
+    header = _connection().headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def _resolve() -> Principal | None:
+    db = current_app.db
+    now = time.time()
+    token = bearer_token()
+    if token is not None:
+        api_token = await sessions_model.select_api_token(db.reader, token)
+        if api_token is None:
+            return None
+        user = await users_model.select_user_by_id(db.reader, api_token.user_id)
+        if user is None:
+            return None
+        if api_token.last_used_at is None or now - api_token.last_used_at > TOUCH_INTERVAL:
+            async with db.transaction() as conn:
+                await sessions_model.touch_api_token(conn, api_token.id, now)
+        return Principal(user.id, user.username, "token", api_token.id, api_token.name)
+
+    session_key = auth_manager.load_cookie()
+    if session_key is None:
+        return None
+    session = await sessions_model.select_session_by_key(db.reader, session_key)
+    if session is None:
+        return None
+    user = await users_model.select_user_by_id(db.reader, session.user_id)
+    if user is None:
+        return None
+    if now - session.last_seen_at > TOUCH_INTERVAL:
+        async with db.transaction() as conn:
+            await sessions_model.touch_session(conn, session.id, now)
+    return Principal(user.id, user.username, "session", session.id, session.device_name)
+
+
+async def current_principal() -> Principal | None:
+    if "principal" not in g:
+        g.principal = await _resolve()
+    return g.principal
+
+
+async def require_principal() -> Principal:
+    principal = await current_principal()
+    if principal is None:
+        if bearer_token() is not None:
+            raise APIError(401, "invalid_token", "That API token is not valid (it may have been revoked).",
+                           {"WWW-Authenticate": 'Bearer realm="cloudbuffer"'})
+        raise APIError(401, "unauthorized", "You need to log in (or send an API token) to do that.")
+    return principal
+
+
+def login_required(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Route decorator; the wrapped handler can call current_principal()."""
+
+    @wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        await require_principal()
+        return await func(*args, **kwargs)
+
+    wrapper.login_required = True  # read by the route-policy test
+    return wrapper
+
+
+def public(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Marks a route as deliberately open to anyone (checked by a policy test)."""
+    func.public = True
+    return func
+
+
+def request_origin() -> str:
+    conn = _connection()
+    return f"{conn.scheme}://{conn.host}"
+
+
+def allowed_origins() -> set[str]:
+    config = current_app.config
+    origins = {request_origin(), *config["CLOUDBUFFER"]["ALLOWED_ORIGINS"]}
+    if config["CLOUDBUFFER"]["PUBLIC_URL"]:
+        parts = urlsplit(config["CLOUDBUFFER"]["PUBLIC_URL"])
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
+def origin_is_allowed(origin: str) -> bool:
+    return any(hmac.compare_digest(origin.rstrip("/"), allowed) for allowed in allowed_origins())
+
+
+async def check_same_origin() -> None:
+    """CSRF defence for cookie-authenticated writes: a browser tells us where a
+    request comes from (Sec-Fetch-Site, Origin); another site is refused.
+    Bearer-token requests carry no ambient credential, so they are exempt;
+    so are clients that send neither header (curl, scripts)."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or bearer_token() is not None:
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site is not None and site not in ("same-origin", "none"):
+        if not (origin and origin_is_allowed(origin)):
+            raise APIError(403, "cross_origin", "Requests from other sites are not allowed.")
+    if origin is not None and origin != "null" and not origin_is_allowed(origin):
+        raise APIError(403, "cross_origin", "Requests from other sites are not allowed.")
+    if origin == "null" and site not in ("same-origin", "none"):
+        raise APIError(403, "cross_origin", "Requests from other sites are not allowed.")
+
+
+async def principal_still_valid(principal: Principal) -> bool:
+    """Re-checked after a broker outage, when a revoke event may have been lost."""
+    reader = current_app.db.reader
+    if principal.device_kind == "token":
+        tokens = await sessions_model.select_api_tokens(reader, principal.user_id)
+        return any(token.id == principal.device_id for token in tokens)
+    sessions = await sessions_model.select_sessions(reader, principal.user_id)
+    return any(session.id == principal.device_id for session in sessions)

@@ -1,0 +1,1 @@
+"""One module per resource; handlers are named verb_noun (tozo's style)."""

@@ -1,0 +1,250 @@
+"""Accounts: register, log in and out, the profile with devices and tokens."""
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from quart import Blueprint, current_app, jsonify, redirect, render_template, request
+from quart_auth import logout_user
+
+from ..auth import (
+    Principal,
+    clean_device_name,
+    current_principal,
+    device_name_from_user_agent,
+    hash_password,
+    login_required,
+    public,
+    require_principal,
+    start_session,
+    verify_password,
+)
+from ..buffer import publish_revoked
+from ..errors import APIError, wants_json
+from ..forms import read_input, string_field
+from ..models import files as files_model
+from ..models import sessions as sessions_model
+from ..models import users as users_model
+
+blueprint = Blueprint("account", __name__)
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+
+def validate_username(username: str) -> str:
+    if not USERNAME_RE.match(username):
+        raise APIError(400, "invalid_username",
+                       "A username has 3 to 32 letters, digits, dots, dashes or underscores, starting with a letter or digit.")
+    return username
+
+
+def validate_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise APIError(400, "invalid_password", f"A password has {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
+    return password
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths, so the login form is no open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+async def _form_error(template: str, error: APIError, **context):
+    if wants_json():
+        raise error
+    page = await render_template(template, error=error.message, **context)
+    return page, error.status
+
+
+@blueprint.get("/account/register")
+@blueprint.get("/account/registet")
+@public
+async def get_register():
+    return await render_template("account/register.html", next=_safe_next(request.args.get("next")))
+
+
+@blueprint.post("/account/register")
+@blueprint.post("/account/registet")
+@public
+async def post_register():
+    data: dict = {}
+    try:
+        data = await read_input()
+        username = validate_username(string_field(data, "username", max_length=64).strip())
+        password = validate_password(string_field(data, "password", max_length=MAX_PASSWORD))
+        password_hash = await hash_password(password)
+        async with current_app.db.transaction() as conn:
+            user = await users_model.insert_user(conn, username, password_hash)
+        if user is None:
+            raise APIError(409, "username_taken", f"The username {username!r} is taken; choose another.")
+    except APIError as error:
+        return await _form_error("account/register.html", error, username=data.get("username", ""),
+                                 next=_safe_next(data.get("next")))
+    session = await start_session(user, device_name_from_user_agent(request.headers.get("User-Agent", "")))
+    if wants_json():
+        return jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name}), 201
+    return redirect(_safe_next(data.get("next")), 303)
+
+
+@blueprint.get("/account/login")
+@public
+async def get_login():
+    return await render_template("account/login.html", next=_safe_next(request.args.get("next")))
+
+
+@blueprint.post("/account/login")
+@public
+async def post_login():
+    data: dict = {}
+    try:
+        data = await read_input()
+        username = string_field(data, "username", max_length=64).strip()
+        password = string_field(data, "password", max_length=MAX_PASSWORD)
+        user = await users_model.select_user_by_username(current_app.db.reader, username)
+        if not await verify_password(user.password_hash if user else None, password) or user is None:
+            raise APIError(401, "invalid_credentials", "That username and password do not match an account.")
+    except APIError as error:
+        return await _form_error("account/login.html", error, username=data.get("username", ""),
+                                 next=_safe_next(data.get("next")))
+    session = await start_session(user, device_name_from_user_agent(request.headers.get("User-Agent", "")))
+    if wants_json():
+        return jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name})
+    return redirect(_safe_next(data.get("next")), 303)
+
+
+@blueprint.post("/account/logout")
+@public  # logging out without a session is harmless and answers the same
+async def post_logout():
+    principal = await current_principal()
+    if principal is not None and principal.device_kind == "session":
+        async with current_app.db.transaction() as conn:
+            await sessions_model.delete_session(conn, principal.user_id, principal.device_id)
+        await publish_revoked(principal.user_id, [principal.device_key])
+    logout_user()
+    if wants_json():
+        return jsonify(ok=True)
+    return redirect("/account/login", 303)
+
+
+async def _profile_data(principal: Principal) -> dict:
+    db = current_app.db
+    settings = current_app.config["CLOUDBUFFER"]
+    now = time.time()
+    sessions = await sessions_model.select_sessions(db.reader, principal.user_id)
+    tokens = await sessions_model.select_api_tokens(db.reader, principal.user_id)
+    shares = await files_model.select_shares(db.reader, principal.user_id, now)
+    used = await files_model.select_used_bytes(db.reader, principal.user_id, now)
+    return {
+        "username": principal.username,
+        "device": {"kind": principal.device_kind, "id": principal.device_id, "name": principal.device_name},
+        "devices": [
+            {"id": s.id, "name": s.device_name, "created_at": s.created_at, "last_seen_at": s.last_seen_at,
+             "current": principal.device_kind == "session" and s.id == principal.device_id}
+            for s in sessions
+        ],
+        "tokens": [
+            {"id": t.id, "name": t.name, "created_at": t.created_at, "last_used_at": t.last_used_at}
+            for t in tokens
+        ],
+        "shares": [
+            {"id": s.id, "filename": s.file.filename, "size": s.file.size, "created_at": s.created_at,
+             "expires_at": s.expires_at}
+            for s in shares
+        ],
+        "used_bytes": used,
+        "quota_bytes": settings["QUOTA_BYTES"],
+    }
+
+
+@blueprint.get("/account/profile")
+@login_required
+async def get_profile():
+    principal = await require_principal()
+    data = await _profile_data(principal)
+    if wants_json():
+        return jsonify(data)
+    return await render_template("account/profile.html", profile=data, new_token=None)
+
+
+@blueprint.post("/account/tokens")
+@login_required
+async def post_token():
+    principal = await require_principal()
+    data = await read_input()
+    name = clean_device_name(string_field(data, "name", required=False, max_length=64) or "API token")
+    token = "cb_" + secrets.token_urlsafe(32)
+    async with current_app.db.transaction() as conn:
+        api_token = await sessions_model.insert_api_token(conn, principal.user_id, name, token)
+    if wants_json():
+        return jsonify(id=api_token.id, name=api_token.name, token=token, created_at=api_token.created_at), 201
+    profile = await _profile_data(principal)
+    return await render_template("account/profile.html", profile=profile, new_token={"name": name, "token": token}), 201
+
+
+@blueprint.delete("/account/tokens/<int:token_id>")
+@blueprint.post("/account/tokens/<int:token_id>/delete")
+@login_required
+async def delete_token(token_id: int):
+    principal = await require_principal()
+    async with current_app.db.transaction() as conn:
+        deleted = await sessions_model.delete_api_token(conn, principal.user_id, token_id)
+    if not deleted:
+        raise APIError(404, "not_found", "No API token with that id.")
+    await publish_revoked(principal.user_id, [f"t{token_id}"])
+    return _done()
+
+
+@blueprint.delete("/account/sessions/<int:session_id>")
+@blueprint.post("/account/sessions/<int:session_id>/delete")
+@login_required
+async def delete_device(session_id: int):
+    principal = await require_principal()
+    async with current_app.db.transaction() as conn:
+        deleted = await sessions_model.delete_session(conn, principal.user_id, session_id)
+    if not deleted:
+        raise APIError(404, "not_found", "No device with that id.")
+    await publish_revoked(principal.user_id, [f"s{session_id}"])
+    if principal.device_kind == "session" and principal.device_id == session_id:
+        logout_user()
+    return _done()
+
+
+@blueprint.patch("/account/sessions/<int:session_id>")
+@blueprint.post("/account/sessions/<int:session_id>/rename")
+@login_required
+async def rename_device(session_id: int):
+    principal = await require_principal()
+    data = await read_input()
+    name = clean_device_name(string_field(data, "name", max_length=64))
+    async with current_app.db.transaction() as conn:
+        renamed = await sessions_model.update_session_name(conn, principal.user_id, session_id, name)
+    if not renamed:
+        raise APIError(404, "not_found", "No device with that id.")
+    if wants_json():
+        return jsonify(id=session_id, name=name)
+    return redirect("/account/profile", 303)
+
+
+@blueprint.delete("/account/shares/<int:share_id>")
+@blueprint.post("/account/shares/<int:share_id>/delete")
+@login_required
+async def delete_share(share_id: int):
+    principal = await require_principal()
+    async with current_app.db.transaction() as conn:
+        deleted = await files_model.delete_share(conn, principal.user_id, share_id)
+        removed = await files_model.delete_unreferenced_files(conn, principal.user_id)
+    if not deleted:
+        raise APIError(404, "not_found", "No share link with that id.")
+    await current_app.storage.remove(removed)
+    return _done()
+
+
+def _done():
+    if wants_json():
+        return jsonify(ok=True)
+    return redirect("/account/profile", 303)

@@ -1,0 +1,125 @@
+"""The buffer API: /file/buffer for curl and scripts, and its history."""
+from __future__ import annotations
+
+import time
+from quart import Blueprint, Response, current_app, jsonify, request
+
+from .. import buffer
+from ..auth import login_required, require_principal
+from ..downloads import file_response
+from ..errors import APIError
+from ..forms import read_small_body
+from ..models import files as files_model
+from ..models import items as items_model
+from ..share_links import share_json
+from ..storage import guess_mime, iter_body
+from ..uploads import filename_from_headers, is_multipart, receive_single_file, require_filename
+
+blueprint = Blueprint("buffer", __name__)
+
+DATA_TYPES = ("text", "file")
+
+
+def _data_type() -> str:
+    value = request.headers.get("X-Data-Type", "").strip().lower()
+    if value not in DATA_TYPES:
+        raise APIError(400, "invalid_data_type", "Send the header X-Data-Type: text or X-Data-Type: file.")
+    return value
+
+
+@blueprint.post("/file/buffer")
+@login_required
+async def post_buffer():
+    principal = await require_principal()
+    data_type = _data_type()
+    settings = current_app.config["CLOUDBUFFER"]
+    if data_type == "text":
+        body = await read_small_body(settings["MAX_TEXT_BYTES"])
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise APIError(400, "invalid_text", "Text must be UTF-8.") from None
+        item = await buffer.store_text(principal, text)
+        return jsonify(buffer.item_json(item)), 201
+
+    if is_multipart():
+        upload, filename, mime = await receive_single_file(principal)
+        async with upload:
+            item = await buffer.store_file_item(principal, upload, filename, mime)
+        return jsonify(buffer.item_json(item)), 201
+
+    filename = require_filename(filename_from_headers())
+    mime = guess_mime(filename, request.headers.get("Content-Type"))
+    limit, too_large = await buffer.upload_allowance(principal.user_id)
+    async with current_app.storage.new_upload(limit, too_large) as upload:
+        async for chunk in iter_body(request.body, settings["UPLOAD_IDLE_SECONDS"]):
+            await upload.write(chunk)
+        item = await buffer.store_file_item(principal, upload, filename, mime)
+    return jsonify(buffer.item_json(item)), 201
+
+
+async def _item_response(item) -> Response:
+    if item.kind == "text":
+        response = Response(item.text, content_type="text/plain; charset=utf-8")
+        response.headers["X-Data-Type"] = "text"
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+    stored = await _stored_file_of(item)
+    return await file_response(stored, data_type="file")
+
+
+async def _stored_file_of(item):
+    stored = await files_model.select_file(current_app.db.reader, item.user_id, item.file_id, time.time())
+    if stored is None:
+        raise APIError(404, "not_found", "That file is gone. It may have expired.")
+    return stored
+
+
+@blueprint.get("/file/buffer")
+@login_required
+async def get_buffer():
+    principal = await require_principal()
+    item = await items_model.select_current_item(current_app.db.reader, principal.user_id, time.time())
+    if item is None:
+        return Response("", status=204, headers={"Cache-Control": "private, no-store"})
+    return await _item_response(item)
+
+
+@blueprint.get("/file/buffer/items")
+@login_required
+async def get_items():
+    principal = await require_principal()
+    items = await items_model.select_items(
+        current_app.db.reader, principal.user_id, time.time(), current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"]
+    )
+    return jsonify(items=[buffer.item_json(item) for item in items])
+
+
+async def _own_item(item_id: int):
+    principal = await require_principal()
+    item = await items_model.select_item(current_app.db.reader, principal.user_id, item_id, time.time())
+    if item is None:
+        raise APIError(404, "not_found", "No item with that id is in your buffer history.")
+    return item
+
+
+@blueprint.get("/file/buffer/items/<int:item_id>")
+@login_required
+async def get_item(item_id: int):
+    return await _item_response(await _own_item(item_id))
+
+
+@blueprint.delete("/file/buffer/items/<int:item_id>")
+@login_required
+async def delete_item(item_id: int):
+    principal = await require_principal()
+    await buffer.delete_item(principal, item_id)
+    return jsonify(ok=True)
+
+
+@blueprint.post("/file/buffer/items/<int:item_id>/share")
+@login_required
+async def post_item_share(item_id: int):
+    principal = await require_principal()
+    token, stored = await buffer.share_item(principal, item_id)
+    return jsonify(share_json(token, stored)), 201

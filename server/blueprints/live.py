@@ -1,0 +1,215 @@
+"""The live socket: /ws pushes every buffer change to each of a user's devices.
+
+Order on connect matters: authenticate and check Origin before accepting,
+subscribe to the user's events, and only then read the snapshot, so a change
+committed in between arrives as an event (clients drop events whose seq is not
+newer than what they have). The protocol is documented in docs/protocol.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+
+from quart import Blueprint, Response, current_app, jsonify, websocket
+
+from .. import __version__, buffer
+from ..auth import bearer_token, current_principal, origin_is_allowed, principal_still_valid, public
+from ..broker import RESYNC
+from ..errors import APIError
+from ..presence import PRESENCE_REFRESH
+
+blueprint = Blueprint("live", __name__)
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
+CLOSE_REVOKED = 4401
+HEARTBEAT_TIMEOUT = 60.0  # for clients that send `ping`: silence this long means a dead link
+RATE_PER_SECOND = 10.0
+RATE_BURST = 30.0
+
+
+def _reject(status: int, code: str, message: str) -> Response:
+    response = jsonify(error=code, message=message)
+    response.status_code = status
+    return response
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class LiveConnection:
+    def __init__(self, principal) -> None:
+        self.principal = principal
+        self.conn_id = secrets.token_hex(8)
+        self.device = {"id": principal.device_key, "name": principal.device_name, "kind": principal.device_kind}
+        self.bucket = TokenBucket(RATE_PER_SECOND, RATE_BURST)
+        self.strikes = 0
+        self.last_heard = time.monotonic()
+        self.heartbeats = False
+
+    async def send(self, message: dict | str) -> None:
+        await websocket.send(message if isinstance(message, str) else json.dumps(message, separators=(",", ":")))
+
+    async def send_snapshot(self) -> None:
+        await self.send(await buffer.snapshot(self.principal.user_id))
+
+    async def send_devices(self) -> None:
+        devices = await current_app.presence.list(self.principal.user_id)
+        await self.send({"type": "devices", "devices": devices})
+
+    async def error(self, code: str, message: str) -> None:
+        await self.send({"type": "error", "code": code, "message": message})
+
+
+@blueprint.websocket("/ws")
+@public  # authenticates itself before accepting (cookie or bearer token)
+async def ws():
+    origin = websocket.headers.get("Origin")
+    if origin is not None and not origin_is_allowed(origin):
+        return _reject(403, "cross_origin", "WebSocket connections from other sites are not allowed.")
+    if origin is None and bearer_token() is None:
+        return _reject(403, "origin_required", "A browser WebSocket must send Origin; scripts use a bearer token.")
+    principal = await current_principal()
+    if principal is None:
+        return _reject(401, "unauthorized", "Log in or send an API token to open the live socket.")
+
+    counts = current_app.live_counts
+    cap = current_app.config["CLOUDBUFFER"]["WS_MAX_PER_USER"]
+    if counts.get(principal.user_id, 0) >= cap:
+        await websocket.accept()
+        await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
+        return None
+    counts[principal.user_id] = counts.get(principal.user_id, 0) + 1
+    conn = LiveConnection(principal)
+    try:
+        await websocket.accept()
+        await _serve(conn)
+    finally:
+        counts[principal.user_id] -= 1
+        if counts[principal.user_id] <= 0:
+            del counts[principal.user_id]
+    return None
+
+
+async def _serve(conn: LiveConnection) -> None:
+    user_id = conn.principal.user_id
+    presence = current_app.presence
+    async with current_app.broker.subscribe(user_id) as subscription:
+        await conn.send({"type": "hello", "version": __version__, "device": conn.device,
+                         "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
+        await conn.send_snapshot()
+        await presence.add(user_id, conn.conn_id, conn.device)
+        await buffer.publish(user_id, {"type": "_presence"})
+        tasks = [
+            asyncio.create_task(_pump_events(conn, subscription)),
+            asyncio.create_task(_read_client(conn)),
+            asyncio.create_task(_keep_alive(conn)),
+            asyncio.create_task(current_app.shutting_down.wait()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is tasks[3]:
+                    await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+                elif not task.cancelled() and task.exception() is not None:
+                    raise task.exception()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await presence.remove(user_id, conn.conn_id, conn.device)
+            await buffer.publish(user_id, {"type": "_presence"})
+
+
+async def _pump_events(conn: LiveConnection, subscription) -> None:
+    async for message in subscription:
+        if message is RESYNC:
+            if not await principal_still_valid(conn.principal):
+                await websocket.close(CLOSE_REVOKED, "this device was logged out")
+                return
+            await conn.send_snapshot()
+            await conn.send_devices()
+        elif message.startswith('{"type":"_'):
+            event = json.loads(message)
+            if event["type"] == "_presence":
+                await conn.send_devices()
+            elif event["type"] == "_revoke" and conn.device["id"] in event["devices"]:
+                await websocket.close(CLOSE_REVOKED, "this device was logged out")
+                return
+        else:
+            # Already-encoded JSON: one encode per event, not per socket.
+            await websocket.send(message)
+
+
+async def _read_client(conn: LiveConnection) -> None:
+    while True:
+        raw = await websocket.receive()
+        conn.last_heard = time.monotonic()
+        if not conn.bucket.take():
+            conn.strikes += 1
+            if conn.strikes > RATE_BURST:
+                await websocket.close(CLOSE_POLICY, "too many messages")
+                return
+            await conn.error("rate_limited", f"Slow down: at most {RATE_PER_SECOND:g} messages per second.")
+            continue
+        conn.strikes = 0
+        try:
+            message = json.loads(raw)
+        except (TypeError, ValueError):
+            await conn.error("invalid_json", "Messages are JSON objects with a type.")
+            continue
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await conn.error("invalid_message", "Messages are JSON objects with a type.")
+            continue
+        await _handle(conn, message)
+
+
+async def _handle(conn: LiveConnection, message: dict) -> None:
+    kind = message["type"]
+    if kind == "ping":
+        conn.heartbeats = True
+        await conn.send({"type": "pong", "t": message.get("t")})
+    elif kind == "set":
+        text = message.get("text")
+        if not isinstance(text, str):
+            await conn.error("invalid_message", "`set` needs a string `text`.")
+            return
+        try:
+            item = await buffer.store_text(conn.principal, text)
+        except APIError as error:
+            await conn.error(error.code, error.message)
+            return
+        await conn.send({"type": "ack", "id": message.get("id"), "seq": item.seq})
+    elif kind == "sync":
+        await conn.send_snapshot()
+    else:
+        await conn.error("unknown_type", f"Unknown message type {kind!r}.")
+
+
+async def _keep_alive(conn: LiveConnection) -> None:
+    """Refresh this socket's presence entry, and drop a heartbeat client that
+    went silent (a phone that lost its network without closing)."""
+    while True:
+        await asyncio.sleep(PRESENCE_REFRESH)
+        if conn.heartbeats and time.monotonic() - conn.last_heard > HEARTBEAT_TIMEOUT:
+            await websocket.close(CLOSE_POLICY, "no heartbeat")
+            return
+        await current_app.presence.refresh(conn.principal.user_id, conn.conn_id, conn.device)

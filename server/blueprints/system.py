@@ -1,0 +1,26 @@
+"""Operational endpoints."""
+from __future__ import annotations
+
+from quart import Blueprint, current_app, jsonify
+
+from .. import __version__
+from ..auth import public
+
+blueprint = Blueprint("system", __name__)
+
+
+@blueprint.get("/healthz")
+@public
+async def get_health():
+    db_ok = await current_app.db.ping()
+    broker = current_app.broker
+    status = "ok" if db_ok and broker.status == "ok" else ("degraded" if db_ok else "down")
+    body = {
+        "status": status,
+        "version": __version__,
+        "db": "ok" if db_ok else "down",
+        "broker": {"backend": broker.name, "status": broker.status},
+    }
+    # A degraded broker still serves HTTP (pushes resume on reconnect), so only
+    # a dead database makes this instance unhealthy for a load balancer.
+    return jsonify(body), 200 if db_ok else 503

@@ -1,0 +1,221 @@
+"""Writing the buffer and telling the user's devices about it.
+
+Every way in (POST /file/buffer, /file/load, the WebSocket `set`, the share
+target) goes through here, so the rules are one set: limits, quota, file cap,
+history length, seq in the same transaction, and the broker event after commit.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from quart import current_app
+
+from .auth import Principal
+from .errors import APIError
+from .models import files as files_model
+from .models import items as items_model
+from .models import users as users_model
+from .models.items import Item
+from .storage import Upload
+
+INLINE_TEXT_BYTES = 64 * 1024  # texts up to this ride along in the event
+
+
+def _settings() -> dict[str, Any]:
+    return current_app.config["CLOUDBUFFER"]
+
+
+def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
+    """The `buffer` message of the live protocol (docs/protocol.md)."""
+    if item is None:
+        return {"type": "buffer", "seq": seq, "kind": None}
+    message: dict[str, Any] = {
+        "type": "buffer",
+        "seq": item.seq,
+        "id": item.id,
+        "kind": item.kind,
+        "size": item.size,
+        "filename": item.filename,
+        "mime": item.mime,
+        "created_at": item.created_at,
+        "expires_at": item.expires_at,
+        "from": item.device_name,
+    }
+    if item.kind == "text" and item.size <= INLINE_TEXT_BYTES:
+        message["text"] = item.text
+    return message
+
+
+def item_json(item: Item) -> dict[str, Any]:
+    """An item as the REST API returns it."""
+    data = {
+        "id": item.id,
+        "seq": item.seq,
+        "type": item.kind,
+        "size": item.size,
+        "mime": item.mime,
+        "from": item.device_name,
+        "created_at": item.created_at,
+        "expires_at": item.expires_at,
+    }
+    if item.filename is not None:
+        data["filename"] = item.filename
+    return data
+
+
+async def snapshot(user_id: int) -> dict[str, Any]:
+    db = current_app.db
+    seq = await users_model.select_user_seq(db.reader, user_id)
+    item = await items_model.select_current_item(db.reader, user_id, time.time())
+    if item is not None and item.seq < seq:
+        # The newest item was deleted or expired: the buffer is what remains,
+        # but the seq still moves forward so devices accept the change.
+        return {**buffer_message(seq, item), "seq": seq}
+    return buffer_message(seq, item)
+
+
+async def publish(user_id: int, message: dict[str, Any]) -> None:
+    # One encode per event, however many sockets receive it.
+    await current_app.broker.publish(user_id, json.dumps(message, separators=(",", ":")))
+
+
+async def publish_current(user_id: int) -> None:
+    await publish(user_id, await snapshot(user_id))
+
+
+def check_text(text: str) -> bytes:
+    encoded = text.encode("utf-8")
+    limit = _settings()["MAX_TEXT_BYTES"]
+    if len(encoded) > limit:
+        raise APIError(413, "too_large", f"Text is limited to {limit} bytes; send it as a file instead.")
+    return encoded
+
+
+async def store_text(principal: Principal, text: str) -> Item:
+    size = len(check_text(text))
+    now = time.time()
+    async with current_app.db.transaction() as conn:
+        item = await items_model.insert_item(
+            conn, principal.user_id, kind="text", text=text, size=size, device_name=principal.device_name,
+            created_at=now, expires_at=now + _settings()["EXPIRE_SECONDS"],
+        )
+        removed = await _trim(conn, principal.user_id)
+    await current_app.storage.remove(removed)
+    await publish(principal.user_id, buffer_message(item.seq, item))
+    return item
+
+
+async def upload_allowance(user_id: int) -> tuple[int, Any]:
+    """How many bytes the next upload may have, and the error past that."""
+    settings = _settings()
+    used = await files_model.select_used_bytes(current_app.db.reader, user_id, time.time())
+    room = settings["QUOTA_BYTES"] - used
+    if room < settings["MAX_UPLOAD_BYTES"]:
+        return max(room, 0), lambda: _quota_error(used)
+    limit = settings["MAX_UPLOAD_BYTES"]
+    return limit, lambda: APIError(413, "too_large", f"Files are limited to {limit} bytes on this server.")
+
+
+def _quota_error(used: int) -> APIError:
+    quota = _settings()["QUOTA_BYTES"]
+    return APIError(
+        413, "quota_exceeded",
+        f"This upload would take you over your storage quota ({used} of {quota} bytes used). "
+        "Delete some files or wait for them to expire.",
+    )
+
+
+async def _insert_file(conn, principal: Principal, upload: Upload, filename: str, mime: str, now: float):
+    settings = _settings()
+    used = await files_model.select_used_bytes(conn, principal.user_id, now)
+    if used + upload.size > settings["QUOTA_BYTES"]:
+        raise _quota_error(used)
+    return await files_model.insert_file(
+        conn, principal.user_id, upload.stored_name, filename, mime, upload.size, now + settings["EXPIRE_SECONDS"]
+    )
+
+
+async def _trim(conn, user_id: int) -> list[str]:
+    settings = _settings()
+    await items_model.delete_items_beyond(conn, user_id, settings["HISTORY_SIZE"])
+    removed = await files_model.delete_files_over_cap(conn, user_id, settings["MAX_FILES"])
+    return removed + await files_model.delete_unreferenced_files(conn, user_id)
+
+
+async def _commit_upload_row(upload: Upload, write):
+    """Move the upload into place, then run `write(conn)` in one transaction;
+    if the transaction fails the file is removed, so no file lacks a row."""
+    await upload.commit()
+    try:
+        async with current_app.db.transaction() as conn:
+            result = await write(conn)
+            removed = await _trim(conn, result[0])
+    except BaseException:
+        await current_app.storage.remove([upload.stored_name])
+        raise
+    await current_app.storage.remove(removed)
+    return result
+
+
+async def store_file_item(principal: Principal, upload: Upload, filename: str, mime: str) -> Item:
+    async def write(conn):
+        now = time.time()
+        stored = await _insert_file(conn, principal, upload, filename, mime, now)
+        item = await items_model.insert_item(
+            conn, principal.user_id, kind="file", file_id=stored.id, size=stored.size,
+            device_name=principal.device_name, created_at=now, expires_at=stored.expires_at,
+        )
+        return principal.user_id, item
+
+    _, item = await _commit_upload_row(upload, write)
+    await publish(principal.user_id, buffer_message(item.seq, item))
+    return item
+
+
+async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str):
+    """A /file/load upload: a stored file with a share link, not a buffer item."""
+    token = secrets.token_urlsafe(24)
+
+    async def write(conn):
+        now = time.time()
+        stored = await _insert_file(conn, principal, upload, filename, mime, now)
+        await files_model.insert_share(conn, principal.user_id, stored.id, token, stored.expires_at)
+        return principal.user_id, stored
+
+    _, stored = await _commit_upload_row(upload, write)
+    return token, stored
+
+
+async def share_item(principal: Principal, item_id: int):
+    """A share link for a file already in the history."""
+    now = time.time()
+    token = secrets.token_urlsafe(24)
+    async with current_app.db.transaction() as conn:
+        item = await items_model.select_item(conn, principal.user_id, item_id, now)
+        if item is None or item.kind != "file":
+            raise APIError(404, "not_found", "No file with that id is in your buffer history.")
+        expires_at = now + _settings()["EXPIRE_SECONDS"]
+        await files_model.extend_file_expiry(conn, item.file_id, expires_at)
+        await files_model.insert_share(conn, principal.user_id, item.file_id, token, expires_at)
+        stored = await files_model.select_file(conn, principal.user_id, item.file_id, now)
+    return token, stored
+
+
+async def delete_item(principal: Principal, item_id: int) -> None:
+    async with current_app.db.transaction() as conn:
+        if not await items_model.delete_item(conn, principal.user_id, item_id):
+            raise APIError(404, "not_found", "No item with that id is in your buffer history.")
+        await users_model.increment_user_seq(conn, principal.user_id)
+        removed = await files_model.delete_unreferenced_files(conn, principal.user_id)
+    await current_app.storage.remove(removed)
+    await publish_current(principal.user_id)
+
+
+async def publish_revoked(user_id: int, device_keys: list[str]) -> None:
+    """Tell every worker to close these devices' sockets (logout, revoke).
+    The `_revoke` type is internal: the live endpoint acts on it and never
+    forwards it to clients."""
+    await publish(user_id, {"type": "_revoke", "devices": device_keys})

@@ -1,0 +1,167 @@
+"""`cloudbuffer`: serve the app and manage accounts from the shell."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from .config import ConfigError, ensure_data_dir, load_settings
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise SystemExit("error: the passwords do not match")
+    return password
+
+
+async def _with_db(action):
+    from .db import Database
+
+    settings = load_settings()
+    ensure_data_dir(settings["DATA_DIR"])
+    db = Database(settings["DATA_DIR"] / "cloudbuffer.sqlite3")
+    await db.open()
+    try:
+        return await action(db, settings)
+    finally:
+        await db.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serving import build_config, run
+
+    config = build_config(args.bind, args.workers)
+    return run(config)
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from .auth import hash_password
+    from .blueprints.account import validate_password, validate_username
+    from .errors import APIError
+    from .models import users as users_model
+
+    try:
+        username = validate_username(args.username)
+        password = validate_password(_read_password(args))
+    except APIError as error:
+        raise SystemExit(f"error: {error.message}") from None
+
+    async def add(db, settings):
+        password_hash = await hash_password(password)
+        async with db.transaction() as conn:
+            return await users_model.insert_user(conn, username, password_hash)
+
+    if asyncio.run(_with_db(add)) is None:
+        raise SystemExit(f"error: the username {username!r} is taken")
+    print(f"created user {username}")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from .auth import hash_password
+    from .blueprints.account import validate_password
+    from .errors import APIError
+    from .models import sessions as sessions_model
+    from .models import users as users_model
+
+    try:
+        password = validate_password(_read_password(args))
+    except APIError as error:
+        raise SystemExit(f"error: {error.message}") from None
+
+    async def passwd(db, settings):
+        user = await users_model.select_user_by_username(db.reader, args.username)
+        if user is None:
+            return None
+        password_hash = await hash_password(password)
+        async with db.transaction() as conn:
+            await users_model.update_user_password(conn, user.id, password_hash)
+            # A new password is usually a response to a leak: log everyone out.
+            ended = await sessions_model.delete_other_sessions(conn, user.id, None)
+        await _announce_revoked(settings, user.id, [f"s{session_id}" for session_id in ended])
+        return ended
+
+    ended = asyncio.run(_with_db(passwd))
+    if ended is None:
+        raise SystemExit(f"error: no user named {args.username!r}")
+    print(f"password changed for {args.username}; {len(ended)} session(s) ended")
+    return 0
+
+
+async def _announce_revoked(settings, user_id: int, device_keys: list[str]) -> None:
+    """Close the live sockets of ended sessions on running servers (with
+    Redis; a single in-process server re-checks sessions on its own)."""
+    if not settings["REDIS_URL"] or not device_keys:
+        return
+    import json
+
+    from .broker import create_broker
+
+    broker = create_broker(settings["REDIS_URL"])
+    await broker.start()
+    try:
+        await broker.publish(user_id, json.dumps({"type": "_revoke", "devices": device_keys}, separators=(",", ":")))
+    finally:
+        await broker.stop()
+
+
+def cmd_user_del(args: argparse.Namespace) -> int:
+    from .models import files as files_model
+    from .models import users as users_model
+    from .storage import Storage
+
+    async def delete(db, settings):
+        user = await users_model.select_user_by_username(db.reader, args.username)
+        if user is None:
+            return False
+        async with db.transaction() as conn:
+            names = await files_model.select_user_stored_names(conn, user.id)
+            await users_model.delete_user(conn, user.id)
+        await Storage(settings["DATA_DIR"]).remove(names)
+        return True
+
+    if not asyncio.run(_with_db(delete)):
+        raise SystemExit(f"error: no user named {args.username!r}")
+    print(f"deleted user {args.username} and their files")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cloudbuffer", description="CloudBuffer: copy on one device, paste on all.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server with Hypercorn (settings in hypercorn.toml)")
+    serve.add_argument("--bind", action="append", metavar="HOST:PORT", help="address to listen on (repeatable)")
+    serve.add_argument("--workers", type=int, metavar="N", help="worker processes (more than 1 needs Redis)")
+    serve.set_defaults(func=cmd_serve)
+
+    user = commands.add_parser("user", help="manage accounts").add_subparsers(dest="user_command", required=True)
+    for name, func, help_text in (
+        ("add", cmd_user_add, "create an account"),
+        ("passwd", cmd_user_passwd, "set a new password and end the user's sessions"),
+        ("del", cmd_user_del, "delete an account with all its items and files"),
+    ):
+        sub = user.add_parser(name, help=help_text)
+        sub.add_argument("username")
+        if name != "del":
+            sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+        sub.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

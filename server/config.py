@@ -1,0 +1,145 @@
+"""Settings, read once from CLOUDBUFFER_* environment variables.
+
+Every setting is declared in SETTINGS so the README table, the validation and
+the defaults cannot drift apart (a test checks the README lists each one).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting has a value we refuse to start with."""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http(s) URL such as https://buffer.example.com")
+    return raw.rstrip("/")
+
+
+def _redis_url(raw: str) -> str:
+    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        _url(origin)
+    return origins
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATA_DIR", "user_files", str, "Directory for the SQLite database, uploaded files and the generated secret key."),
+    Setting("SECRET_KEY", None, str, "Key that signs session cookies. If unset, one is generated once and kept in DATA_DIR/secret_key (mode 0600)."),
+    Setting("EXPIRE_SECONDS", 7200, _positive_int, "Lifetime of buffer items and share links, in seconds."),
+    Setting("MAX_FILES", 10, _positive_int, "Files kept per user (buffer files and share links); over it the oldest go."),
+    Setting("HISTORY_SIZE", 20, _positive_int, "Buffer items (text and files) kept per user; the newest is the buffer."),
+    Setting("MAX_UPLOAD_BYTES", 1024**3, _positive_int, "Largest accepted file or text body, in bytes; enforced while streaming."),
+    Setting("MAX_TEXT_BYTES", 1024**2, _positive_int, "Largest text item, in bytes (texts live in the database; send bigger ones as files)."),
+    Setting("QUOTA_BYTES", 5 * 1024**3, _positive_int, "Disk space each user may hold in files, in bytes; an upload over it is refused with 413."),
+    Setting("PUBLIC_URL", None, _url, "Base URL of share links (e.g. https://buffer.example.com); else taken from the request."),
+    Setting("REDIS_URL", None, _redis_url, "Redis URL for live sync across workers and hosts; unset means in-process only (one worker)."),
+    Setting("ALLOWED_ORIGINS", (), _origins, "Extra origins (comma-separated) allowed to use cookie sessions and the WebSocket."),
+    Setting("WS_MAX_PER_USER", 20, _positive_int, "Live sockets one user may hold open per worker process; the next is closed with 1013."),
+    Setting("SWEEP_SECONDS", 60, _positive_int, "Interval of the sweeper that deletes expired items and orphan files."),
+    Setting("UPLOAD_IDLE_SECONDS", 60, _positive_int, "An upload that sends nothing for this long is dropped and its temp file removed."),
+    Setting("SECURE_COOKIES", None, _bool, "Force the Secure cookie flag on or off; by default it is set when PUBLIC_URL is https."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def load_settings(environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Parse and validate every setting; raise ConfigError naming the bad one."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    settings: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in overrides:
+            settings[setting.name] = overrides[setting.name]
+            continue
+        raw = environ.get("CLOUDBUFFER_" + setting.name)
+        if raw is None or raw == "":
+            settings[setting.name] = setting.default
+            continue
+        try:
+            settings[setting.name] = setting.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"CLOUDBUFFER_{setting.name}={raw!r} is invalid: {error}") from None
+    unknown = set(overrides) - set(_BY_NAME)
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    settings["DATA_DIR"] = Path(settings["DATA_DIR"]).resolve()
+    return settings
+
+
+def ensure_data_dir(data_dir: Path) -> None:
+    try:
+        (data_dir / "files").mkdir(parents=True, exist_ok=True)
+        (data_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"CLOUDBUFFER_DATA_DIR={str(data_dir)!r} cannot be created: {error.strerror}") from None
+
+
+def load_or_create_secret_key(data_dir: Path) -> str:
+    """Keep one generated key in the data dir so sessions survive restarts."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        # Written aside then hard-linked so that two workers starting at once
+        # agree on one key and neither can read a half-written file.
+        tmp = data_dir / f"secret_key.{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ConfigError(f"{path} is too short to be a secret key; delete it to generate a new one")
+    return key

@@ -1,0 +1,160 @@
+"""The SQLite connections' lifetime, pragmas and schema migrations.
+
+One process holds one writer connection (SQLite has a single writer anyway; the
+asyncio lock keeps our own transactions from interleaving on it) and one reader
+connection that sees committed data thanks to WAL. Other worker processes have
+their own pair; busy_timeout makes them queue politely for the write lock.
+"""
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import aiosqlite
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        seq           INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL NOT NULL
+    );
+    CREATE TABLE sessions (
+        id           INTEGER PRIMARY KEY,
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        key_hash     BLOB NOT NULL UNIQUE,
+        device_name  TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        last_seen_at REAL NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions(user_id);
+    CREATE TABLE api_tokens (
+        id           INTEGER PRIMARY KEY,
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name         TEXT NOT NULL,
+        token_hash   BLOB NOT NULL UNIQUE,
+        created_at   REAL NOT NULL,
+        last_used_at REAL
+    );
+    CREATE INDEX api_tokens_user ON api_tokens(user_id);
+    CREATE TABLE files (
+        id          INTEGER PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        stored_name TEXT NOT NULL UNIQUE,
+        filename    TEXT NOT NULL,
+        mime        TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        created_at  REAL NOT NULL,
+        expires_at  REAL NOT NULL
+    );
+    CREATE INDEX files_user ON files(user_id, created_at);
+    CREATE INDEX files_expiry ON files(expires_at);
+    CREATE TABLE items (
+        id          INTEGER PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        seq         INTEGER NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('text', 'file')),
+        text        TEXT,
+        file_id     INTEGER REFERENCES files(id) ON DELETE CASCADE,
+        size        INTEGER NOT NULL,
+        device_name TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        expires_at  REAL NOT NULL,
+        UNIQUE (user_id, seq),
+        CHECK ((kind = 'text') = (text IS NOT NULL)),
+        CHECK ((kind = 'file') = (file_id IS NOT NULL))
+    );
+    CREATE INDEX items_expiry ON items(expires_at);
+    CREATE INDEX items_file ON items(file_id);
+    CREATE TABLE shares (
+        id         INTEGER PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        file_id    INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        token_hash BLOB NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX shares_user ON shares(user_id);
+    CREATE INDEX shares_file ON shares(file_id);
+    CREATE INDEX shares_expiry ON shares(expires_at);
+    """,
+)
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    # isolation_level=None: we issue BEGIN ourselves, so a read-then-write is
+    # one BEGIN IMMEDIATE transaction instead of a deferred one that can fail
+    # with "database is locked" when it upgrades.
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute("PRAGMA busy_timeout = 10000")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        async with conn.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone()
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in script.split(";"):
+                if statement.strip():
+                    await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {number}")
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self._writer = await _connect(self.path)
+        await self._writer.execute("PRAGMA journal_mode = WAL")
+        await _migrate(self._writer)
+        self._reader = await _connect(self.path)
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT on the writer; ROLLBACK on any error."""
+        assert self._writer is not None, "database is not open"
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            else:
+                await self._writer.execute("COMMIT")
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """Autocommit connection for single-statement reads of committed data."""
+        assert self._reader is not None, "database is not open"
+        return self._reader
+
+    async def ping(self) -> bool:
+        try:
+            async with self.reader.execute("SELECT 1") as cursor:
+                return (await cursor.fetchone())[0] == 1
+        except Exception:
+            return False

@@ -1,0 +1,86 @@
+"""One error type, one JSON shape for the API, one friendly page for people."""
+from __future__ import annotations
+
+import logging
+
+from quart import Quart, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# Werkzeug's own exceptions (404 from routing, 405, 413 from Quart's body
+# limit, …) get machine codes too, so every answer has the same shape.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+    507: "insufficient_storage",
+}
+
+_HTTP_MESSAGES = {
+    401: "You need to log in (or send an API token) to do that.",
+    404: "There is nothing here. The link may have expired or been mistyped.",
+    405: "This address does not accept that method.",
+    413: "That upload is larger than this server accepts.",
+    500: "Something went wrong on our side. Nothing you sent was half-saved; please try again.",
+}
+
+
+class APIError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def wants_json() -> bool:
+    """Scripts and the app's fetch() get JSON; a browser navigating gets a page."""
+    if request.is_json or "Authorization" in request.headers:
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best != "text/html"
+
+
+async def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    if wants_json():
+        response = jsonify(error=code, message=message)
+    else:
+        response = Response(
+            await render_template("error.html", status=status, code=code, message=message),
+            content_type="text/html; charset=utf-8",
+        )
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(APIError)
+    async def handle_api_error(error: APIError) -> Response:
+        return await error_response(error.status, error.code, error.message, error.headers)
+
+    @app.errorhandler(HTTPException)
+    async def handle_http_exception(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = _HTTP_CODES.get(status, "error")
+        message = _HTTP_MESSAGES.get(status) or error.description or code
+        valid_methods = getattr(error, "valid_methods", None)
+        headers = {"Allow": ", ".join(valid_methods)} if valid_methods else {}
+        return await error_response(status, code, message, headers)
+
+    @app.errorhandler(Exception)
+    async def handle_unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return await error_response(500, "internal_error", _HTTP_MESSAGES[500])

@@ -1,0 +1,95 @@
+"""Buffer items: a user's history of text and files; the newest is the buffer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from .users import increment_user_seq
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    user_id: int
+    seq: int
+    kind: str
+    text: str | None
+    file_id: int | None
+    size: int
+    device_name: str
+    created_at: float
+    expires_at: float
+    filename: str | None
+    mime: str
+    stored_name: str | None
+
+
+_SELECT = (
+    "SELECT i.id, i.user_id, i.seq, i.kind, i.text, i.file_id, i.size, i.device_name, i.created_at,"
+    " i.expires_at, f.filename, COALESCE(f.mime, 'text/plain; charset=utf-8') AS mime, f.stored_name"
+    " FROM items i LEFT JOIN files f ON f.id = i.file_id"
+)
+
+
+def _item(row: aiosqlite.Row | None) -> Item | None:
+    return None if row is None else Item(**dict(row))
+
+
+async def insert_item(
+    conn: aiosqlite.Connection,
+    user_id: int,
+    *,
+    kind: str,
+    size: int,
+    device_name: str,
+    created_at: float,
+    expires_at: float,
+    text: str | None = None,
+    file_id: int | None = None,
+) -> Item:
+    """Insert and bump the user's seq in the caller's transaction."""
+    seq = await increment_user_seq(conn, user_id)
+    async with conn.execute(
+        "INSERT INTO items (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at),
+    ) as cursor:
+        (item_id,) = await cursor.fetchone()
+    async with conn.execute(f"{_SELECT} WHERE i.id = ?", (item_id,)) as cursor:
+        return _item(await cursor.fetchone())
+
+
+async def select_current_item(conn: aiosqlite.Connection, user_id: int, now: float) -> Item | None:
+    async with conn.execute(
+        f"{_SELECT} WHERE i.user_id = ? AND i.expires_at > ? ORDER BY i.seq DESC LIMIT 1", (user_id, now)
+    ) as cursor:
+        return _item(await cursor.fetchone())
+
+
+async def select_item(conn: aiosqlite.Connection, user_id: int, item_id: int, now: float) -> Item | None:
+    async with conn.execute(
+        f"{_SELECT} WHERE i.id = ? AND i.user_id = ? AND i.expires_at > ?", (item_id, user_id, now)
+    ) as cursor:
+        return _item(await cursor.fetchone())
+
+
+async def select_items(conn: aiosqlite.Connection, user_id: int, now: float, limit: int) -> list[Item]:
+    async with conn.execute(
+        f"{_SELECT} WHERE i.user_id = ? AND i.expires_at > ? ORDER BY i.seq DESC LIMIT ?", (user_id, now, limit)
+    ) as cursor:
+        return [_item(row) for row in await cursor.fetchall()]
+
+
+async def delete_item(conn: aiosqlite.Connection, user_id: int, item_id: int) -> bool:
+    cursor = await conn.execute("DELETE FROM items WHERE id = ? AND user_id = ?", (item_id, user_id))
+    return cursor.rowcount == 1
+
+
+async def delete_items_beyond(conn: aiosqlite.Connection, user_id: int, keep: int) -> int:
+    cursor = await conn.execute(
+        "DELETE FROM items WHERE id IN ("
+        " SELECT id FROM items WHERE user_id = ? ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+        (user_id, keep),
+    )
+    return cursor.rowcount

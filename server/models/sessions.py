@@ -1,0 +1,121 @@
+"""Devices: a login session per browser or app, and API tokens for scripts.
+
+Only hashes of session ids and tokens are stored: a copy of the database does
+not let anyone log in.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+def hash_secret(secret: str) -> bytes:
+    # The secrets are 256-bit random values, so a fast hash is enough; argon2
+    # is for the low-entropy passwords people choose.
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    user_id: int
+    device_name: str
+    created_at: float
+    last_seen_at: float
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: int
+    user_id: int
+    name: str
+    created_at: float
+    last_used_at: float | None
+
+
+_SESSION_COLUMNS = "id, user_id, device_name, created_at, last_seen_at"
+_TOKEN_COLUMNS = "id, user_id, name, created_at, last_used_at"
+
+
+async def insert_session(conn: aiosqlite.Connection, user_id: int, session_key: str, device_name: str) -> Session:
+    now = time.time()
+    async with conn.execute(
+        f"INSERT INTO sessions (user_id, key_hash, device_name, created_at, last_seen_at)"
+        f" VALUES (?, ?, ?, ?, ?) RETURNING {_SESSION_COLUMNS}",
+        (user_id, hash_secret(session_key), device_name, now, now),
+    ) as cursor:
+        return Session(**dict(await cursor.fetchone()))
+
+
+async def select_session_by_key(conn: aiosqlite.Connection, session_key: str) -> Session | None:
+    async with conn.execute(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key_hash = ?", (hash_secret(session_key),)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else Session(**dict(row))
+
+
+async def select_sessions(conn: aiosqlite.Connection, user_id: int) -> list[Session]:
+    async with conn.execute(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC", (user_id,)
+    ) as cursor:
+        return [Session(**dict(row)) for row in await cursor.fetchall()]
+
+
+async def touch_session(conn: aiosqlite.Connection, session_id: int, now: float) -> None:
+    await conn.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
+
+
+async def update_session_name(conn: aiosqlite.Connection, user_id: int, session_id: int, device_name: str) -> bool:
+    cursor = await conn.execute(
+        "UPDATE sessions SET device_name = ? WHERE id = ? AND user_id = ?", (device_name, session_id, user_id)
+    )
+    return cursor.rowcount == 1
+
+
+async def delete_session(conn: aiosqlite.Connection, user_id: int, session_id: int) -> bool:
+    cursor = await conn.execute("DELETE FROM sessions WHERE id = ? AND user_id = ?", (session_id, user_id))
+    return cursor.rowcount == 1
+
+
+async def delete_other_sessions(conn: aiosqlite.Connection, user_id: int, keep_session_id: int | None) -> list[int]:
+    async with conn.execute(
+        "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING id", (user_id, keep_session_id)
+    ) as cursor:
+        return [row[0] for row in await cursor.fetchall()]
+
+
+async def insert_api_token(conn: aiosqlite.Connection, user_id: int, name: str, token: str) -> ApiToken:
+    async with conn.execute(
+        f"INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)"
+        f" RETURNING {_TOKEN_COLUMNS}",
+        (user_id, name, hash_secret(token), time.time()),
+    ) as cursor:
+        return ApiToken(**dict(await cursor.fetchone()))
+
+
+async def select_api_token(conn: aiosqlite.Connection, token: str) -> ApiToken | None:
+    async with conn.execute(
+        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?", (hash_secret(token),)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else ApiToken(**dict(row))
+
+
+async def select_api_tokens(conn: aiosqlite.Connection, user_id: int) -> list[ApiToken]:
+    async with conn.execute(
+        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC", (user_id,)
+    ) as cursor:
+        return [ApiToken(**dict(row)) for row in await cursor.fetchall()]
+
+
+async def touch_api_token(conn: aiosqlite.Connection, token_id: int, now: float) -> None:
+    await conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
+
+
+async def delete_api_token(conn: aiosqlite.Connection, user_id: int, token_id: int) -> bool:
+    cursor = await conn.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id))
+    return cursor.rowcount == 1

@@ -1,0 +1,144 @@
+"""Running CloudBuffer under Hypercorn: config, workers, graceful shutdown.
+
+Hypercorn's own runner cannot tell the app that shutdown has begun until the
+graceful timeout is over, so live sockets would be cut instead of closed with
+1001. This runner passes a shutdown trigger that first sets the app's
+`shutting_down` event, then lets Hypercorn drain in-flight requests.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config
+from hypercorn.logging import Logger
+from hypercorn.utils import check_multiprocess_shutdown_event
+
+from .config import ConfigError, load_settings
+
+DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
+_TOKEN_PATH = re.compile(r"(/file/(?:get|qr)/)[^/?\s]+")
+_TOKEN_QUERY = re.compile(r"(token=)[^&\s]+")
+_SECRET_ENV = re.compile(r"secret|key|token|pass|redis_url", re.IGNORECASE)
+
+
+class RedactingLogger(Logger):
+    """Access log lines never carry share tokens, credentials or secrets,
+    whatever access_log_format asks for."""
+
+    def atoms(self, request, response, request_time):
+        atoms = super().atoms(request, response, request_time)
+        for key in list(atoms.keys()):
+            value = atoms[key]
+            if not isinstance(value, str):
+                continue
+            if key in ("{authorization}i", "{cookie}i", "{set-cookie}o") or (
+                key.endswith("}e") and _SECRET_ENV.search(key)
+            ):
+                atoms[key] = "[redacted]"
+            else:
+                atoms[key] = _TOKEN_QUERY.sub(r"\1[redacted]", _TOKEN_PATH.sub(r"\1[redacted]", value))
+        return atoms
+
+
+def build_config(bind: list[str] | None, workers: int | None, toml_path: Path | None = None) -> Config:
+    path = toml_path or Path(os.environ.get("CLOUDBUFFER_HYPERCORN_CONFIG", DEFAULT_TOML))
+    config = Config.from_toml(str(path)) if path.exists() else Config()
+    if bind:
+        config.bind = bind
+    if workers is not None:
+        config.workers = workers
+    config.logger_class = RedactingLogger
+    settings = load_settings()
+    if settings["REDIS_URL"] is None and config.workers > 1:
+        raise ConfigError(
+            f"{config.workers} workers need CLOUDBUFFER_REDIS_URL: with the in-process broker a change "
+            "posted to one worker would never reach sockets held by another. Set CLOUDBUFFER_REDIS_URL "
+            "(e.g. redis://127.0.0.1:6379/0) or run one worker."
+        )
+    needed = 2 * settings["MAX_TEXT_BYTES"] + 64 * 1024
+    config.websocket_max_message_size = max(config.websocket_max_message_size, needed)
+    return config
+
+
+async def _serve(config: Config, sockets: Any, trigger) -> None:
+    from . import create_app
+
+    app = create_app()
+    if trigger is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        trigger = stop.wait
+
+    async def shutdown_trigger() -> None:
+        await trigger()
+        app.shutting_down.set()
+        await asyncio.sleep(0.2)  # let open sockets send their 1001 close frames
+
+    await worker_serve(app, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
+
+
+def _worker(config: Config, sockets: Any = None, shutdown_event: Any = None) -> None:
+    trigger = None
+    if shutdown_event is not None:
+        trigger = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
+    asyncio.run(_serve(config, sockets, trigger))
+
+
+def run(config: Config) -> int:
+    """Serve until SIGINT/SIGTERM. One worker runs in this process; more run
+    as spawned processes sharing the listening sockets, restarted if one dies."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.workers <= 1:
+        _worker(config)
+        return 0
+    sockets = config.create_sockets()
+    ctx = multiprocessing.get_context("spawn")
+    shutdown_event = ctx.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # children inherit: the parent decides shutdown
+
+    def spawn():
+        process = ctx.Process(target=_worker, kwargs={"config": config, "sockets": sockets,
+                                                      "shutdown_event": shutdown_event})
+        process.daemon = True
+        process.start()
+        return process
+
+    processes = [spawn() for _ in range(config.workers)]
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: shutdown_event.set())
+    restarts: list[float] = []
+    exitcode = 0
+    while not shutdown_event.is_set():
+        multiprocessing.connection.wait([p.sentinel for p in processes], timeout=0.5)
+        for index, process in enumerate(processes):
+            if process.is_alive() or shutdown_event.is_set():
+                continue
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 30] + [now]
+            if len(restarts) > 5:
+                logging.getLogger(__name__).error("workers keep dying; giving up")
+                shutdown_event.set()
+                exitcode = 1
+                break
+            logging.getLogger(__name__).warning("worker %s exited with %s; restarting", process.pid, process.exitcode)
+            processes[index] = spawn()
+    for process in processes:
+        process.join(config.graceful_timeout + 5)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+        sock.close()
+    return exitcode
