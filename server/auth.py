@@ -174,7 +174,9 @@ def public(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
 
 def request_origin() -> str:
     conn = _connection()
-    return f"{conn.scheme}://{conn.host}"
+    # A WebSocket's scheme is ws/wss, but browsers send the page's http(s) Origin.
+    scheme = {"ws": "http", "wss": "https"}.get(conn.scheme, conn.scheme)
+    return f"{scheme}://{conn.host}"
 
 
 def allowed_origins() -> set[str]:

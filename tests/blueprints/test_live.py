@@ -1,0 +1,208 @@
+"""The live socket through Quart's test client, on both brokers."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
+
+from server import create_app
+from tests.conftest import make_token, register
+
+ORIGIN = {"Origin": "http://localhost"}
+
+
+async def receive(ws, timeout: float = 3.0) -> dict:
+    return json.loads(await asyncio.wait_for(ws.receive(), timeout))
+
+
+async def receive_until(ws, kind: str, timeout: float = 3.0) -> dict:
+    while True:
+        message = await receive(ws, timeout)
+        if message["type"] == kind:
+            return message
+
+
+async def open_device(ws) -> tuple[dict, dict]:
+    """Read what every socket gets first: hello, then the buffer snapshot."""
+    hello = await receive(ws)
+    assert hello["type"] == "hello"
+    snapshot = await receive(ws)
+    assert snapshot["type"] == "buffer"
+    return hello, snapshot
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def live_app(request, tmp_path):
+    """The app on the memory broker and on a private Redis."""
+    settings = {"DATA_DIR": str(tmp_path / "data")}
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        settings["REDIS_URL"] = server.url
+    app = create_app(settings)
+    async with app.test_app():
+        yield app
+
+
+async def test_connect_sends_hello_snapshot_and_devices(live_app):
+    client = live_app.test_client()
+    await register(client, "alice")
+    async with client.websocket("/ws", headers=ORIGIN) as ws:
+        hello, snapshot = await open_device(ws)
+        assert hello["device"]["kind"] == "session"
+        assert hello["device"]["id"].startswith("s")
+        assert snapshot == {"type": "buffer", "seq": 0, "kind": None}
+        devices = await receive_until(ws, "devices")
+        assert [d["id"] for d in devices["devices"]] == [hello["device"]["id"]]
+
+
+async def test_post_reaches_every_device_of_the_user_only(live_app):
+    alice = live_app.test_client()
+    await register(alice, "alice")
+    bob = live_app.test_client()
+    await register(bob, "bob")
+    async with alice.websocket("/ws", headers=ORIGIN) as a_ws, bob.websocket("/ws", headers=ORIGIN) as b_ws:
+        await open_device(a_ws)
+        await open_device(b_ws)
+        response = await alice.post("/file/buffer", data=b"from the laptop", headers={"X-Data-Type": "text"})
+        assert response.status_code == 201
+        event = await receive_until(a_ws, "buffer")
+        assert (event["seq"], event["kind"], event["text"]) == (1, "text", "from the laptop")
+        # Bob's socket gets nothing about alice's buffer.
+        with pytest.raises(asyncio.TimeoutError):
+            await receive_until(b_ws, "buffer", timeout=0.5)
+
+
+async def test_set_over_the_socket_stores_and_acks(live_app):
+    client = live_app.test_client()
+    await register(client, "alice")
+    async with client.websocket("/ws", headers=ORIGIN) as ws:
+        await open_device(ws)
+        await ws.send(json.dumps({"type": "set", "text": "via socket", "id": "c1"}))
+        ack = await receive_until(ws, "ack")
+        assert ack == {"type": "ack", "id": "c1", "seq": 1}
+        event = await receive_until(ws, "buffer")
+        assert event["text"] == "via socket"
+    response = await client.get("/file/buffer")
+    assert await response.get_data(as_text=True) == "via socket"
+
+
+async def test_large_text_is_not_inlined(live_app):
+    client = live_app.test_client()
+    await register(client, "alice")
+    big = "x" * (64 * 1024 + 1)
+    async with client.websocket("/ws", headers=ORIGIN) as ws:
+        await open_device(ws)
+        await client.post("/file/buffer", data=big.encode(), headers={"X-Data-Type": "text"})
+        event = await receive_until(ws, "buffer")
+        assert event["size"] == len(big) and "text" not in event
+
+
+async def test_bad_messages_get_errors_and_socket_stays_open(app, alice):
+    async with alice.websocket("/ws", headers=ORIGIN) as ws:
+        await open_device(ws)
+        await ws.send("not json")
+        assert (await receive_until(ws, "error"))["code"] == "invalid_json"
+        await ws.send(json.dumps({"type": "launch"}))
+        assert (await receive_until(ws, "error"))["code"] == "unknown_type"
+        await ws.send(json.dumps({"type": "set", "text": 42}))
+        assert (await receive_until(ws, "error"))["code"] == "invalid_message"
+        too_long = "y" * (app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"] + 1)
+        await ws.send(json.dumps({"type": "set", "text": too_long}))
+        assert (await receive_until(ws, "error"))["code"] == "too_large"
+        await ws.send(json.dumps({"type": "ping", "t": 7}))
+        assert await receive_until(ws, "pong") == {"type": "pong", "t": 7}
+
+
+async def test_flood_gets_rate_limited_then_closed(alice):
+    async with alice.websocket("/ws", headers=ORIGIN) as ws:
+        await open_device(ws)
+        for _ in range(120):
+            await ws.send(json.dumps({"type": "ping"}))
+        errors = 0
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            while True:
+                message = await receive(ws)
+                errors += message["type"] == "error" and message["code"] == "rate_limited"
+        assert errors > 0
+        assert closed.value.args[0] == 1008
+
+
+async def test_no_credentials_refused_before_accept(client):
+    with pytest.raises(WebsocketResponseError) as refused:
+        async with client.websocket("/ws", headers=ORIGIN) as ws:
+            await ws.receive()
+    assert refused.value.response.status_code == 401
+
+
+async def test_foreign_origin_refused(alice):
+    with pytest.raises(WebsocketResponseError) as refused:
+        async with alice.websocket("/ws", headers={"Origin": "https://evil.example"}) as ws:
+            await ws.receive()
+    assert refused.value.response.status_code == 403
+
+
+async def test_missing_origin_needs_a_bearer_token(app, alice):
+    token = await make_token(alice)
+    with pytest.raises(WebsocketResponseError) as refused:
+        async with alice.websocket("/ws") as ws:
+            await ws.receive()
+    assert refused.value.response.status_code == 403
+    scripted = app.test_client()
+    async with scripted.websocket("/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
+        hello, _ = await open_device(ws)
+        assert hello["device"]["kind"] == "token"
+
+
+async def test_logout_closes_the_devices_socket(live_app):
+    client = live_app.test_client()
+    await register(client, "alice")
+    async with client.websocket("/ws", headers=ORIGIN) as ws:
+        await open_device(ws)
+        response = await client.post("/account/logout", headers={"Accept": "application/json"})
+        assert response.status_code == 200
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            while True:
+                await receive(ws)
+        assert closed.value.args[0] == 4401
+
+
+async def test_token_revoke_closes_only_that_socket(live_app):
+    browser = live_app.test_client()
+    await register(browser, "alice")
+    token = await make_token(browser)
+    tokens = await (await browser.get("/account/profile", headers={"Accept": "application/json"})).get_json()
+    token_id = tokens["tokens"][0]["id"]
+    script = live_app.test_client()
+    async with browser.websocket("/ws", headers=ORIGIN) as b_ws, \
+            script.websocket("/ws", headers={"Authorization": f"Bearer {token}"}) as s_ws:
+        await open_device(b_ws)
+        await open_device(s_ws)
+        response = await browser.delete(f"/account/tokens/{token_id}", headers={"Accept": "application/json"})
+        assert response.status_code == 200
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            while True:
+                await receive(s_ws)
+        assert closed.value.args[0] == 4401
+        await browser.post("/file/buffer", data=b"still here", headers={"X-Data-Type": "text"})
+        assert (await receive_until(b_ws, "buffer"))["text"] == "still here"
+
+
+async def test_connection_cap_per_user(tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "WS_MAX_PER_USER": 2})
+    async with app.test_app():
+        alice = app.test_client()
+        await register(alice, "alice")
+        bob = app.test_client()
+        await register(bob, "bob")
+        async with alice.websocket("/ws", headers=ORIGIN) as one, alice.websocket("/ws", headers=ORIGIN) as two:
+            await open_device(one)
+            await open_device(two)
+            async with alice.websocket("/ws", headers=ORIGIN) as three:
+                with pytest.raises(WebsocketDisconnectError) as closed:
+                    await receive(three)
+                assert closed.value.args[0] == 1013
+            async with bob.websocket("/ws", headers=ORIGIN) as other_user:
+                hello, _ = await open_device(other_user)
+                assert hello["type"] == "hello"
