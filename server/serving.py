@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ from typing import Any
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
 from hypercorn.logging import Logger
-from hypercorn.utils import check_multiprocess_shutdown_event
+from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
 from .config import ConfigError, load_settings
 
@@ -65,8 +66,9 @@ def build_config(bind: list[str] | None, workers: int | None, toml_path: Path | 
             "posted to one worker would never reach sockets held by another. Set CLOUDBUFFER_REDIS_URL "
             "(e.g. redis://127.0.0.1:6379/0) or run one worker."
         )
-    needed = 2 * settings["MAX_TEXT_BYTES"] + 64 * 1024
-    config.websocket_max_message_size = max(config.websocket_max_message_size, needed)
+    # The largest legitimate message is a `set` of MAX_TEXT_BYTES (JSON may
+    # escape some characters, hence the factor 2).
+    config.websocket_max_message_size = 2 * settings["MAX_TEXT_BYTES"] + 64 * 1024
     return config
 
 
@@ -86,7 +88,10 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
         app.shutting_down.set()
         await asyncio.sleep(0.2)  # let open sockets send their 1001 close frames
 
-    await worker_serve(app, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
+    # worker_serve takes Hypercorn's app wrapper (it calls app(scope, receive,
+    # send, sync_spawn, call_soon)), not the bare ASGI app.
+    await worker_serve(wrap_app(app, config.wsgi_max_body_size, "asgi"), config,
+                       sockets=sockets, shutdown_trigger=shutdown_trigger)
 
 
 def _worker(config: Config, sockets: Any = None, shutdown_event: Any = None) -> None:

@@ -23,6 +23,9 @@ from ..presence import PRESENCE_REFRESH
 
 blueprint = Blueprint("live", __name__)
 log = logging.getLogger(__name__)
+# Which worker process holds a socket: helps operators (and tests) see how
+# sockets spread across workers and hosts without exposing pids.
+NODE_ID = secrets.token_hex(4)
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
@@ -113,7 +116,7 @@ async def _serve(conn: LiveConnection) -> None:
     user_id = conn.principal.user_id
     presence = current_app.presence
     async with current_app.broker.subscribe(user_id) as subscription:
-        await conn.send({"type": "hello", "version": __version__, "device": conn.device,
+        await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
                          "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
         await conn.send_snapshot()
         await presence.add(user_id, conn.conn_id, conn.device)

@@ -1,0 +1,294 @@
+"""Live sync end to end: the real server as 2 Hypercorn workers on a private
+Redis, driven with a real WebSocket client (the `websockets` package)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import PASSWORD
+from tests.live_server import live_server_factory  # noqa: F401  (fixture)
+
+CONVERGE_SECONDS = 5.0
+
+
+@pytest.fixture
+def cluster(live_server_factory, redis_server, tmp_path):  # noqa: F811
+    return live_server_factory(tmp_path / "data", workers=2, redis_url=redis_server.url)
+
+
+class Device:
+    """One logged-in device: an httpx client with its cookie and sockets."""
+
+    def __init__(self, server, username: str, register: bool = False) -> None:
+        self.server = server
+        self.http = httpx.AsyncClient(base_url=server.base_url, timeout=10)
+        self.username = username
+        self.register = register
+
+    async def login(self) -> "Device":
+        path = "/account/register" if self.register else "/account/login"
+        response = await self.http.post(path, json={"username": self.username, "password": PASSWORD})
+        assert response.status_code in (200, 201), response.text
+        return self
+
+    @property
+    def cookie_header(self) -> dict[str, str]:
+        return {"Cookie": "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())}
+
+    def socket(self, **kwargs):
+        headers = kwargs.pop("headers", self.cookie_header)
+        return connect(self.server.ws_url + "/ws", additional_headers=headers,
+                       origin=kwargs.pop("origin", self.server.base_url), open_timeout=5, **kwargs)
+
+    async def post_text(self, text: str) -> dict:
+        response = await self.http.post("/file/buffer", content=text.encode(), headers={"X-Data-Type": "text"})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+async def next_message(ws, kind: str, timeout: float = CONVERGE_SECONDS) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic())))
+        if message["type"] == kind:
+            return message
+
+
+async def open_socket(device: Device, **kwargs):
+    """A connected socket plus its hello and snapshot."""
+    ws = await device.socket(**kwargs)
+    hello = await next_message(ws, "hello")
+    snapshot = await next_message(ws, "buffer")
+    return ws, hello, snapshot
+
+
+async def sockets_on_two_workers(device: Device, tries: int = 40):
+    """Open sockets until two are held by different workers (the kernel
+    spreads accepts between the processes; the hello names the worker)."""
+    opened = []
+    try:
+        for _ in range(tries):
+            ws, hello, _ = await open_socket(device)
+            opened.append((ws, hello))
+            nodes = {h["node"] for _, h in opened}
+            if len(nodes) == 2:
+                first = opened[0]
+                second = next(item for item in opened if item[1]["node"] != first[1]["node"])
+                for item in opened:
+                    if item is not first and item is not second:
+                        await item[0].close()
+                return first[0], second[0]
+    except BaseException:
+        for ws, _ in opened:
+            await ws.close()
+        raise
+    for ws, _ in opened:
+        await ws.close()
+    raise AssertionError(f"all {tries} sockets landed on one worker")
+
+
+async def converge(ws, seq: int, timeout: float = CONVERGE_SECONDS) -> dict:
+    """Read buffers until this socket has reached `seq` (what a client shows)."""
+    deadline = time.monotonic() + timeout
+    latest = None
+    while latest is None or latest["seq"] < seq:
+        latest = await next_message(ws, "buffer", max(0.01, deadline - time.monotonic()))
+    return latest
+
+
+async def test_post_reaches_both_workers_in_order_and_no_one_else(cluster):
+    laptop = await Device(cluster, "alice", register=True).login()
+    phone = await Device(cluster, "alice").login()
+    bob = await Device(cluster, "bob", register=True).login()
+    script = await Device(cluster, "alice").login()
+    a_ws, b_ws = await sockets_on_two_workers(laptop)
+    p_ws, _, _ = await open_socket(phone)
+    bob_ws, _, _ = await open_socket(bob)
+    try:
+        posted = [await script.post_text(f"change {n}") for n in range(3)]
+        assert [p["seq"] for p in posted] == [1, 2, 3]
+        for ws in (a_ws, b_ws, p_ws):
+            received = [await next_message(ws, "buffer") for _ in range(3)]
+            assert [(m["seq"], m["text"]) for m in received] == [(1, "change 0"), (2, "change 1"), (3, "change 2")]
+        with pytest.raises(asyncio.TimeoutError):
+            await next_message(bob_ws, "buffer", timeout=0.7)
+    finally:
+        for ws in (a_ws, b_ws, p_ws, bob_ws):
+            await ws.close()
+        for device in (laptop, phone, bob, script):
+            await device.close()
+
+
+async def test_offline_device_gets_latest_on_reconnect(cluster):
+    laptop = await Device(cluster, "alice", register=True).login()
+    phone = await Device(cluster, "alice").login()
+    try:
+        ws, _, snapshot = await open_socket(phone)
+        assert snapshot["seq"] == 0
+        await ws.close()
+        for n in range(3):
+            await laptop.post_text(f"while away {n}")
+        ws, _, snapshot = await open_socket(phone)
+        assert (snapshot["seq"], snapshot["text"]) == (3, "while away 2")
+        await ws.close()
+    finally:
+        await laptop.close()
+        await phone.close()
+
+
+async def test_pubsub_connection_killed_sockets_converge(cluster, redis_server):
+    laptop = await Device(cluster, "alice", register=True).login()
+    a_ws, b_ws = await sockets_on_two_workers(laptop)
+    try:
+        await laptop.post_text("before")
+        for ws in (a_ws, b_ws):
+            await converge(ws, 1)
+        assert redis_server.client_kill_pubsub() >= 2
+        # Posted while the subscriptions are being re-established: the event
+        # itself may be lost, the resync after reconnect must not be.
+        await laptop.post_text("during")
+        for ws in (a_ws, b_ws):
+            latest = await converge(ws, 2)
+            assert latest["text"] == "during"
+        await laptop.post_text("after")
+        for ws in (a_ws, b_ws):
+            assert (await converge(ws, 3))["text"] == "after"
+    finally:
+        await a_ws.close()
+        await b_ws.close()
+        await laptop.close()
+
+
+async def test_redis_down_http_keeps_working_and_sockets_resync(cluster, redis_server):
+    laptop = await Device(cluster, "alice", register=True).login()
+    a_ws, b_ws = await sockets_on_two_workers(laptop)
+    try:
+        redis_server.stop()
+        posted = await laptop.post_text("stored while redis is down")
+        assert posted["seq"] == 1
+        deadline = time.monotonic() + CONVERGE_SECONDS
+        health = (await laptop.http.get("/healthz")).json()
+        while health["broker"]["status"] != "degraded" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            health = (await laptop.http.get("/healthz")).json()
+        assert health["broker"] == {"backend": "redis", "status": "degraded"}
+        assert (await laptop.http.get("/file/buffer")).text == "stored while redis is down"
+
+        redis_server.start()
+        for ws in (a_ws, b_ws):
+            latest = await converge(ws, 1, timeout=CONVERGE_SECONDS + 3)
+            assert latest["text"] == "stored while redis is down"
+        deadline = time.monotonic() + CONVERGE_SECONDS
+        while (await laptop.http.get("/healthz")).json()["broker"]["status"] != "ok":
+            assert time.monotonic() < deadline, "broker did not recover"
+            await asyncio.sleep(0.1)
+    finally:
+        await a_ws.close()
+        await b_ws.close()
+        await laptop.close()
+
+
+async def test_refused_without_credentials_or_from_foreign_origin(cluster):
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(cluster.ws_url + "/ws", origin=cluster.base_url, open_timeout=5)
+    assert refused.value.response.status_code == 401
+    device = await Device(cluster, "alice", register=True).login()
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            await device.socket(origin="https://evil.example")
+        assert refused.value.response.status_code == 403
+    finally:
+        await device.close()
+
+
+async def test_logout_and_token_revoke_close_sockets_on_every_worker(cluster):
+    laptop = await Device(cluster, "alice", register=True).login()
+    token = (await laptop.http.post("/account/tokens", json={"name": "cli"})).json()
+    a_ws, b_ws = await sockets_on_two_workers(laptop)
+    script_ws = await connect(cluster.ws_url + "/ws", open_timeout=5,
+                              additional_headers={"Authorization": f"Bearer {token['token']}"})
+    try:
+        response = await laptop.http.delete(f"/account/tokens/{token['id']}")
+        assert response.status_code == 200
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(_drain(script_ws), CONVERGE_SECONDS)
+        assert closed.value.rcvd.code == 4401
+
+        started = time.monotonic()
+        response = await laptop.http.post("/account/logout")
+        assert response.status_code == 200
+        for ws in (a_ws, b_ws):
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(_drain(ws), CONVERGE_SECONDS)
+            assert closed.value.rcvd.code == 4401
+        assert time.monotonic() - started < 1.5
+    finally:
+        await laptop.close()
+
+
+async def _drain(ws) -> None:
+    while True:
+        await ws.recv()
+
+
+async def test_oversize_and_cap_leave_other_users_alone(live_server_factory, redis_server, tmp_path):  # noqa: F811
+    server = live_server_factory(tmp_path / "data", workers=2, redis_url=redis_server.url,
+                                 env={"CLOUDBUFFER_MAX_TEXT_BYTES": "1024", "CLOUDBUFFER_WS_MAX_PER_USER": "2"})
+    alice = await Device(server, "alice", register=True).login()
+    bob = await Device(server, "bob", register=True).login()
+    bob_ws, _, _ = await open_socket(bob)
+    try:
+        ws, _, _ = await open_socket(alice)
+        # Hypercorn's limit is sized for a `set` of MAX_TEXT_BYTES; far beyond it the socket is closed.
+        await ws.send(json.dumps({"type": "set", "text": "z" * 200_000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(_drain(ws), CONVERGE_SECONDS)
+        assert closed.value.rcvd.code == 1009
+
+        # The cap is per worker process: open until one is refused.
+        refused = None
+        held = []
+        for _ in range(12):
+            ws = await alice.socket()
+            try:
+                await next_message(ws, "hello", timeout=2)
+                held.append(ws)
+            except ConnectionClosed as error:
+                refused = error
+                break
+        assert refused is not None and refused.rcvd.code == 1013
+        assert len(held) >= 2
+        await bob.post_text("bob is fine")
+        assert (await next_message(bob_ws, "buffer"))["text"] == "bob is fine"
+        for ws in held:
+            await ws.close()
+    finally:
+        await bob_ws.close()
+        await alice.close()
+        await bob.close()
+
+
+async def test_graceful_shutdown_closes_sockets_with_1001(cluster):
+    laptop = await Device(cluster, "alice", register=True).login()
+    a_ws, b_ws = await sockets_on_two_workers(laptop)
+    try:
+        started = time.monotonic()
+        exit_code = await asyncio.to_thread(cluster.stop)
+        elapsed = time.monotonic() - started
+        for ws in (a_ws, b_ws):
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(_drain(ws), 2)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        assert exit_code == 0
+        assert elapsed < 5 + 2  # hypercorn.toml's graceful_timeout, plus process exit
+    finally:
+        await laptop.close()
