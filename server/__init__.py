@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import Quart, Response
 
-from .auth import auth_manager, check_same_origin
+from .auth import check_same_origin, init_auth
 from .broker import create_broker
 from .config import ensure_data_dir, load_or_create_secret_key, load_settings
 from .db import Database
@@ -42,7 +42,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         secure = bool(settings["PUBLIC_URL"] and settings["PUBLIC_URL"].startswith("https://"))
     app.config["QUART_AUTH_COOKIE_SECURE"] = secure
     app.config["TEMPLATES_AUTO_RELOAD"] = False
-    auth_manager.init_app(app)
+    init_auth(app)
 
     app.db = Database(settings["DATA_DIR"] / "cloudbuffer.sqlite3")
     app.storage = Storage(settings["DATA_DIR"])

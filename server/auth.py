@@ -50,7 +50,16 @@ class Principal:
         return f"{self.device_kind[0]}{self.device_id}"
 
 
-auth_manager = QuartAuth()
+def init_auth(app) -> None:
+    """One QuartAuth per app. QuartAuth.init_app copies the app's cookie
+    settings (Secure flag, …) onto the instance only while they are unset, so
+    a module-wide instance would give every later app in the process (tests)
+    the first app's settings."""
+    QuartAuth(app)
+
+
+def _auth_manager() -> QuartAuth:
+    return current_app.extensions["QUART_AUTH"][0]
 
 
 async def hash_password(password: str) -> str:
@@ -123,7 +132,7 @@ async def _resolve() -> Principal | None:
                 await sessions_model.touch_api_token(conn, api_token.id, now)
         return Principal(user.id, user.username, "token", api_token.id, api_token.name)
 
-    session_key = auth_manager.load_cookie()
+    session_key = _auth_manager().load_cookie()
     if session_key is None:
         return None
     session = await sessions_model.select_session_by_key(db.reader, session_key)
