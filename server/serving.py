@@ -94,7 +94,22 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
                        sockets=sockets, shutdown_trigger=shutdown_trigger)
 
 
+def _configure_logging() -> None:
+    """Our own modules log to stderr like Hypercorn does; Hypercorn's loggers
+    keep their own handlers (routing them through the root too would print
+    every line twice)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
+    for name in ("server", "redis"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO if name == "server" else logging.WARNING)
+        logger.propagate = False
+
+
 def _worker(config: Config, sockets: Any = None, shutdown_event: Any = None) -> None:
+    _configure_logging()
     trigger = None
     if shutdown_event is not None:
         trigger = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
@@ -104,7 +119,7 @@ def _worker(config: Config, sockets: Any = None, shutdown_event: Any = None) -> 
 def run(config: Config) -> int:
     """Serve until SIGINT/SIGTERM. One worker runs in this process; more run
     as spawned processes sharing the listening sockets, restarted if one dies."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     if config.workers <= 1:
         _worker(config)
         return 0
