@@ -113,18 +113,75 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
         raise
 
 
+class _FetchedCursor:
+    """The rows of one finished statement, read like an aiosqlite cursor."""
+
+    rowcount = -1
+
+    def __init__(self, rows) -> None:
+        self._rows = list(rows)
+        self._next = 0
+
+    async def fetchone(self):
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    async def fetchall(self):
+        rows, self._next = self._rows[self._next :], len(self._rows)
+        return rows
+
+
+class _ReadResult:
+    def __init__(self, pending) -> None:
+        self._pending = pending
+
+    async def _cursor(self) -> _FetchedCursor:
+        return _FetchedCursor(await self._pending)
+
+    def __await__(self):
+        return self._cursor().__await__()
+
+    async def __aenter__(self) -> _FetchedCursor:
+        return await self._cursor()
+
+    async def __aexit__(self, *exc_info) -> None:
+        return None
+
+
+class SnapshotReader:
+    """The reader connection, shared by every request of this process.
+
+    Each statement is executed and fully fetched in one trip to the
+    connection's thread. With aiosqlite's execute-then-fetch, a statement of
+    one request could stay open while another request's statement ran, and
+    both would read inside the first one's snapshot, from before a concurrent
+    commit: a session created a moment ago would look unknown (a spurious 401).
+    """
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters=()) -> _ReadResult:
+        return _ReadResult(self._conn.execute_fetchall(sql, parameters))
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
 class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._reader: SnapshotReader | None = None
         self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
         self._writer = await _connect(self.path)
         await self._writer.execute("PRAGMA journal_mode = WAL")
         await _migrate(self._writer)
-        self._reader = await _connect(self.path)
+        self._reader = SnapshotReader(await _connect(self.path))
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
@@ -147,7 +204,7 @@ class Database:
                 await self._writer.execute("COMMIT")
 
     @property
-    def reader(self) -> aiosqlite.Connection:
+    def reader(self) -> SnapshotReader:
         """Autocommit connection for single-statement reads of committed data."""
         assert self._reader is not None, "database is not open"
         return self._reader
