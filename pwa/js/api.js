@@ -1,0 +1,67 @@
+// Same-origin calls to the server's JSON API. Errors carry the server's
+// {"error", "message"} so the app can show the message as it is.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** A network failure (offline, server down), as opposed to an answer. */
+export class NetworkError extends Error {}
+
+export async function request(url, options = {}) {
+  const headers = {Accept: "application/json", ...(options.headers || {})};
+  let response;
+  try {
+    response = await fetch(url, {credentials: "same-origin", ...options, headers});
+  } catch (error) {
+    throw new NetworkError(navigator.onLine ? "The server cannot be reached." : "You are offline.");
+  }
+  if (response.status === 401) {
+    window.dispatchEvent(new CustomEvent("cloudbuffer:logged-out"));
+  }
+  if (!response.ok) {
+    let body = {};
+    try { body = await response.json(); } catch { /* not JSON */ }
+    throw new ApiError(response.status, body.error || "error", body.message || `The server answered ${response.status}.`);
+  }
+  return response;
+}
+
+export async function requestJSON(url, options = {}) {
+  const response = await request(url, options);
+  return response.status === 204 ? null : response.json();
+}
+
+export function sendText(text) {
+  return requestJSON("/file/buffer", {
+    method: "POST",
+    headers: {"X-Data-Type": "text", "Content-Type": "text/plain; charset=utf-8"},
+    body: text,
+  });
+}
+
+export function listItems() {
+  return requestJSON("/file/buffer/items").then((body) => body.items);
+}
+
+export async function itemText(id) {
+  const response = await request(`/file/buffer/items/${id}`, {headers: {Accept: "text/plain"}});
+  return response.text();
+}
+
+export function deleteItem(id) {
+  return requestJSON(`/file/buffer/items/${id}`, {method: "DELETE"});
+}
+
+export function shareItem(id) {
+  return requestJSON(`/file/buffer/items/${id}/share`, {method: "POST"});
+}
+
+export const itemURL = (id) => `/file/buffer/items/${id}`;
+
+/** The QR image of a share, same-origin whatever PUBLIC_URL is (the CSP allows only 'self'). */
+export const qrURL = (token) => `/file/qr?token=${encodeURIComponent(token)}`;

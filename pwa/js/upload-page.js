@@ -1,0 +1,96 @@
+// /file/load: drop or pick a file, watch it upload (with Cancel), then get
+// the link, its QR code, size and expiry. Without JS the form posts as is.
+import {$} from "./dom.js";
+import {qrURL} from "./api.js";
+import {absoluteTime, formatSize, isoTime} from "./format.js";
+import {uploadFile, UploadCancelled} from "./upload.js";
+import "./copy-buttons.js";
+
+const page = $("upload-page");
+const maxBytes = Number(page.dataset.maxBytes);
+const form = $("load-form");
+const input = $("load-file");
+const dropzone = $("dropzone");
+let current = null;
+
+function showError(message) {
+  $("load-error").textContent = message;
+  $("load-error").hidden = !message;
+}
+
+function reset() {
+  current = null;
+  form.hidden = false;
+  $("load-progress").hidden = true;
+  $("load-result").hidden = true;
+  input.value = "";
+}
+
+function start(file) {
+  showError("");
+  if (file.size > maxBytes) {
+    showError(`${file.name} is ${formatSize(file.size)}; this server takes files up to ${formatSize(maxBytes)}.`);
+    return;
+  }
+  form.hidden = true;
+  $("load-progress").hidden = false;
+  $("load-name").textContent = file.name;
+  $("load-bar").value = 0;
+  $("load-meta").textContent = `0 of ${formatSize(file.size)}`;
+  current = uploadFile(file, {
+    target: "share",
+    onProgress(loaded, total) {
+      $("load-bar").value = total ? Math.round((100 * loaded) / total) : 100;
+      $("load-meta").textContent = `${formatSize(loaded)} of ${formatSize(total)}`;
+    },
+  });
+  current.promise.then(showResult, (error) => {
+    reset();
+    showError(error instanceof UploadCancelled ? "Upload cancelled." : error.message);
+  });
+}
+
+function showResult(share) {
+  current = null;
+  $("load-progress").hidden = true;
+  $("load-result").hidden = false;
+  $("result-name").textContent = share.filename;
+  $("result-size").textContent = formatSize(share.size);
+  $("result-expiry").textContent = absoluteTime(share.expires_at);
+  $("result-expiry").dateTime = isoTime(share.expires_at);
+  $("result-qr").src = qrURL(share.token);
+  $("result-url").value = share.url;
+  $("result-open").href = share.url;
+  $("result-url").focus();
+  $("result-url").select();
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (input.files.length) start(input.files[0]);
+  else input.focus();
+});
+input.addEventListener("change", () => {
+  if (input.files.length) start(input.files[0]);
+});
+$("load-cancel").addEventListener("click", () => current?.abort());
+$("load-another").addEventListener("click", () => {
+  reset();
+  input.focus();
+});
+
+for (const type of ["dragenter", "dragover"]) {
+  document.addEventListener(type, (event) => {
+    event.preventDefault();
+    dropzone.classList.add("dragging");
+  });
+}
+document.addEventListener("dragleave", (event) => {
+  if (!event.relatedTarget) dropzone.classList.remove("dragging");
+});
+document.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropzone.classList.remove("dragging");
+  const file = event.dataTransfer?.files[0];
+  if (file && !current) start(file);
+});
