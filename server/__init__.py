@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from quart import Quart, Response
+from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth
 from .broker import create_broker
@@ -13,9 +14,11 @@ from .config import ensure_data_dir, load_or_create_secret_key, load_settings
 from .db import Database
 from .errors import register_error_handlers
 from .presence import create_presence
+from .api_schema import init_openapi
+from .ratelimits import init_rate_limits
 from .storage import Storage
 from .sweeper import run_sweeper
-from .wrappers import CloudBufferResponse
+from .wrappers import BackpressureHTTPConnection, CloudBufferRequest, CloudBufferResponse, LightWebsocketConnection
 
 __version__ = "0.1.0"
 
@@ -29,6 +32,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
 
     app = Quart(__name__, template_folder="../templates", static_folder="../static")
     app.response_class = CloudBufferResponse
+    app.request_class = CloudBufferRequest
+    app.asgi_http_class = BackpressureHTTPConnection
+    app.asgi_websocket_class = LightWebsocketConnection
+    # <int:…> ids beyond SQLite's 64-bit integers are a 404, not an
+    # OverflowError in the query (found by tests/test_fuzz.py).
+    app.url_map.converters["int"] = SQLiteIntConverter
     app.config["CLOUDBUFFER"] = settings
     app.secret_key = settings["SECRET_KEY"] or load_or_create_secret_key(settings["DATA_DIR"])
     # Uploads are streamed and limited by our own code, per request; Quart's
@@ -45,20 +54,23 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     init_auth(app)
 
     app.db = Database(settings["DATA_DIR"] / "cloudbuffer.sqlite3")
-    app.storage = Storage(settings["DATA_DIR"])
+    app.storage = Storage(settings["DATA_DIR"], settings["MIN_FREE_BYTES"])
     app.broker = create_broker(settings["REDIS_URL"])
     app.presence = create_presence(settings["REDIS_URL"])
     app.live_counts = {}
     app.shutting_down = asyncio.Event()
 
     register_error_handlers(app)
+    # Counted before anything else runs, so floods are turned away cheaply.
+    init_rate_limits(app)
+    init_openapi(app)
     app.before_request(check_same_origin)
     app.after_request(_security_headers)
 
-    from .blueprints import account, buffer, files, live, pwa, system
+    from .blueprints import account, api_docs, buffer, files, live, pwa, system
 
     for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, live.blueprint,
-                      pwa.blueprint, system.blueprint):
+                      pwa.blueprint, system.blueprint, api_docs.blueprint):
         app.register_blueprint(blueprint)
 
     @app.before_serving
@@ -83,6 +95,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         await app.db.close()
 
     return app
+
+
+class SQLiteIntConverter(IntegerConverter):
+    """An id too big for SQLite's 64-bit integers names no row: it becomes -1
+    (never an id), so the handler answers its usual 404."""
+
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        return number if number < 2**63 else -1
 
 
 async def _security_headers(response: Response) -> Response:

@@ -41,6 +41,7 @@ SOCKET_TIMEOUT = 2.0  # a command (PUBLISH, SUBSCRIBE) to a server that stopped 
 PING_INTERVAL = 3.0  # the listener pings after this much silence ...
 PING_TIMEOUT = 2.0  # ... and gives the connection up if no answer comes in this long
 PUBLISH_HEALTH_CHECK = 5  # a pooled publish connection idle this long is PINGed before use
+PUBLISH_CONNECTIONS = 32  # publish connections per process; more publishes at once wait their turn
 BACKOFF_MIN = 0.1  # reconnect delay, doubling (with jitter) up to BACKOFF_MAX
 BACKOFF_MAX = 2.0
 WARN_EVERY = 30.0  # seconds between repeated warnings about the same fault
@@ -57,29 +58,50 @@ RESYNC: Final = _Resync()
 
 
 class Subscription:
-    """The events of one user for one local consumer (a socket), in publish order."""
+    """The events of one user for one local consumer (a socket), in publish order.
+
+    A hand-made queue rather than asyncio.Queue: every idle socket holds one,
+    and an asyncio.Queue allocates four deques up front (~2.5 KiB); this one
+    keeps a deque only while events wait (docs/benchmarks.md, #3)."""
+
+    __slots__ = ("_items", "_waiter", "_maxsize")
 
     def __init__(self, maxsize: int = QUEUE_SIZE) -> None:
-        self._queue: asyncio.Queue[str | _Resync] = asyncio.Queue(maxsize)
+        self._items: collections.deque[str | _Resync] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._maxsize = maxsize
 
     def _put(self, item: str | _Resync) -> None:
         # Never block the publisher or the Redis listener on one slow consumer.
         # What it has queued is already stale; one RESYNC makes up for all of it.
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(RESYNC)
+        items = self._items
+        if items is None:
+            items = self._items = collections.deque()
+        if len(items) >= self._maxsize:
+            items.clear()
+            item = RESYNC
+        items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def get(self) -> str | object:
-        return await self._queue.get()
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> str | object:
-        return await self._queue.get()
+        return await self.get()
 
 
 class Broker(abc.ABC):
@@ -301,9 +323,13 @@ class RedisBroker(Broker):
                       socket_keepalive=True, decode_responses=True, encoding_errors="replace")
         # PUBLISH is not allowed on a pub/sub connection: publishing uses a normal pool.
         # One quick retry covers a pooled connection that died since its last use.
-        self._publisher = aioredis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), 1), health_check_interval=PUBLISH_HEALTH_CHECK,
-            client_name="cloudbuffer-publish", **common)
+        # A blocking pool: when a burst of publishes (a thousand sockets closing at
+        # once, each announcing presence) needs more than PUBLISH_CONNECTIONS, the
+        # rest wait for a free connection instead of failing (the default pool
+        # raised MaxConnectionsError in the benchmarks).
+        self._publisher = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=PUBLISH_CONNECTIONS, timeout=SOCKET_TIMEOUT, retry=Retry(NoBackoff(), 1),
+            health_check_interval=PUBLISH_HEALTH_CHECK, client_name="cloudbuffer-publish", **common))
         # The pub/sub connection must never be retried or reconnected by redis-py:
         # its reconnect would quietly re-subscribe and hide the events lost in between.
         # No retryable errors (even "0 retries" reconnects once) means every fault

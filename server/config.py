@@ -51,6 +51,15 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _secret(raw: str) -> str:
+    # A short key makes session cookies forgeable by brute force; the same
+    # bar as the generated key file (load_or_create_secret_key).
+    if len(raw.strip()) < 32:
+        raise ValueError("must be at least 32 characters, e.g. the output of "
+                         "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
+    return raw.strip()
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -70,7 +79,7 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATA_DIR", "user_files", str, "Directory for the SQLite database, uploaded files and the generated secret key."),
-    Setting("SECRET_KEY", None, str, "Key that signs session cookies. If unset, one is generated once and kept in DATA_DIR/secret_key (mode 0600)."),
+    Setting("SECRET_KEY", None, _secret, "Key that signs session cookies (at least 32 characters). If unset, one is generated once and kept in DATA_DIR/secret_key (mode 0600)."),
     Setting("EXPIRE_SECONDS", 7200, _positive_int, "Lifetime of buffer items and share links, in seconds."),
     Setting("MAX_FILES", 10, _positive_int, "Files kept per user (buffer files and share links); over it the oldest go."),
     Setting("HISTORY_SIZE", 20, _positive_int, "Buffer items (text and files) kept per user; the newest is the buffer."),
@@ -81,9 +90,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", None, _redis_url, "Redis URL for live sync across workers and hosts; unset means in-process only (one worker)."),
     Setting("ALLOWED_ORIGINS", (), _origins, "Extra origins (comma-separated) allowed to use cookie sessions and the WebSocket."),
     Setting("WS_MAX_PER_USER", 20, _positive_int, "Live sockets one user may hold open per worker process; the next is closed with 1013."),
+    Setting("WS_COMPRESSION", False, _bool, "Accept permessage-deflate on live sockets when a client offers it (browsers do). Off by default: each compressed socket keeps zlib state, about 130 KiB more per idle socket (docs/benchmarks.md), for messages that are small JSON."),
     Setting("SWEEP_SECONDS", 60, _positive_int, "Interval of the sweeper that deletes expired items and orphan files."),
     Setting("UPLOAD_IDLE_SECONDS", 60, _positive_int, "An upload that sends nothing for this long is dropped and its temp file removed."),
     Setting("SECURE_COOKIES", None, _bool, "Force the Secure cookie flag on or off; by default it is set when PUBLIC_URL is https."),
+    Setting("UPLOAD_MIN_RATE", 1024, _non_negative_int, "Slowest accepted upload, in bytes per second, measured over each UPLOAD_IDLE_SECONDS window; a slower (trickling) upload is dropped and its temp file removed. 0 turns the check off."),
+    Setting("MIN_FREE_BYTES", 256 * 1024**2, _non_negative_int, "Free disk space kept on the data dir's filesystem, in bytes; below it uploads and new texts get 507 so the database always has room. 0 turns the check off."),
+    Setting("RATE_LIMITS", True, _bool, "Rate limits on logins, sign-ups, share links, uploads and the rest (see docs/security.md). Turn off only for benchmarks or behind a proxy that limits."),
+    Setting("TRUSTED_HOPS", 0, _non_negative_int, "Reverse proxies in front of the server that append to X-Forwarded-For; the client address for rate limits is the one that many entries from the right. 0 means the socket's peer address is used and X-Forwarded-For ignored."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

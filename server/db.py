@@ -8,9 +8,10 @@ their own pair; busy_timeout makes them queue politely for the write lock.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, TypeVar
 
 import aiosqlite
 
@@ -113,6 +114,20 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
         raise
 
 
+T = TypeVar("T")
+
+
+def _run_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
 class _FetchedCursor:
     """The rows of one finished statement, read like an aiosqlite cursor."""
 
@@ -202,6 +217,17 @@ class Database:
                 raise
             else:
                 await self._writer.execute("COMMIT")
+
+    async def run_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)` -- plain sqlite3 calls, no awaiting -- as one
+        BEGIN IMMEDIATE … COMMIT in the writer connection's thread. Each
+        aiosqlite statement is two or three hops between the event loop and
+        that thread, and under load every hop waits a whole loop turn; a text
+        post was ~20 hops (docs/benchmarks.md, #1, #6, #7). aiosqlite has no
+        public call for running a function in its thread, hence `_execute`."""
+        assert self._writer is not None, "database is not open"
+        async with self._write_lock:
+            return await self._writer._execute(_run_transaction, self._writer._conn, work)
 
     @property
     def reader(self) -> SnapshotReader:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, Response, jsonify, render_template, request
+from urllib.parse import quote
+
+from quart import Quart, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ _HTTP_MESSAGES = {
     404: "There is nothing here. The link may have expired or been mistyped.",
     405: "This address does not accept that method.",
     413: "That upload is larger than this server accepts.",
+    429: "Too many requests. Please wait a little before trying again.",
     500: "Something went wrong on our side. Nothing you sent was half-saved; please try again.",
 }
 
@@ -56,6 +59,13 @@ def wants_json() -> bool:
 async def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     if wants_json():
         response = jsonify(error=code, message=message)
+    elif status == 401 and request.method in ("GET", "HEAD"):
+        # A person opening a page while logged out is sent to log in and
+        # brought back afterwards, rather than shown an error.
+        target = request.full_path.rstrip("?") if request.query_string else request.path
+        response = redirect(f"/account/login?next={quote(target, safe='/')}", 303)
+        response.headers.update(headers or {})
+        return response
     else:
         response = Response(
             await render_template("error.html", status=status, code=code, message=message),
@@ -63,7 +73,21 @@ async def error_response(status: int, code: str, message: str, headers: dict[str
         )
     response.status_code = status
     response.headers.update(headers or {})
+    if _body_unread():
+        # Answered before the request body was all received (413, 401, …):
+        # Hypercorn closes the connection after this response, as the request
+        # can never complete. Saying so lets a keep-alive client (httpx,
+        # requests.Session) open a new connection for its next request
+        # instead of sending it down this one as it closes.
+        response.headers["Connection"] = "close"
     return response
+
+
+def _body_unread() -> bool:
+    declared = request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    # Quart's Body has no public "complete" flag; _complete is the event it sets
+    # when the last chunk has arrived.
+    return bool(declared) and not request.body._complete.is_set()
 
 
 def register_error_handlers(app: Quart) -> None:
@@ -78,6 +102,10 @@ def register_error_handlers(app: Quart) -> None:
         message = _HTTP_MESSAGES.get(status) or error.description or code
         valid_methods = getattr(error, "valid_methods", None)
         headers = {"Allow": ", ".join(valid_methods)} if valid_methods else {}
+        retry_after = getattr(error, "retry_after", None)  # quart-rate-limiter's RateLimitExceeded
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, int(retry_after)))
+            message = f"Too many requests. Please wait {max(1, int(retry_after))} s before trying again."
         return await error_response(status, code, message, headers)
 
     @app.errorhandler(Exception)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl
 
-from quart import request
+from quart import current_app, g, request
 
 from .errors import APIError
+from .storage import iter_body
 
 SMALL_BODY_BYTES = 64 * 1024
 
@@ -19,7 +20,9 @@ async def read_small_body(limit: int = SMALL_BODY_BYTES) -> bytes:
     if (request.content_length or 0) > limit:
         raise APIError(413, "too_large", f"This request body is limited to {limit} bytes.")
     data = bytearray()
-    async for chunk in request.body:
+    # The same idle and minimum-rate guards as uploads: a login form trickled
+    # a byte at a time must not hold a connection forever.
+    async for chunk in iter_body(request.body, current_app.config["CLOUDBUFFER"]["UPLOAD_IDLE_SECONDS"]):
         data += chunk
         if len(data) > limit:
             raise APIError(413, "too_large", f"This request body is limited to {limit} bytes.")
@@ -27,7 +30,19 @@ async def read_small_body(limit: int = SMALL_BODY_BYTES) -> bytes:
 
 
 async def read_input(limit: int = SMALL_BODY_BYTES) -> dict[str, str]:
-    """A JSON object or an urlencoded form, as a dict of strings."""
+    """A JSON object or an urlencoded form, as a dict of strings. Parsed once
+    per request: the rate limiter may read it first (limits by username)."""
+    if "parsed_input" not in g:
+        try:
+            g.parsed_input = await _parse_input(limit)
+        except APIError as error:
+            g.parsed_input = error
+    if isinstance(g.parsed_input, APIError):
+        raise g.parsed_input
+    return g.parsed_input
+
+
+async def _parse_input(limit: int) -> dict[str, str]:
     body = await read_small_body(limit)
     mimetype = request.mimetype
     if mimetype == "application/json" or mimetype.endswith("+json"):

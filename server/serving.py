@@ -8,11 +8,13 @@ graceful timeout is over, so live sockets would be cut instead of closed with
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import resource
 import signal
 import time
 from functools import partial
@@ -22,8 +24,12 @@ from typing import Any
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
 from hypercorn.logging import Logger
+from hypercorn.protocol import ws_stream
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
+from wsproto.extensions import PerMessageDeflate
+
+from .blueprints.live import max_message_chars
 from .config import ConfigError, load_settings
 
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
@@ -42,13 +48,47 @@ class RedactingLogger(Logger):
             value = atoms[key]
             if not isinstance(value, str):
                 continue
-            if key in ("{authorization}i", "{cookie}i", "{set-cookie}o") or (
-                key.endswith("}e") and _SECRET_ENV.search(key)
-            ):
+            if _is_secret_atom(key):
                 atoms[key] = "[redacted]"
-            else:
+            elif "/file/" in value or "token=" in value:  # the only values the patterns can match
                 atoms[key] = _TOKEN_QUERY.sub(r"\1[redacted]", _TOKEN_PATH.sub(r"\1[redacted]", value))
         return atoms
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret_atom(key: str) -> bool:
+    # Cached: the atoms hold every environment variable, and this runs for
+    # each of them on every request (it showed in the benchmarks' profiles).
+    return key in ("{authorization}i", "{cookie}i", "{set-cookie}o") or (
+        key.endswith("}e") and _SECRET_ENV.search(key) is not None)
+
+
+class _DeclinedDeflate(PerMessageDeflate):
+    """permessage-deflate that turns every offer down."""
+
+    def accept(self, offer: str) -> None:
+        return None
+
+
+def configure_ws_compression(enabled: bool) -> None:
+    """Hypercorn accepts permessage-deflate whenever a client offers it, and
+    every browser does. A compressed socket keeps a zlib compressor and
+    decompressor for its whole life: ~130 KiB more per idle socket, for
+    messages that are small JSON (docs/benchmarks.md, #3). So the offer is
+    declined unless CLOUDBUFFER_WS_COMPRESSION is on. Hypercorn has no option
+    for this; it builds the extension from this module-level name."""
+    ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeclinedDeflate
+
+
+def raise_open_file_limit() -> None:
+    """Every live socket is a file descriptor; the usual soft limit (1024)
+    would cap a worker at about a thousand devices. Raise it to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def build_config(bind: list[str] | None, workers: int | None, toml_path: Path | None = None) -> Config:
@@ -68,7 +108,11 @@ def build_config(bind: list[str] | None, workers: int | None, toml_path: Path | 
         )
     # The largest legitimate message is a `set` of MAX_TEXT_BYTES (JSON may
     # escape some characters, hence the factor 2).
-    config.websocket_max_message_size = 2 * settings["MAX_TEXT_BYTES"] + 64 * 1024
+    # Hypercorn's cap is only the memory backstop: over it, an uncompressed
+    # message makes Hypercorn stop answering instead of closing with 1009, so
+    # the app enforces the real limit itself (live.max_message_chars) and
+    # this one sits well above it.
+    config.websocket_max_message_size = 4 * max_message_chars(settings["MAX_TEXT_BYTES"])
     return config
 
 
@@ -76,6 +120,8 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
     from . import create_app
 
     app = create_app()
+    configure_ws_compression(app.config["CLOUDBUFFER"]["WS_COMPRESSION"])
+    raise_open_file_limit()
     if trigger is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import AsyncIterable, AsyncIterator, Callable
 from urllib.parse import quote
 
+from quart import current_app, has_app_context, has_request_context, request
+
 from .errors import APIError
 
 WRITE_BATCH = 1024 * 1024  # bytes gathered before one write() in a thread
+WRITEBACK_EVERY = 16 * 1024 * 1024  # bytes written before their writeback is started
 MAX_FILENAME_CHARS = 200
 
 
@@ -57,25 +60,75 @@ def guess_mime(filename: str, declared: str | None = None) -> str:
     return guessed or "application/octet-stream"
 
 
-async def iter_body(body: AsyncIterable[bytes], idle_seconds: float) -> AsyncIterator[bytes]:
-    """The request body, chunk by chunk; a client that goes quiet for
-    idle_seconds is dropped rather than holding a temp file open forever."""
+async def iter_body(body: AsyncIterable[bytes], idle_seconds: float,
+                    min_rate: float | None = None) -> AsyncIterator[bytes]:
+    """The request body, chunk by chunk, with two guards against clients that
+    hold a connection and a temp file open without really uploading: one
+    that goes quiet for idle_seconds, and one that trickles (a byte every
+    10 s is never quiet for a minute). In every window of idle_seconds the
+    client must deliver min_rate × idle_seconds bytes, or finish.
+    min_rate defaults to CLOUDBUFFER_UPLOAD_MIN_RATE."""
+    if min_rate is None:
+        min_rate = current_app.config["CLOUDBUFFER"]["UPLOAD_MIN_RATE"] if has_app_context() else 0
+    needed = min_rate * idle_seconds
+    loop = asyncio.get_running_loop()
     iterator = body.__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(iterator.__anext__(), timeout=idle_seconds)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise APIError(408, "upload_timeout", f"The upload stalled for {idle_seconds:g} s and was dropped.") from None
-        if chunk:
-            yield chunk
+    window_start = last_heard = loop.time()
+    window_bytes = 0
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            remaining = min(window_start, last_heard) + idle_seconds - loop.time()
+            if remaining > 0:
+                await asyncio.wait({pending}, timeout=remaining)
+            if pending.done():
+                try:
+                    chunk = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                if chunk:
+                    window_bytes += len(chunk)
+                    yield chunk
+                    last_heard = loop.time()  # the consumer's own time (a slow disk) is not the client's
+            now = loop.time()
+            if now - last_heard >= idle_seconds:
+                raise APIError(408, "upload_timeout",
+                               f"The upload stalled for {idle_seconds:g} s and was dropped.")
+            if now - window_start >= idle_seconds:
+                if window_bytes < needed:
+                    raise APIError(408, "upload_too_slow",
+                                   f"The upload was slower than {min_rate:g} bytes/s and was dropped.")
+                window_start, window_bytes = now, 0
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+
+
+def disk_full_error() -> APIError:
+    return APIError(507, "insufficient_storage",
+                    "The server is running low on disk space and is not accepting uploads right now. "
+                    "Nothing was stored; please try again later.")
 
 
 class Storage:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, min_free_bytes: int = 0) -> None:
         self.files_dir = data_dir / "files"
         self.tmp_dir = data_dir / "tmp"
+        # Uploads stop while the data dir's disk has less than this free, so
+        # SQLite (its WAL, its journal) always has room to commit or roll back.
+        self.min_free_bytes = min_free_bytes
+
+    def free_bytes(self) -> int:
+        stat = os.statvfs(self.files_dir)
+        return stat.f_bavail * stat.f_frsize
+
+    async def check_free(self, incoming: int = 0) -> None:
+        """507 if writing `incoming` more bytes would cross the free-space floor."""
+        if self.min_free_bytes and await asyncio.to_thread(self.free_bytes) - incoming < self.min_free_bytes:
+            raise disk_full_error()
 
     def path_of(self, stored_name: str) -> Path:
         return self.files_dir / stored_name
@@ -105,12 +158,17 @@ class Upload:
         self._too_large = too_large
         self._buffer = bytearray()
         self._file = None
+        self._written = 0  # bytes handed to the OS
+        self._started_writeback = 0  # bytes whose writeback was started
         self.size = 0
         self.tmp_path = storage.tmp_dir / f"{os.getpid()}-{secrets.token_hex(16)}.part"
         self.stored_name: str | None = None
 
     async def __aenter__(self) -> "Upload":
         if self._file is None:  # re-entering an upload handed over by the multipart parser
+            # A declared length that would not fit is refused before any byte is read.
+            expected = (request.content_length or 0) if has_request_context() else 0
+            await self._storage.check_free(min(expected, self._limit))
             self._file = await asyncio.to_thread(open, self.tmp_path, "xb")
         return self
 
@@ -122,14 +180,36 @@ class Upload:
         self.size += len(data)
         if self.size > self._limit:
             raise self._too_large()
+        if not self._buffer and len(data) >= WRITE_BATCH:
+            await self._write_out(data)  # a big piece goes out as it is, not copied into the batch
+            return
         self._buffer += data
         if len(self._buffer) >= WRITE_BATCH:
             await self._flush()
 
     async def _flush(self) -> None:
         if self._buffer:
-            data, self._buffer = bytes(self._buffer), bytearray()
-            await asyncio.to_thread(self._file.write, data)
+            # The batch itself is written (no bytes() copy); a new one starts.
+            data, self._buffer = self._buffer, bytearray()
+            await self._write_out(data)
+
+    async def _write_out(self, data: bytes | bytearray) -> None:
+        await self._storage.check_free(len(data))
+        await asyncio.to_thread(self._write_sync, data)
+
+    def _write_sync(self, data: bytes | bytearray) -> None:
+        self._file.write(data)
+        self._written += len(data)
+        if self._written - self._started_writeback >= WRITEBACK_EVERY and hasattr(os, "posix_fadvise"):
+            # Start writing this stretch to disk now, without waiting for it
+            # (on Linux, FADV_DONTNEED starts the writeback). Left to the final
+            # fsync, a 1 GiB upload's dirty pages go out all at once and every
+            # other writer on the disk -- SQLite's commits too -- stalls for
+            # seconds behind them (#6 in docs/benchmarks.md).
+            self._file.flush()
+            os.posix_fadvise(self._file.fileno(), self._started_writeback,
+                             self._written - self._started_writeback, os.POSIX_FADV_DONTNEED)
+            self._started_writeback = self._written
 
     async def commit(self) -> str:
         """fsync and move into place; returns the generated stored name. The

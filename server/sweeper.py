@@ -55,15 +55,43 @@ def _unlink_all(paths: list[Path]) -> None:
             pass
 
 
-def _old_files(files_dir: Path, now: float) -> list[str]:
-    names = []
+def _scan_files(files_dir: Path, now: float) -> tuple[set[str], list[str]]:
+    """Every stored file's name, and those old enough to judge as orphans."""
+    names: set[str] = set()
+    old = []
     for entry in os.scandir(files_dir):
         try:
-            if entry.is_file() and now - entry.stat().st_mtime > ORPHAN_GRACE_SECONDS:
-                names.append(entry.name)
+            if entry.is_file():
+                names.add(entry.name)
+                if now - entry.stat().st_mtime > ORPHAN_GRACE_SECONDS:
+                    old.append(entry.name)
         except FileNotFoundError:
             continue
-    return names
+    return names, old
+
+
+async def _delete_rows_without_files(db: Database, present: set[str], now: float) -> int:
+    """A files row whose file is gone (a disk restored from an older backup,
+    a file deleted by hand) would promise a download that cannot happen:
+    drop it with its items and shares. A file is renamed into place before
+    its row commits, so a row older than the grace period whose file was
+    absent when the directory was listed (before these rows were read) is
+    really missing, never still arriving."""
+    missing: list[int] = []
+    after_id = 0
+    while True:
+        rows = await files_model.select_file_names_created_before(
+            db.reader, now - ORPHAN_GRACE_SECONDS, after_id, BATCH)
+        missing += [file_id for file_id, name in rows if name not in present]
+        if len(rows) < BATCH:
+            break
+        after_id = rows[-1][0]
+    for start in range(0, len(missing), BATCH):
+        async with db.transaction() as conn:
+            await files_model.delete_files_by_id(conn, missing[start : start + BATCH])
+    if missing:
+        log.warning("sweep: %d file row(s) had no file on disk and were removed", len(missing))
+    return len(missing)
 
 
 async def sweep_once(db: Database, storage: Storage, idle_seconds: float) -> dict[str, int]:
@@ -82,11 +110,13 @@ async def sweep_once(db: Database, storage: Storage, idle_seconds: float) -> dic
     stale = await asyncio.to_thread(_stale_temp_files, storage.tmp_dir, idle_seconds, now)
     await asyncio.to_thread(_unlink_all, stale)
 
-    candidates = await asyncio.to_thread(_old_files, storage.files_dir, now)
+    present, candidates = await asyncio.to_thread(_scan_files, storage.files_dir, now)
     known = await files_model.select_stored_names(db.reader, candidates)
     orphans = [name for name in candidates if name not in known]
     await storage.remove(orphans)
-    result = {"rows": rows, "files": files, "temp_files": len(stale), "orphans": len(orphans)}
+    missing = await _delete_rows_without_files(db, present, now)
+    result = {"rows": rows, "files": files, "temp_files": len(stale), "orphans": len(orphans),
+              "missing_files": missing}
     if any(result.values()):
         log.info("sweep: %s", result)
     return result

@@ -2,11 +2,34 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import PasswordHasher
 
+import server.auth
 from server import create_app
 from tests.redis_server import redis_server  # noqa: F401  (fixture)
 
 PASSWORD = "correct horse battery"
+
+# Still argon2id, but with the smallest costs: the production parameters take
+# 0.2-0.4 s per hash on a busy 2-core CI machine, and the suite hashes hundreds
+# of passwords. Timing tests use `slow_password_hasher`.
+_FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+_FAST_DUMMY_HASH = _FAST_HASHER.hash("dummy password for unknown users")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(monkeypatch):
+    monkeypatch.setattr(server.auth, "_hasher", _FAST_HASHER)
+    monkeypatch.setattr(server.auth, "_DUMMY_HASH", _FAST_DUMMY_HASH)
+
+
+@pytest.fixture
+def slow_password_hasher(monkeypatch):
+    """A hasher costly enough (tens of ms) to dwarf request overhead, for
+    timing tests; the dummy hash is made with it, as in production."""
+    hasher = PasswordHasher(time_cost=2, memory_cost=16 * 1024, parallelism=1)
+    monkeypatch.setattr(server.auth, "_hasher", hasher)
+    monkeypatch.setattr(server.auth, "_DUMMY_HASH", hasher.hash("dummy password for unknown users"))
 
 
 @pytest.fixture

@@ -43,8 +43,11 @@ class Device:
 
     def socket(self, **kwargs):
         headers = kwargs.pop("headers", self.cookie_header)
+        # close_timeout: after Hypercorn's 1009 close frame the TCP connection
+        # stays open until the client drops it; don't wait the default 10 s.
         return connect(self.server.ws_url + "/ws", additional_headers=headers,
-                       origin=kwargs.pop("origin", self.server.base_url), open_timeout=5, **kwargs)
+                       origin=kwargs.pop("origin", self.server.base_url), open_timeout=5, close_timeout=1,
+                       **kwargs)
 
     async def post_text(self, text: str) -> dict:
         response = await self.http.post("/file/buffer", content=text.encode(), headers={"X-Data-Type": "text"})

@@ -8,6 +8,10 @@ import time
 from quart import Blueprint, current_app, jsonify, redirect, render_template, request
 from quart_auth import logout_user
 
+from .. import ratelimits
+from ..ratelimits import rate_limit
+from ..api_schema import accepts, openapi, responds
+from .. import api_schema as schema
 from ..auth import (
     Principal,
     clean_device_name,
@@ -47,6 +51,15 @@ def validate_password(password: str) -> str:
     return password
 
 
+USERNAME_RULE = "A username has 3 to 32 letters, digits, dots, dashes or underscores, starting with a letter or digit."
+PASSWORD_RULE = f"A password has {MIN_PASSWORD} to {MAX_PASSWORD} characters."
+# The codes API calls get when a field breaks the rules stated in the schema
+# (the same codes validate_username / validate_password give forms).
+REGISTRATION_CODES = {"username": ("invalid_username", USERNAME_RULE), "password": ("invalid_password", PASSWORD_RULE)}
+PASSWORD_CODES = {"new_password": ("invalid_password", PASSWORD_RULE)}
+DEVICE_NAME_CODES = {"name": ("invalid_device_name", "A device name cannot be empty.")}
+
+
 def _safe_next(target: str | None) -> str:
     """Only local paths, so the login form is no open redirect."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
@@ -63,6 +76,7 @@ async def _form_error(template: str, error: APIError, **context):
 
 @blueprint.get("/account/register")
 @blueprint.get("/account/registet")
+@rate_limit(limits=ratelimits.PAGE)
 @public
 async def get_register():
     return await render_template("account/register.html", next=_safe_next(request.args.get("next")))
@@ -70,7 +84,11 @@ async def get_register():
 
 @blueprint.post("/account/register")
 @blueprint.post("/account/registet")
+@responds({201: schema.Account})
+@openapi(errors=(409,))
+@rate_limit(limits=ratelimits.REGISTER)
 @public
+@accepts(schema.Registration, codes=REGISTRATION_CODES)
 async def post_register():
     data: dict = {}
     try:
@@ -92,13 +110,18 @@ async def post_register():
 
 
 @blueprint.get("/account/login")
+@rate_limit(limits=ratelimits.PAGE)
 @public
 async def get_login():
     return await render_template("account/login.html", next=_safe_next(request.args.get("next")))
 
 
 @blueprint.post("/account/login")
+@responds({200: schema.Account})
+@openapi(errors=(401,))
+@rate_limit(limits=ratelimits.LOGIN)
 @public
+@accepts(schema.Credentials)
 async def post_login():
     data: dict = {}
     try:
@@ -118,6 +141,9 @@ async def post_login():
 
 
 @blueprint.post("/account/logout")
+@responds({200: schema.Ok})
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @public  # logging out without a session is harmless and answers the same
 async def post_logout():
     principal = await current_principal()
@@ -129,6 +155,42 @@ async def post_logout():
     if wants_json():
         return jsonify(ok=True)
     return redirect("/account/login", 303)
+
+
+@blueprint.post("/account/password")
+@responds({200: schema.PasswordChanged})
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.PASSWORD)
+@login_required
+@accepts(schema.PasswordChange, codes=PASSWORD_CODES)
+async def post_password():
+    """Change the password; every other session ends and its sockets close.
+    The current password is required, so a borrowed (or stolen) session
+    cannot lock the owner out. API tokens are separate credentials and stay."""
+    principal = await require_principal()
+    try:
+        data = await read_input()
+        current = string_field(data, "current_password", max_length=MAX_PASSWORD)
+        new = validate_password(string_field(data, "new_password", max_length=MAX_PASSWORD))
+        user = await users_model.select_user_by_id(current_app.db.reader, principal.user_id)
+        if user is None or not await verify_password(user.password_hash, current):
+            raise APIError(403, "wrong_password", "The current password is not right.")
+    except APIError as error:
+        if wants_json():
+            raise
+        page = await render_template("account/profile.html", profile=await _profile_data(principal),
+                                     new_token=None, password_error=error.message)
+        return page, error.status
+    password_hash = await hash_password(new)
+    keep = principal.device_id if principal.device_kind == "session" else None
+    async with current_app.db.transaction() as conn:
+        await users_model.update_user_password(conn, principal.user_id, password_hash)
+        ended = await sessions_model.delete_other_sessions(conn, principal.user_id, keep)
+    await publish_revoked(principal.user_id, [f"s{session_id}" for session_id in ended])
+    if wants_json():
+        return jsonify(ok=True, sessions_ended=len(ended))
+    return await render_template("account/profile.html", profile=await _profile_data(principal),
+                                 new_token=None, password_changed=len(ended))
 
 
 async def _profile_data(principal: Principal) -> dict:
@@ -162,6 +224,8 @@ async def _profile_data(principal: Principal) -> dict:
 
 
 @blueprint.get("/account/profile")
+@responds({200: schema.Profile})
+@rate_limit(limits=ratelimits.READ)
 @login_required
 async def get_profile():
     principal = await require_principal()
@@ -172,7 +236,10 @@ async def get_profile():
 
 
 @blueprint.post("/account/tokens")
+@responds({201: schema.TokenCreated})
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @login_required
+@accepts(schema.NewToken)
 async def post_token():
     principal = await require_principal()
     data = await read_input()
@@ -188,6 +255,9 @@ async def post_token():
 
 @blueprint.delete("/account/tokens/<int:token_id>")
 @blueprint.post("/account/tokens/<int:token_id>/delete")
+@responds({200: schema.Ok})
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @login_required
 async def delete_token(token_id: int):
     principal = await require_principal()
@@ -201,6 +271,9 @@ async def delete_token(token_id: int):
 
 @blueprint.delete("/account/sessions/<int:session_id>")
 @blueprint.post("/account/sessions/<int:session_id>/delete")
+@responds({200: schema.Ok})
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @login_required
 async def delete_device(session_id: int):
     principal = await require_principal()
@@ -216,7 +289,10 @@ async def delete_device(session_id: int):
 
 @blueprint.patch("/account/sessions/<int:session_id>")
 @blueprint.post("/account/sessions/<int:session_id>/rename")
+@responds({200: schema.Renamed})
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @login_required
+@accepts(schema.DeviceName, codes=DEVICE_NAME_CODES)
 async def rename_device(session_id: int):
     principal = await require_principal()
     data = await read_input()
@@ -232,6 +308,9 @@ async def rename_device(session_id: int):
 
 @blueprint.delete("/account/shares/<int:share_id>")
 @blueprint.post("/account/shares/<int:share_id>/delete")
+@responds({200: schema.Ok})
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @login_required
 async def delete_share(share_id: int):
     principal = await require_principal()

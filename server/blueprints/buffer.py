@@ -5,6 +5,10 @@ import time
 from quart import Blueprint, Response, current_app, jsonify, request
 
 from .. import buffer
+from .. import ratelimits
+from ..ratelimits import rate_limit
+from ..api_schema import openapi, responds
+from .. import api_schema as schema
 from ..auth import login_required, require_principal
 from ..downloads import file_response
 from ..errors import APIError
@@ -28,12 +32,20 @@ def _data_type() -> str:
 
 
 @blueprint.post("/file/buffer")
+@responds({201: schema.Item})
+@openapi(schema.BUFFER_BODY, errors=(400, 403, 408, 413, 507))
+@rate_limit(limits=ratelimits.UPLOAD)
 @login_required
 async def post_buffer():
     principal = await require_principal()
     data_type = _data_type()
     settings = current_app.config["CLOUDBUFFER"]
     if data_type == "text":
+        if is_multipart():
+            # Form boilerplate stored as someone's clipboard text is never what
+            # a client meant (found by tests/test_fuzz.py).
+            raise APIError(400, "invalid_text",
+                           "Send text as the raw request body; a multipart form is for X-Data-Type: file.")
         body = await read_small_body(settings["MAX_TEXT_BYTES"])
         try:
             text = body.decode("utf-8")
@@ -76,6 +88,8 @@ async def _stored_file_of(item):
 
 
 @blueprint.get("/file/buffer")
+@openapi(schema.BUFFER_CONTENT)
+@rate_limit(limits=ratelimits.READ)
 @login_required
 async def get_buffer():
     principal = await require_principal()
@@ -86,6 +100,8 @@ async def get_buffer():
 
 
 @blueprint.get("/file/buffer/items")
+@responds({200: schema.Items})
+@rate_limit(limits=ratelimits.READ)
 @login_required
 async def get_items():
     principal = await require_principal()
@@ -104,12 +120,16 @@ async def _own_item(item_id: int):
 
 
 @blueprint.get("/file/buffer/items/<int:item_id>")
+@openapi(schema.ITEM_CONTENT)
+@rate_limit(limits=ratelimits.READ)
 @login_required
 async def get_item(item_id: int):
     return await _item_response(await _own_item(item_id))
 
 
 @blueprint.delete("/file/buffer/items/<int:item_id>")
+@responds({200: schema.Ok})
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @login_required
 async def delete_item(item_id: int):
     principal = await require_principal()
@@ -118,6 +138,8 @@ async def delete_item(item_id: int):
 
 
 @blueprint.post("/file/buffer/items/<int:item_id>/share")
+@responds({201: schema.Share})
+@rate_limit(limits=ratelimits.UPLOAD)
 @login_required
 async def post_item_share(item_id: int):
     principal = await require_principal()

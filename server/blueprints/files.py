@@ -7,6 +7,10 @@ import time
 from quart import Blueprint, Response, current_app, jsonify, render_template, request
 
 from .. import buffer
+from .. import ratelimits
+from ..ratelimits import rate_limit
+from ..api_schema import openapi, responds
+from .. import api_schema as schema
 from ..auth import login_required, public, require_principal
 from ..downloads import file_response
 from ..errors import APIError, wants_json
@@ -26,6 +30,7 @@ async def _share_from_request(token: str | None):
 
 
 @blueprint.get("/file/load")
+@rate_limit(limits=ratelimits.PAGE)
 @login_required
 async def get_load():
     settings = current_app.config["CLOUDBUFFER"]
@@ -34,6 +39,9 @@ async def get_load():
 
 
 @blueprint.post("/file/load")
+@responds({201: schema.Share})
+@openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 413, 507))
+@rate_limit(limits=ratelimits.UPLOAD)
 @login_required
 async def post_load():
     principal = await require_principal()
@@ -48,6 +56,8 @@ async def post_load():
 
 
 @blueprint.get("/file/get")
+@openapi({**schema.TOKEN_QUERY, **schema.SHARED_FILE}, errors=(404,))
+@rate_limit(limits=ratelimits.SHARE_LOOKUP)
 @public
 async def get_file():
     share = await _share_from_request(request.args.get("token"))
@@ -55,6 +65,8 @@ async def get_file():
 
 
 @blueprint.get("/file/get/<token>")
+@openapi(schema.SHARED_FILE)
+@rate_limit(limits=ratelimits.SHARE_LOOKUP)
 @public
 async def get_file_by_path(token: str):
     share = await _share_from_request(token)
@@ -62,6 +74,8 @@ async def get_file_by_path(token: str):
 
 
 @blueprint.get("/file/qr")
+@openapi({**schema.TOKEN_QUERY, **schema.QR_CODE}, errors=(404,))
+@rate_limit(limits=ratelimits.SHARE_LOOKUP)
 @public
 async def get_qr():
     token = request.args.get("token")
@@ -69,4 +83,4 @@ async def get_qr():
     svg = await asyncio.to_thread(qr_svg, f"{public_base_url()}/file/get?token={token}")
     return Response(svg, content_type="image/svg+xml",
                     headers={"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer",
-                             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+                             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"})

@@ -20,6 +20,7 @@ from ..auth import bearer_token, current_principal, origin_is_allowed, principal
 from ..broker import RESYNC
 from ..errors import APIError
 from ..presence import PRESENCE_REFRESH
+from ..ratelimits import rate_exempt
 
 blueprint = Blueprint("live", __name__)
 log = logging.getLogger(__name__)
@@ -35,6 +36,12 @@ CLOSE_REVOKED = 4401
 HEARTBEAT_TIMEOUT = 60.0  # for clients that send `ping`: silence this long means a dead link
 RATE_PER_SECOND = 10.0
 RATE_BURST = 30.0
+
+
+def max_message_chars(max_text_bytes: int) -> int:
+    """The largest message the protocol needs: a `set` of MAX_TEXT_BYTES of
+    text (JSON may escape some characters, hence the factor 2)."""
+    return 2 * max_text_bytes + 64 * 1024
 
 
 def _reject(status: int, code: str, message: str) -> Response:
@@ -83,6 +90,7 @@ class LiveConnection:
 
 
 @blueprint.websocket("/ws")
+@rate_exempt  # a WebSocket: each message goes through the connection's TokenBucket below
 @public  # authenticates itself before accepting (cookie or bearer token)
 async def ws():
     origin = websocket.headers.get("Origin")
@@ -125,12 +133,12 @@ async def _serve(conn: LiveConnection) -> None:
             asyncio.create_task(_pump_events(conn, subscription)),
             asyncio.create_task(_read_client(conn)),
             asyncio.create_task(_keep_alive(conn)),
-            asyncio.create_task(current_app.shutting_down.wait()),
         ]
+        stopping = _shutdown_signal()  # shared by all sockets: never cancelled here
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                if task is tasks[3]:
+                if task is stopping:
                     await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
                 elif not task.cancelled() and task.exception() is not None:
                     raise task.exception()
@@ -140,6 +148,17 @@ async def _serve(conn: LiveConnection) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
             await presence.remove(user_id, conn.conn_id, conn.device)
             await buffer.publish(user_id, {"type": "_presence"})
+
+
+def _shutdown_signal() -> asyncio.Future:
+    """Done when the server starts shutting down. One task per worker waits
+    for that and every socket waits on it, rather than a task per socket
+    (~1 KiB each; docs/benchmarks.md, #3)."""
+    app = current_app._get_current_object()
+    signal = getattr(app, "live_shutdown_signal", None)
+    if signal is None or signal.get_loop() is not asyncio.get_running_loop():
+        signal = app.live_shutdown_signal = asyncio.ensure_future(app.shutting_down.wait())
+    return signal
 
 
 async def _pump_events(conn: LiveConnection, subscription) -> None:
@@ -166,6 +185,9 @@ async def _read_client(conn: LiveConnection) -> None:
     while True:
         raw = await websocket.receive()
         conn.last_heard = time.monotonic()
+        if len(raw) > max_message_chars(current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]):
+            await websocket.close(CLOSE_TOO_BIG, "message too big")
+            return
         if not conn.bucket.take():
             conn.strikes += 1
             if conn.strikes > RATE_BURST:
@@ -208,11 +230,21 @@ async def _handle(conn: LiveConnection, message: dict) -> None:
 
 
 async def _keep_alive(conn: LiveConnection) -> None:
-    """Refresh this socket's presence entry, and drop a heartbeat client that
-    went silent (a phone that lost its network without closing)."""
+    """Refresh this socket's presence entry, drop a heartbeat client that
+    went silent (a phone that lost its network without closing), and close
+    the socket of a device whose session or token is gone."""
     while True:
         await asyncio.sleep(PRESENCE_REFRESH)
         if conn.heartbeats and time.monotonic() - conn.last_heard > HEARTBEAT_TIMEOUT:
             await websocket.close(CLOSE_POLICY, "no heartbeat")
+            return
+        # A session ended where no event could reach us (`cloudbuffer user
+        # passwd` on a server without Redis) still closes within one period.
+        # With Redis, every revocation arrives as a `_revoke` event, and one
+        # lost in an outage is caught by the check after the RESYNC; polling
+        # the database for every socket every period would cost a query per
+        # socket per 20 s -- the fan-out capacity benchmark (#2) hit that wall.
+        if current_app.broker.name == "memory" and not await principal_still_valid(conn.principal):
+            await websocket.close(CLOSE_REVOKED, "this device was logged out")
             return
         await current_app.presence.refresh(conn.principal.user_id, conn.conn_id, conn.device)

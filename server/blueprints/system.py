@@ -5,11 +5,16 @@ from quart import Blueprint, current_app, jsonify
 
 from .. import __version__
 from ..auth import public
+from ..ratelimits import rate_exempt
+from ..api_schema import responds
+from .. import api_schema as schema
 
 blueprint = Blueprint("system", __name__)
 
 
 @blueprint.get("/healthz")
+@responds({200: schema.Health, 503: schema.Health})
+@rate_exempt  # load balancers poll it; one cheap query
 @public
 async def get_health():
     db_ok = await current_app.db.ping()

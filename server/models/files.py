@@ -5,6 +5,7 @@ here filters on expires_at so expiry holds even when the sweeper is behind.
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -163,16 +164,44 @@ async def select_stored_names(conn: aiosqlite.Connection, stored_names: list[str
 async def delete_unreferenced_files(conn: aiosqlite.Connection, user_id: int) -> list[str]:
     """Files no item or share points at any more (after a history trim or a
     delete); returns the stored names to unlink after commit."""
-    async with conn.execute(
-        "DELETE FROM files WHERE user_id = ?"
-        " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.file_id = files.id)"
-        " AND NOT EXISTS (SELECT 1 FROM shares s WHERE s.file_id = files.id)"
-        " RETURNING stored_name",
-        (user_id,),
-    ) as cursor:
+    async with conn.execute(_DELETE_UNREFERENCED, (user_id,)) as cursor:
         return [row[0] for row in await cursor.fetchall()]
+
+
+_DELETE_UNREFERENCED = (
+    "DELETE FROM files WHERE user_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.file_id = files.id)"
+    " AND NOT EXISTS (SELECT 1 FROM shares s WHERE s.file_id = files.id)"
+    " RETURNING stored_name"
+)
+
+
+def delete_unreferenced_files_sync(conn: sqlite3.Connection, user_id: int) -> list[str]:
+    """delete_unreferenced_files for Database.run_transaction."""
+    return [row[0] for row in conn.execute(_DELETE_UNREFERENCED, (user_id,)).fetchall()]
 
 
 async def select_user_stored_names(conn: aiosqlite.Connection, user_id: int) -> list[str]:
     async with conn.execute("SELECT stored_name FROM files WHERE user_id = ?", (user_id,)) as cursor:
         return [row[0] for row in await cursor.fetchall()]
+
+
+async def select_file_names_created_before(
+    conn: aiosqlite.Connection, before: float, after_id: int, limit: int
+) -> list[tuple[int, str]]:
+    """(id, stored_name) of files rows older than `before`, by id, for the
+    sweeper's check that every row still has its file."""
+    async with conn.execute(
+        "SELECT id, stored_name FROM files WHERE created_at < ? AND id > ? ORDER BY id LIMIT ?",
+        (before, after_id, limit),
+    ) as cursor:
+        return [(row[0], row[1]) for row in await cursor.fetchall()]
+
+
+async def delete_files_by_id(conn: aiosqlite.Connection, file_ids: list[int]) -> int:
+    """Delete these files rows; their items and shares go too (ON DELETE CASCADE)."""
+    if not file_ids:
+        return 0
+    marks = ",".join("?" * len(file_ids))
+    cursor = await conn.execute(f"DELETE FROM files WHERE id IN ({marks})", file_ids)
+    return cursor.rowcount

@@ -1,6 +1,7 @@
 """Buffer items: a user's history of text and files; the newest is the buffer."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 import aiosqlite
@@ -79,6 +80,28 @@ async def select_items(conn: aiosqlite.Connection, user_id: int, now: float, lim
         f"{_SELECT} WHERE i.user_id = ? AND i.expires_at > ? ORDER BY i.seq DESC LIMIT ?", (user_id, now, limit)
     ) as cursor:
         return [_item(row) for row in await cursor.fetchall()]
+
+
+def insert_text_and_trim_sync(
+    conn: sqlite3.Connection, user_id: int, *, text: str, size: int, device_name: str, created_at: float,
+    expires_at: float, keep: int,
+) -> tuple[Item, int]:
+    """insert_item + delete_items_beyond for a text, as plain sqlite3 calls for
+    Database.run_transaction (one thread hop). Returns the item and how many
+    old items the history trim deleted."""
+    ((seq,),) = conn.execute("UPDATE users SET seq = seq + 1 WHERE id = ? RETURNING seq", (user_id,)).fetchall()
+    ((item_id,),) = conn.execute(
+        "INSERT INTO items (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at)"
+        " VALUES (?, ?, 'text', ?, NULL, ?, ?, ?, ?) RETURNING id",
+        (user_id, seq, text, size, device_name, created_at, expires_at),
+    ).fetchall()
+    item = _item(conn.execute(f"{_SELECT} WHERE i.id = ?", (item_id,)).fetchone())
+    trimmed = conn.execute(
+        "DELETE FROM items WHERE id IN ("
+        " SELECT id FROM items WHERE user_id = ? ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+        (user_id, keep),
+    ).rowcount
+    return item, trimmed
 
 
 async def delete_item(conn: aiosqlite.Connection, user_id: int, item_id: int) -> bool:

@@ -1,0 +1,457 @@
+"""The API's description (OpenAPI 3.1 at /openapi.json, via quart-schema),
+and the checks that keep the handlers to it.
+
+Handlers declare what they take and give with two decorators:
+
+- `@accepts(Model)`: the JSON object (or urlencoded form) body. An API call
+  (one that wants JSON, see errors.wants_json) is validated against the model
+  before the handler runs; a failure is 400 `invalid_input` in our error
+  shape. A browser's form skips this step so the handler can show its own
+  message in the page; the handler applies the same rules either way
+  (username and password rules live in blueprints/account.py and are
+  stated in the schema as patterns and lengths).
+- `@responds({201: Model, ...})`: the JSON answer for each status. The body
+  the handler produced is validated against the model; a mismatch is our
+  bug, logged and answered 500, never sent half-right.
+
+Error answers, auth, rate limits and path parameters are added to every
+operation by `CloudBufferOpenAPI` from what the route already says about
+itself (login_required, rate limits, converters), so the description cannot
+forget them. Endpoints that are not JSON (files, the QR code, the raw
+/file/buffer body) describe themselves with `@openapi(...)`, merged as is.
+Pages for people (forms, the app shell) are left out of the description.
+"""
+from __future__ import annotations
+
+import logging
+from functools import wraps
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from quart import Quart, current_app, request
+from quart_schema import Info, QuartSchema
+from quart_schema.openapi import APIKeySecurityScheme, HttpSecurityScheme, OpenAPIProvider
+from quart_schema.validation import (
+    QUART_SCHEMA_REQUEST_ATTRIBUTE,
+    QUART_SCHEMA_RESPONSE_ATTRIBUTE,
+    DataSource,
+    ResponseSchemaValidationError,
+)
+from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE
+
+from .errors import APIError, wants_json
+
+log = logging.getLogger(__name__)
+
+OPENAPI_EXTRA_ATTRIBUTE = "_cloudbuffer_openapi"
+ERRORS_ATTRIBUTE = "_cloudbuffer_errors"
+
+
+# --- models -------------------------------------------------------------------
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class Error(Strict):
+    """Every error: a machine code and a sentence for people."""
+
+    error: str = Field(description="Machine-readable code, e.g. `invalid_input`, `rate_limited`.")
+    message: str
+
+
+class Registration(Strict):
+    username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
+    password: str = Field(min_length=8, max_length=1024)
+    next: str | None = Field(None, max_length=2048, description="Where a browser goes afterwards (a local path).")
+
+
+class Credentials(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    next: str | None = Field(None, max_length=2048)
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+class NewToken(Strict):
+    name: str | None = Field(None, max_length=64, description="A label; control characters are dropped.")
+
+
+class DeviceName(Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"[^\x00-\x20\x7f]")
+
+
+class DeviceRef(Strict):
+    id: int
+    name: str
+
+
+class Account(Strict):
+    """The account and the new session (the cookie is set too)."""
+
+    id: int
+    username: str
+    device: DeviceRef
+
+
+class Ok(Strict):
+    ok: Literal[True]
+
+
+class PasswordChanged(Strict):
+    ok: Literal[True]
+    sessions_ended: int = Field(ge=0, description="Other sessions logged out (their sockets close with 4401).")
+
+
+class Item(Strict):
+    """A buffer item. Its content is at GET /file/buffer/items/{id}."""
+
+    id: int
+    seq: int = Field(description="The user's sequence number after this write; strictly increasing.")
+    type: Literal["text", "file"]
+    size: int = Field(ge=0)
+    mime: str
+    from_: str = Field(alias="from", description="Name of the device that wrote it.")
+    created_at: float
+    expires_at: float
+    filename: str | None = None
+
+
+class Items(Strict):
+    items: list[Item]
+
+
+class Share(Strict):
+    """A share link: anyone with the URL may download until expires_at."""
+
+    token: str
+    url: str
+    qr_url: str
+    filename: str
+    size: int = Field(ge=0)
+    expires_at: float
+
+
+class TokenCreated(Strict):
+    """Shown once: only a hash of the token is stored."""
+
+    id: int
+    name: str
+    token: str
+    created_at: float
+
+
+class Renamed(Strict):
+    id: int
+    name: str
+
+
+class ProfileDevice(Strict):
+    kind: Literal["session", "token"]
+    id: int
+    name: str
+
+
+class Session(Strict):
+    id: int
+    name: str
+    created_at: float
+    last_seen_at: float
+    current: bool
+
+
+class TokenInfo(Strict):
+    id: int
+    name: str
+    created_at: float
+    last_used_at: float | None
+
+
+class ShareInfo(Strict):
+    id: int
+    filename: str
+    size: int
+    created_at: float
+    expires_at: float
+
+
+class Profile(Strict):
+    username: str
+    device: ProfileDevice
+    devices: list[Session]
+    tokens: list[TokenInfo]
+    shares: list[ShareInfo]
+    used_bytes: int = Field(ge=0)
+    quota_bytes: int = Field(gt=0)
+
+
+class BrokerHealth(Strict):
+    backend: str
+    status: str
+
+
+class Health(Strict):
+    status: Literal["ok", "degraded", "down"]
+    version: str
+    db: Literal["ok", "down"]
+    broker: BrokerHealth
+
+
+# --- decorators ---------------------------------------------------------------
+
+def accepts(model: type[BaseModel], codes: dict[str, tuple[str, str]] | None = None):
+    """Document the body as `model` (JSON or a form) and validate API calls.
+    `codes` gives a field's own error code and message (e.g. invalid_username)
+    for values that break its rules; a missing or mistyped field is
+    `invalid_input`."""
+    codes = codes or {}
+
+    def decorator(func):
+        @wraps(func)
+        async def wrapper(*args, **kwargs):
+            if wants_json():
+                from .forms import read_input
+
+                try:
+                    model.model_validate(await read_input())
+                except ValidationError as error:
+                    raise _input_error(error, codes) from None
+            return await func(*args, **kwargs)
+
+        setattr(wrapper, QUART_SCHEMA_REQUEST_ATTRIBUTE, (model, DataSource.JSON))
+        return wrapper
+
+    return decorator
+
+
+def _input_error(error: ValidationError, codes: dict[str, tuple[str, str]]) -> APIError:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    if first["type"] == "missing":
+        return APIError(400, "invalid_input", f"'{field}' is required.")
+    if first["type"] in ("string_type", "int_type", "bool_type", "model_type", "dict_type"):
+        return APIError(400, "invalid_input", f"'{field}' must be a {first['type'].split('_')[0]}.")
+    if field in codes:
+        return APIError(400, *codes[field])
+    return APIError(400, "invalid_input", f"'{field}': {first['msg']}.")
+
+
+def responds(models: dict[int, type[BaseModel]]):
+    """Document the JSON answer per status and check each one against it."""
+    adapters = {status: TypeAdapter(model) for status, model in models.items()}
+
+    def decorator(func):
+        @wraps(func)
+        async def wrapper(*args, **kwargs):
+            response = await current_app.make_response(await func(*args, **kwargs))
+            adapter = adapters.get(response.status_code)
+            if adapter is not None and response.mimetype == "application/json":
+                try:
+                    adapter.validate_python(await response.get_json())
+                except ValidationError as error:
+                    log.error("%s %s answered outside its schema: %s", request.method, request.path, error)
+                    raise ResponseSchemaValidationError(error) from None
+            return response
+
+        setattr(wrapper, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {status: (model, None) for status, model in models.items()})
+        return wrapper
+
+    return decorator
+
+
+def openapi(extra: dict[str, Any] | None = None, errors: tuple[int, ...] = ()):
+    """Extra OpenAPI for one operation (merged into what is generated), and
+    error statuses beyond those derived from the route."""
+
+    def decorator(func):
+        if extra:
+            setattr(func, OPENAPI_EXTRA_ATTRIBUTE, extra)
+        if errors:
+            setattr(func, ERRORS_ATTRIBUTE, tuple(errors))
+        return func
+
+    return decorator
+
+
+# --- the description ----------------------------------------------------------
+
+# Pages for people and the app shell: not part of the API.
+HIDDEN_ENDPOINTS = {
+    "account.get_register", "account.get_login", "files.get_load", "api_docs.get_docs",
+    "api_docs.get_openapi", "static",
+}
+HIDDEN_BLUEPRINTS = {"pwa"}
+# Aliases for HTML forms (which can only GET and POST) and the original spelling.
+HIDDEN_RULE_SUFFIXES = ("/delete", "/rename", "/registet")
+
+ERROR_DESCRIPTIONS = {
+    400: "The request is malformed or a value is invalid.",
+    401: "Not logged in, or the API token is not valid.",
+    403: "Refused (another site's request, or a wrong current password).",
+    404: "No such item, link or token (or it has expired).",
+    408: "The upload stalled or trickled and was dropped.",
+    409: "Conflict (the username is taken).",
+    413: "Too large, or over the storage quota.",
+    415: "The body's Content-Type is not one this endpoint reads.",
+    429: "Rate limited: wait Retry-After seconds.",
+    503: "The database is unreachable.",
+    507: "The server is short of disk space; nothing was stored.",
+}
+
+
+class CloudBufferOpenAPI(OpenAPIProvider):
+    def generate_rules(self):
+        for rule in super().generate_rules():
+            blueprint = rule.endpoint.split(".", 1)[0] if "." in rule.endpoint else None
+            if (rule.endpoint in HIDDEN_ENDPOINTS or blueprint in HIDDEN_BLUEPRINTS
+                    or rule.rule.endswith(HIDDEN_RULE_SUFFIXES)):
+                continue
+            yield rule
+
+    def build_paths(self, rule):
+        paths, components = super().build_paths(rule)
+        func = self._app.view_functions[rule.endpoint]
+        for operations in paths.values():
+            for method, operation in list(operations.items()):
+                operations[method] = self._complete(rule, func, method, dict(operation))
+        components["Error"] = Error.model_json_schema()
+        return paths, components
+
+    def _complete(self, rule, func, method: str, operation: dict) -> dict:
+        operation["parameters"] = list(operation.get("parameters", []))
+        operation["responses"] = dict(operation.get("responses", {}))
+        statuses = set(getattr(func, ERRORS_ATTRIBUTE, ()))
+        if method != "get":
+            statuses.add(403)  # a write from another site (auth.check_same_origin)
+        if getattr(func, "login_required", False):
+            statuses.add(401)
+            operation["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
+        else:
+            operation["security"] = []
+        if getattr(func, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, None):
+            statuses.add(429)
+        if rule.arguments:
+            statuses.add(404)
+        if "requestBody" in operation:
+            statuses.update((400, 413, 415))
+            body = dict(operation["requestBody"])
+            content = dict(body["content"])
+            if "application/json" in content:
+                # The same object as an HTML form would post it.
+                content["application/x-www-form-urlencoded"] = content["application/json"]
+            body["content"] = content
+            body["required"] = True
+            operation["requestBody"] = body
+        for status in sorted(statuses):
+            operation["responses"].setdefault(str(status), {
+                "description": ERROR_DESCRIPTIONS.get(status, "Error."),
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            })
+        for status in list(operation["responses"]):
+            operation["responses"][str(status)] = operation["responses"].pop(status)
+        extra = getattr(func, OPENAPI_EXTRA_ATTRIBUTE, None)
+        if extra:
+            _merge(operation, extra)
+        return operation
+
+
+def _merge(target: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            target[key] = dict(target[key])
+            _merge(target[key], value)
+        elif isinstance(value, list) and isinstance(target.get(key), list):
+            target[key] = target[key] + value
+        else:
+            target[key] = value
+
+
+def init_openapi(app: Quart) -> QuartSchema:
+    from . import __version__
+
+    return QuartSchema(
+        app,
+        # /openapi.json and /docs are served by blueprints/api_docs.py, as
+        # routes that follow our policies (public on purpose, rate limited).
+        openapi_path=None,
+        swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None,
+        openapi_provider_class=CloudBufferOpenAPI,
+        info=Info(title="CloudBuffer", version=__version__,
+                  description="Copy on one device, paste on all of them. Every error is a JSON object "
+                              "with a machine code in error and a sentence in message; the live socket "
+                              "(GET /ws) is described in docs/protocol.md."),
+        # bearerAuth: an API token made on the profile page (cb_…); cookieAuth:
+        # a browser session, whose writes must come from this origin.
+        security_schemes={
+            "bearerAuth": HttpSecurityScheme(scheme="bearer"),
+            "cookieAuth": APIKeySecurityScheme(name="cloudbuffer_session", in_="cookie"),
+        },
+    )
+
+
+# --- non-JSON bodies and answers, described by hand ----------------------------
+
+_ANY_FILE = {"schema": {"type": "string", "format": "binary"}}
+_DATA_TYPE_OUT = {"X-Data-Type": {"description": "`text` or `file`.",
+                                  "schema": {"type": "string", "enum": ["text", "file"]}}}
+_CONTENT = {
+    "description": "The item's content: the text as text/plain (X-Data-Type: text), or the file with its "
+                   "own type as an attachment named in Content-Disposition (X-Data-Type: file). "
+                   "Files honour Range requests.",
+    "headers": _DATA_TYPE_OUT,
+    "content": {"text/plain": {"schema": {"type": "string"}}, "*/*": _ANY_FILE},
+}
+
+BUFFER_BODY = {
+    "description": "Sets the buffer. The body is raw, not JSON: with `X-Data-Type: text` it is the text "
+                   "itself (UTF-8, at most CLOUDBUFFER_MAX_TEXT_BYTES, whatever the Content-Type); with "
+                   "`X-Data-Type: file` it is the file's bytes, streamed to disk, named by `X-File-Name` "
+                   "(percent-encoded UTF-8) or `Content-Disposition: attachment; filename=…` — a file "
+                   "without a name is 400 `missing_filename` — or a multipart form with exactly one "
+                   "`file` field (the original client's format).",
+    "parameters": [
+        {"name": "X-Data-Type", "in": "header", "required": True,
+         "schema": {"type": "string", "enum": ["text", "file"]}},
+        {"name": "X-File-Name", "in": "header", "required": False,
+         "description": "A file's name, percent-encoded UTF-8 (required for a raw file body unless "
+                        "Content-Disposition names it; ignored for text). Directory parts, control and "
+                        "separator characters are dropped.",
+         "schema": {"type": "string"}},
+    ],
+    "requestBody": {"required": True, "content": {
+        "text/plain": {"schema": {"type": "string"}},
+        "application/octet-stream": _ANY_FILE,
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+    }},
+}
+
+UPLOAD_FORM = {
+    "description": "Stores a file as a share link: a multipart form with exactly one `file` field "
+                   "(its filename is required). Answers JSON when asked (Accept: application/json), "
+                   "else the page with the link and its QR code.",
+    "requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+    }},
+}
+
+TOKEN_QUERY = {"parameters": [{"name": "token", "in": "query", "required": True,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 128}}]}
+
+SHARED_FILE = {
+    "description": "The shared file, to anyone holding the token, until the link expires. Always an "
+                   "attachment, sandboxed by its Content-Security-Policy, never sniffed.",
+    "responses": {"200": {"description": "The file (its own type; Range requests honoured).",
+                          "content": {"*/*": _ANY_FILE}}},
+}
+
+QR_CODE = {"responses": {"200": {"description": "The link's QR code.",
+                                 "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}}
+
+BUFFER_CONTENT = {"responses": {"200": _CONTENT, "204": {"description": "The buffer is empty."}}}
+ITEM_CONTENT = {"responses": {"200": _CONTENT}}

@@ -1,0 +1,174 @@
+"""Settings: every CLOUDBUFFER_* value is validated with a message naming it;
+the generated secret key is private and survives restarts."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from server import config as config_module
+from server.config import SETTINGS, ConfigError, ensure_data_dir, load_or_create_secret_key, load_settings
+
+# Values each kind of setting must refuse. A new setting with a new parser
+# has to be added here (test_every_parser_has_bad_values makes sure).
+BAD_VALUES = {
+    "_positive_int": ["0", "-1", "ten", "1.5", "1e3"],
+    "_non_negative_int": ["-1", "many", "2.5"],
+    "_url": ["buffer.example.com", "ftp://buffer.example.com", "https://", "/relative"],
+    "_redis_url": ["http://127.0.0.1:6379", "127.0.0.1:6379"],
+    "_origins": ["evil.example", "https://ok.example, not-a-url"],
+    "_bool": ["maybe", "2", "yess"],
+    "_secret": ["short", " " * 40, "x" * 31],
+}
+# Settings whose values are free-form (a path is checked by ensure_data_dir).
+FREE_FORM = {"str"}
+
+
+def cases():
+    for setting in SETTINGS:
+        for value in BAD_VALUES.get(setting.parse.__name__, []):
+            yield pytest.param(setting.name, value, id=f"{setting.name}={value}")
+
+
+def test_defaults(tmp_path):
+    settings = load_settings(environ={})
+    assert settings["DATA_DIR"] == Path("user_files").resolve()
+    assert settings["EXPIRE_SECONDS"] == 7200
+    assert settings["MAX_FILES"] == 10
+    assert settings["MAX_UPLOAD_BYTES"] == 1024**3
+    assert settings["QUOTA_BYTES"] == 5 * 1024**3
+    assert settings["PUBLIC_URL"] is None and settings["REDIS_URL"] is None and settings["SECRET_KEY"] is None
+    assert {s.name for s in SETTINGS} <= set(settings)
+
+
+def test_every_parser_has_bad_values():
+    for setting in SETTINGS:
+        name = setting.parse.__name__
+        assert name in BAD_VALUES or name in FREE_FORM, f"add bad values for {setting.name} ({name}) to BAD_VALUES"
+
+
+@pytest.mark.parametrize("name, value", list(cases()))
+def test_bad_values_are_refused_with_a_clear_message(name, value):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={f"CLOUDBUFFER_{name}": value})
+    message = str(caught.value)
+    assert message.startswith(f"CLOUDBUFFER_{name}={value!r} is invalid: ")
+    assert len(message.split(": ", 1)[1]) > 10  # says what is expected
+
+
+def test_every_validated_setting_was_tried():
+    tried = {param.values[0] for param in cases()}
+    validated = {s.name for s in SETTINGS if s.parse.__name__ not in FREE_FORM}
+    assert tried == validated
+
+
+def test_good_values_are_parsed():
+    settings = load_settings(environ={
+        "CLOUDBUFFER_DATA_DIR": "/srv/buffer",
+        "CLOUDBUFFER_EXPIRE_SECONDS": "60",
+        "CLOUDBUFFER_MAX_UPLOAD_BYTES": "1048576",
+        "CLOUDBUFFER_PUBLIC_URL": "https://buffer.example.com/",
+        "CLOUDBUFFER_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "CLOUDBUFFER_ALLOWED_ORIGINS": "https://a.example/, https://b.example",
+        "CLOUDBUFFER_SECURE_COOKIES": "off",
+        "CLOUDBUFFER_SECRET_KEY": "k" * 40,
+    })
+    assert settings["DATA_DIR"] == Path("/srv/buffer")
+    assert settings["EXPIRE_SECONDS"] == 60
+    assert settings["MAX_UPLOAD_BYTES"] == 1048576
+    assert settings["PUBLIC_URL"] == "https://buffer.example.com"  # no trailing slash
+    assert settings["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    assert settings["ALLOWED_ORIGINS"] == ("https://a.example", "https://b.example")
+    assert settings["SECURE_COOKIES"] is False
+    assert settings["SECRET_KEY"] == "k" * 40
+
+
+def test_empty_values_mean_the_default():
+    assert load_settings(environ={"CLOUDBUFFER_EXPIRE_SECONDS": ""})["EXPIRE_SECONDS"] == 7200
+
+
+def test_unknown_overrides_are_refused():
+    with pytest.raises(ConfigError, match="EXPIRE_SECOND"):
+        load_settings(environ={}, overrides={"EXPIRE_SECOND": 5})
+
+
+def test_overrides_win_over_the_environment():
+    settings = load_settings(environ={"CLOUDBUFFER_MAX_FILES": "3"}, overrides={"MAX_FILES": 7})
+    assert settings["MAX_FILES"] == 7
+
+
+def test_a_data_dir_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError) as caught:
+        ensure_data_dir(blocker / "data")
+    assert str(caught.value).startswith("CLOUDBUFFER_DATA_DIR=")
+    assert "cannot be created" in str(caught.value)
+
+
+def test_data_dir_layout(tmp_path):
+    ensure_data_dir(tmp_path / "data")
+    ensure_data_dir(tmp_path / "data")  # idempotent
+    assert (tmp_path / "data" / "files").is_dir() and (tmp_path / "data" / "tmp").is_dir()
+
+
+# --- the secret key --------------------------------------------------------------------------------
+
+
+def test_secret_key_is_generated_private_and_reused(tmp_path):
+    key = load_or_create_secret_key(tmp_path)
+    path = tmp_path / "secret_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(key) >= 32
+    assert load_or_create_secret_key(tmp_path) == key
+    assert sorted(os.listdir(tmp_path)) == ["secret_key"]  # no temp file left behind
+
+
+def test_a_short_secret_key_file_is_refused(tmp_path):
+    (tmp_path / "secret_key").write_text("too short")
+    with pytest.raises(ConfigError, match="too short"):
+        load_or_create_secret_key(tmp_path)
+
+
+def test_the_umask_does_not_loosen_the_key_file(tmp_path):
+    old = os.umask(0)
+    try:
+        load_or_create_secret_key(tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
+
+
+async def test_sessions_survive_a_restart(tmp_path):
+    """Two apps on one data dir (a restart) share the generated key, so a
+    cookie from the first is still valid on the second."""
+    from server import create_app
+    from tests.conftest import register
+
+    settings = {"DATA_DIR": str(tmp_path / "data")}
+    first = create_app(settings)
+    async with first.test_app():
+        client = first.test_client()
+        await register(client, "alice")
+        cookies = [(c.name, c.value) for c in client.cookie_jar]
+    second = create_app(settings)
+    assert second.secret_key == first.secret_key
+    async with second.test_app():
+        client = second.test_client()
+        header = "; ".join(f"{name}={value}" for name, value in cookies)
+        assert (await client.get("/file/buffer", headers={"Cookie": header})).status_code == 204
+
+
+def test_configured_secret_key_is_used_as_is(tmp_path):
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path), "SECRET_KEY": "s" * 40})
+    assert app.secret_key == "s" * 40
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_the_parsers_module_names_are_stable():
+    # BAD_VALUES is keyed by parser name; a rename must update this test.
+    assert {name for name in BAD_VALUES} <= {name for name in dir(config_module) if name.startswith("_")}

@@ -1,0 +1,77 @@
+"""Security headers on every answer: a walk over every GET route (the URL
+map, so a new route is covered the day it is added), logged in and not."""
+from __future__ import annotations
+
+import re
+
+from server.blueprints.pwa import JS_DIR, js_version
+from tests.conftest import register
+from tests.helpers import BROWSER_ACCEPT, multipart
+
+
+def directives(csp: str) -> dict[str, list[str]]:
+    parsed = {}
+    for part in csp.split(";"):
+        words = part.split()
+        if words:
+            parsed[words[0]] = words[1:]
+    return parsed
+
+
+def check_headers(path: str, response) -> None:
+    headers = response.headers
+    assert headers.get("X-Content-Type-Options") == "nosniff", path
+    assert headers.get("Referrer-Policy") in ("same-origin", "no-referrer"), path
+    csp = directives(headers.get("Content-Security-Policy", ""))
+    assert csp.get("frame-ancestors") == ["'none'"], (path, headers.get("Content-Security-Policy"))
+    if "script-src" in csp:
+        # Only the app's own scripts: no inline code, no eval, no other host.
+        assert csp["script-src"] == ["'self'"], path
+    else:
+        # No script-src: then nothing may run at all.
+        assert csp.get("default-src") == ["'none'"], path
+    assert "'unsafe-inline'" not in csp.get("default-src", []), path
+    if response.headers.get("Content-Disposition", "").startswith("attachment"):
+        # Someone's file: sandboxed, nothing of it may run or load.
+        assert csp.get("sandbox") == [] and csp.get("default-src") == ["'none'"], path
+    elif response.mimetype == "text/html":
+        # Our own pages.
+        assert csp["script-src"] == ["'self'"] and csp["default-src"] == ["'self'"], path
+        assert csp.get("base-uri") == ["'self'"] and csp.get("form-action") == ["'self'"], path
+
+
+async def test_every_get_route_sends_the_security_headers(app, client):
+    await register(client, "alice")
+    text = await client.post("/file/buffer", data=b"hello", headers={"X-Data-Type": "text"})
+    body, content_type = multipart([("file", "evil.html", b"<script>alert(1)</script>", "text/html")])
+    upload = await client.post("/file/load", data=body,
+                               headers={"Accept": "application/json", "Content-Type": content_type})
+    share = await upload.get_json()
+    item_id = (await text.get_json())["id"]
+    module = sorted(JS_DIR.glob("*.js"))[0].name
+    values = {"item_id": item_id, "token": share["token"], "version": js_version(), "name": module,
+              "filename": "icons/icon.svg", "session_id": 1, "token_id": 1, "share_id": 1}
+    values_for = {"static": {"filename": "style.css"}}
+
+    seen = []
+    for rule in app.url_map.iter_rules():
+        if rule.websocket or "GET" not in rule.methods:
+            continue
+        arguments = {name: values_for.get(rule.endpoint, {}).get(name, values[name]) for name in rule.arguments}
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: str(arguments[m.group(1)]), rule.rule)
+        if rule.endpoint in ("files.get_file", "files.get_qr"):
+            path += f"?token={share['token']}"
+        for accept in (BROWSER_ACCEPT, "application/json"):
+            response = await client.get(path, headers={"Accept": accept})
+            assert response.status_code < 400, (path, response.status_code)
+            check_headers(path, response)
+            anonymous = await app.test_client().get(path, headers={"Accept": accept})
+            check_headers(path, anonymous)
+        seen.append(rule.rule)
+    assert len(seen) >= 20
+    # Error answers, pages and JSON alike.
+    for path in ("/nowhere", "/file/get?token=nope", "/file/buffer/items/999"):
+        for accept in (BROWSER_ACCEPT, "application/json"):
+            response = await client.get(path, headers={"Accept": accept})
+            assert response.status_code == 404
+            check_headers(path, response)

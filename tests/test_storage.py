@@ -1,0 +1,209 @@
+"""Safe names, RFC 6266 headers and atomic, size-limited uploads on disk."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from werkzeug.http import parse_options_header
+
+from server.config import ensure_data_dir
+from server.errors import APIError
+from server.storage import (
+    MAX_FILENAME_CHARS,
+    Storage,
+    content_disposition,
+    guess_mime,
+    iter_body,
+    sanitize_filename,
+)
+
+
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("report.pdf", "report.pdf"),
+        ("dir/sub/report.pdf", "report.pdf"),
+        ("C:\\Users\\me\\report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        (".bashrc", "bashrc"),
+        ("...hidden", "hidden"),
+        ("  spaced out.txt  ", "spaced out.txt"),
+        ("bell\x07\x00null\n\r\t.txt", "bellnull.txt"),
+        ("\u202egnp.exe", "gnp.exe"),  # right-to-left override (a Cf character)
+        ('a<b>c:d"e|f?g*h.txt', "abcdefgh.txt"),
+        ("été 📋.txt", "été 📋.txt"),
+        ("e\u0301te\u0301.txt", "été.txt"),  # NFC: one code point per letter
+        ("", ""),
+        ("..", ""),
+        ("/", ""),
+        ("\x00\x01", ""),
+    ],
+)
+def test_sanitize_filename(raw, clean):
+    assert sanitize_filename(raw) == clean
+
+
+def test_long_names_keep_their_extension():
+    name = sanitize_filename("a" * 500 + ".tar.gz")
+    assert len(name) == MAX_FILENAME_CHARS
+    assert name.endswith("a.gz")
+    no_ext = sanitize_filename("b" * 500)
+    assert no_ext == "b" * MAX_FILENAME_CHARS
+    long_ext = sanitize_filename("c" * 300 + "." + "d" * 40)  # not a real extension: cut plainly
+    assert len(long_ext) == MAX_FILENAME_CHARS
+
+
+@pytest.mark.parametrize(
+    "name, fallback",
+    [
+        ("report.pdf", "report.pdf"),
+        ("Relevé.pdf", "Releve.pdf"),
+        ('say "hi"; 100%\\.txt', "say _hi__ 100__.txt"),
+        ("日本語", "download"),
+        ("日本語.txt", ".txt"),
+    ],
+)
+def test_content_disposition_round_trips(name, fallback):
+    header = content_disposition(name)
+    assert header.startswith("attachment; ")
+    assert f'filename="{fallback}"' in header
+    assert header.isascii()
+    disposition, options = parse_options_header(header)
+    assert disposition == "attachment"
+    assert options["filename"] == name  # filename* wins for every modern client
+
+
+def test_content_disposition_inline():
+    assert content_disposition("a.png", "inline").startswith("inline; ")
+
+
+@pytest.mark.parametrize(
+    "filename, declared, mime",
+    [
+        ("a.png", None, "image/png"),
+        ("a.png", "application/octet-stream", "image/png"),
+        ("a.bin", "Image/JPEG; charset=x", "image/jpeg"),
+        ("noext", None, "application/octet-stream"),
+        ("noext", "nonsense", "application/octet-stream"),
+    ],
+)
+def test_guess_mime(filename, declared, mime):
+    assert guess_mime(filename, declared) == mime
+
+
+# --- Upload --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def storage(tmp_path):
+    ensure_data_dir(tmp_path)
+    return Storage(tmp_path)
+
+
+def too_large():
+    return APIError(413, "too_large", "too big")
+
+
+def listing(storage):
+    return sorted(os.listdir(storage.files_dir)), sorted(os.listdir(storage.tmp_dir))
+
+
+async def test_upload_is_written_then_moved_into_place(storage):
+    data = os.urandom(3 * 1024 * 1024 + 17)  # several write batches
+    async with storage.new_upload(10 * 1024 * 1024, too_large) as upload:
+        assert upload.tmp_path.parent == storage.tmp_dir
+        assert upload.tmp_path.name.startswith(f"{os.getpid()}-") and upload.tmp_path.name.endswith(".part")
+        for start in range(0, len(data), 65536):
+            await upload.write(data[start:start + 65536])
+        stored_name = await upload.commit()
+    assert upload.size == len(data)
+    assert len(stored_name) == 32 and all(c in "0123456789abcdef" for c in stored_name)
+    assert storage.path_of(stored_name).read_bytes() == data
+    assert listing(storage) == ([stored_name], [])
+
+
+async def test_names_are_never_reused(storage):
+    names = set()
+    for _ in range(20):
+        async with storage.new_upload(10, too_large) as upload:
+            await upload.write(b"x")
+            names.add(await upload.commit())
+    assert len(names) == 20
+
+
+async def test_leaving_without_commit_removes_the_temp_file(storage):
+    async with storage.new_upload(100, too_large) as upload:
+        await upload.write(b"abc")
+        assert upload.tmp_path.exists()
+    assert listing(storage) == ([], [])
+
+
+async def test_an_error_inside_the_block_removes_the_temp_file(storage):
+    with pytest.raises(RuntimeError):
+        async with storage.new_upload(100, too_large) as upload:
+            await upload.write(b"abc")
+            raise RuntimeError("client went away")
+    assert listing(storage) == ([], [])
+
+
+async def test_the_limit_is_exact_and_enforced_while_writing(storage):
+    async with storage.new_upload(10, too_large) as upload:
+        await upload.write(b"12345")
+        await upload.write(b"67890")  # exactly the limit is fine
+        await upload.commit()
+    with pytest.raises(APIError) as caught:
+        async with storage.new_upload(10, too_large) as upload:
+            await upload.write(b"12345")
+            await upload.write(b"678901")
+    assert caught.value.status == 413
+    assert len(listing(storage)[0]) == 1 and listing(storage)[1] == []
+
+
+async def test_a_cancelled_upload_removes_its_temp_file(storage):
+    started = asyncio.Event()
+
+    async def slow_upload():
+        async with storage.new_upload(1000, too_large) as upload:
+            await upload.write(b"abc")
+            started.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(slow_upload())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert listing(storage) == ([], [])
+
+
+async def test_remove_ignores_missing_files(storage):
+    async with storage.new_upload(10, too_large) as upload:
+        await upload.write(b"x")
+        name = await upload.commit()
+    await storage.remove([name, "does-not-exist"])
+    await storage.remove([])
+    assert listing(storage) == ([], [])
+
+
+async def test_iter_body_drops_an_idle_client():
+    async def stalls():
+        yield b"first"
+        await asyncio.sleep(10)
+        yield b"never"
+
+    received = []
+    with pytest.raises(APIError) as caught:
+        async for chunk in iter_body(stalls(), idle_seconds=0.1):
+            received.append(chunk)
+    assert received == [b"first"]
+    assert caught.value.status == 408 and caught.value.code == "upload_timeout"
+
+
+async def test_iter_body_skips_empty_chunks():
+    async def body():
+        for chunk in (b"a", b"", b"b"):
+            yield chunk
+
+    assert [chunk async for chunk in iter_body(body(), 1)] == [b"a", b"b"]
