@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Callable, TypeVar
@@ -117,8 +118,33 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
 T = TypeVar("T")
 
 
+BUSY_TIMEOUT = 10.0  # seconds a transaction waits for another process's write lock
+_BUSY_POLL = 0.0002
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, polling every 0.2 ms while another worker process holds
+    the write lock. SQLite's own busy handler sleeps 1, 2, 5, 10, 15 … ms
+    between tries, far longer than a text post's transaction holds the lock,
+    so two workers posting at once mostly waited on those sleeps (#7 in
+    docs/benchmarks.md)."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(_BUSY_POLL)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+
 def _run_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
+    _begin_immediate(conn)
     try:
         result = work(conn)
     except BaseException:

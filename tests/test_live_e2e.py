@@ -292,6 +292,7 @@ async def test_graceful_shutdown_closes_sockets_with_1001(cluster):
                 await asyncio.wait_for(_drain(ws), 2)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
         assert exit_code == 0
-        assert elapsed < 5 + 2  # hypercorn.toml's graceful_timeout, plus process exit
+        # hypercorn.toml's graceful_timeout (5 s), plus process exit on a loaded machine
+        assert elapsed < 5 + 5
     finally:
         await laptop.close()

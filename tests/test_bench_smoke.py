@@ -1,0 +1,52 @@
+"""The benchmarks still run: every one of the seven, tiny and for about a
+second, against the real server and the baselines (bench/, `make bench`).
+
+No timing is asserted -- a test machine's speed says nothing -- only that each
+benchmark produced its figures and that they are sane.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+from bench import report
+from bench.__main__ import run_suite
+from bench.system import Pinning
+
+
+def test_every_benchmark_produces_sane_figures(tmp_path):
+    run = asyncio.run(run_suite("smoke", None, tmp_path, Pinning(enable=False), logger=lambda message: None))
+    results = run["results"]
+    assert sorted({r["id"] for r in results}) == ["1", "2", "3", "4", "5", "6", "7"]
+    by_id = {}
+    for r in results:
+        by_id.setdefault(r["id"], []).append(r)
+        assert isinstance(r["pass"], bool) and r["target"]
+        assert not math.isnan(r["subject"]) and not math.isnan(r["baseline"]), r["name"]
+
+    for number in ("1", "6"):  # latencies: every change arrived, so p99 is finite
+        (r,) = by_id[number]
+        assert 0 < r["subject"] < math.inf and 0 < r["baseline"] < math.inf
+        assert all(d["lost"] == 0 and d["count"] > 0 for d in r["subject_detail"] + r["baseline_detail"])
+    (capacity,) = by_id["2"]  # the smoke ramp: up to 2 steps of 10 sockets
+    for side in ("subject_detail", "baseline_detail"):
+        steps = capacity[side]["steps"]
+        assert steps and all(step["sockets"] in (10, 20) for step in steps)
+        assert capacity[side]["capacity"] in (0, 10, 20)
+    assert len(by_id["3"]) == 2  # without and with a permessage-deflate offer
+    for r in by_id["3"]:
+        assert all(rep["rss_high"] > 0 and rep["rss_low"] > 0 for rep in r["raw"] + r["raw_baseline"])
+    assert len(by_id["4"]) == 2  # raw and multipart
+    for r in by_id["4"] + by_id["5"]:
+        assert r["subject"] > 0 and r["baseline"] > 0
+    for r in by_id["4"]:
+        assert r["peak_rss_growth_mib"] >= 0
+    (posts,) = by_id["7"]
+    assert posts["subject"] > 0 and posts["baseline"] > 0 and posts["errors"] == [0, 0]
+    assert posts["delivered"][0] > 0 and posts["delivered"][1] > 0
+
+    assert "## Results" in report.markdown(run)
+    assert "push latency" in report.table(results)
+    report.write_json(run, tmp_path / "out.json")
+    assert len(json.loads((tmp_path / "out.json").read_text())["results"]) == len(results)
