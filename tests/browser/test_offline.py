@@ -46,6 +46,9 @@ def test_text_sent_offline_is_sent_when_back_online(new_context, username, probl
     context = new_context()
     register(context, username)
     page = open_app(context)
+    # Going offline while the worker is still precaching the shell would
+    # abort its fetches: wait until it is installed and controls the page.
+    wait_controlled(page)
     problems.allow(r"net::ERR_INTERNET_DISCONNECTED")
     problems.allow(r"request failed: GET .*/file/buffer/items\S* net::ERR_ABORTED")  # cut mid-flight
     context.set_offline(True)
