@@ -30,8 +30,8 @@ from .. import ratelimits
 from ..ratelimits import rate_exempt, rate_limit
 from ..auth import current_principal, public
 from ..errors import APIError, wants_json
-from ..multipart import boundary_of, parse_form
-from ..storage import guess_mime, iter_body, sanitize_filename
+from ..storage import guess_mime, sanitize_filename
+from ..uploads import receive_form
 
 blueprint = Blueprint("pwa", __name__)
 
@@ -355,14 +355,7 @@ async def post_share_target():
         if wants_json():
             raise APIError(401, "unauthorized", "Log in, then share again.")
         return redirect("/account/login?next=/&shared=lost", 303)
-    settings = current_app.config["CLOUDBUFFER"]
-    limit, too_large = await buffer.upload_allowance(principal.user_id)
-    form = await parse_form(
-        iter_body(request.body, settings["UPLOAD_IDLE_SECONDS"]),
-        boundary_of(request.headers.get("Content-Type", "")),
-        lambda: current_app.storage.new_upload(limit, too_large),
-        field_limit=settings["MAX_TEXT_BYTES"],
-    )
+    form = await receive_form(principal, field_limit=current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"])
     stored = []
     try:
         field = lambda name: (form.fields.get(name) or [""])[0]  # noqa: E731
