@@ -74,27 +74,27 @@ async def open_socket(device: Device, **kwargs):
     return ws, hello, snapshot
 
 
-async def sockets_on_two_workers(device: Device, tries: int = 40):
-    """Open sockets until two are held by different workers (the kernel
-    spreads accepts between the processes; the hello names the worker)."""
-    opened = []
+async def sockets_on_two_workers(device: Device, tries: int = 60):
+    """Open sockets until two are held by different workers (the processes
+    share one listening socket, so which one accepts is up to the kernel; the
+    hello names the worker). A socket landing on a worker already held is
+    closed at once, so a long run on one worker never meets the per-user cap."""
+    held: dict[str, object] = {}
     try:
         for _ in range(tries):
             ws, hello, _ = await open_socket(device)
-            opened.append((ws, hello))
-            nodes = {h["node"] for _, h in opened}
-            if len(nodes) == 2:
-                first = opened[0]
-                second = next(item for item in opened if item[1]["node"] != first[1]["node"])
-                for item in opened:
-                    if item is not first and item is not second:
-                        await item[0].close()
-                return first[0], second[0]
+            if hello["node"] in held:
+                await ws.close()
+                continue
+            held[hello["node"]] = ws
+            if len(held) == 2:
+                first, second = held.values()
+                return first, second
     except BaseException:
-        for ws, _ in opened:
+        for ws in held.values():
             await ws.close()
         raise
-    for ws, _ in opened:
+    for ws in held.values():
         await ws.close()
     raise AssertionError(f"all {tries} sockets landed on one worker")
 
