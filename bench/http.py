@@ -75,7 +75,10 @@ def download(port: int, path: str, headers: dict[str, str] | None = None) -> tup
         return status, received, time.perf_counter() - started
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    request: bytes) -> tuple[int, bool]:
+    """Send one request and read its answer: (status, whether the server is
+    closing the connection, as Hypercorn does after keep_alive_max_requests)."""
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
@@ -90,7 +93,7 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
             await reader.readexactly(size + 2)
             if size == 0:
                 break
-    return status
+    return status, b"\r\nconnection: close" in lower
 
 
 async def request_rate(port: int, method: str, path: str, headers: dict[str, str], body: bytes,
@@ -108,11 +111,14 @@ async def request_rate(port: int, method: str, path: str, headers: dict[str, str
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
             while loop.time() < stop_at:
-                status = await _exchange(reader, writer, request)
+                status, closing = await _exchange(reader, writer, request)
                 if status == expect:
                     counts[index] += 1
                 else:
                     errors[index] += 1
+                if closing:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(HOST, port)
         finally:
             writer.close()
 
