@@ -121,30 +121,26 @@ async def _resolve() -> Principal | None:
     now = time.time()
     token = bearer_token()
     if token is not None:
-        api_token = await sessions_model.select_api_token(db.reader, token)
-        if api_token is None:
+        found = await sessions_model.select_api_token_with_owner(db.reader, token)
+        if found is None:
             return None
-        user = await users_model.select_user_by_id(db.reader, api_token.user_id)
-        if user is None:
-            return None
+        api_token, username = found
         if api_token.last_used_at is None or now - api_token.last_used_at > TOUCH_INTERVAL:
             async with db.transaction() as conn:
                 await sessions_model.touch_api_token(conn, api_token.id, now)
-        return Principal(user.id, user.username, "token", api_token.id, api_token.name)
+        return Principal(api_token.user_id, username, "token", api_token.id, api_token.name)
 
     session_key = _auth_manager().load_cookie()
     if session_key is None:
         return None
-    session = await sessions_model.select_session_by_key(db.reader, session_key)
-    if session is None:
+    found = await sessions_model.select_session_with_owner(db.reader, session_key)
+    if found is None:
         return None
-    user = await users_model.select_user_by_id(db.reader, session.user_id)
-    if user is None:
-        return None
+    session, username = found
     if now - session.last_seen_at > TOUCH_INTERVAL:
         async with db.transaction() as conn:
             await sessions_model.touch_session(conn, session.id, now)
-    return Principal(user.id, user.username, "session", session.id, session.device_name)
+    return Principal(session.user_id, username, "session", session.id, session.device_name)
 
 
 async def current_principal() -> Principal | None:

@@ -40,6 +40,10 @@ _SESSION_COLUMNS = "id, user_id, device_name, created_at, last_seen_at"
 _TOKEN_COLUMNS = "id, user_id, name, created_at, last_used_at"
 
 
+def _prefixed(columns: str, table: str) -> str:
+    return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
+
+
 async def insert_session(conn: aiosqlite.Connection, user_id: int, session_key: str, device_name: str) -> Session:
     now = time.time()
     async with conn.execute(
@@ -50,12 +54,24 @@ async def insert_session(conn: aiosqlite.Connection, user_id: int, session_key: 
         return Session(**dict(await cursor.fetchone()))
 
 
-async def select_session_by_key(conn: aiosqlite.Connection, session_key: str) -> Session | None:
+def _with_owner(row, record_class):
+    if row is None:
+        return None
+    values = dict(row)
+    username = values.pop("owner")
+    return record_class(**values), username
+
+
+async def select_session_with_owner(conn: aiosqlite.Connection, session_key: str) -> tuple[Session, str] | None:
+    """The session and its owner's username. One statement, because every
+    request made with a cookie looks this up (the user row always exists:
+    deleting a user cascades to its sessions)."""
     async with conn.execute(
-        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key_hash = ?", (hash_secret(session_key),)
+        f"SELECT {_prefixed(_SESSION_COLUMNS, 's')}, u.username AS owner"
+        " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.key_hash = ?",
+        (hash_secret(session_key),),
     ) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else Session(**dict(row))
+        return _with_owner(await cursor.fetchone(), Session)
 
 
 async def select_sessions(conn: aiosqlite.Connection, user_id: int) -> list[Session]:
@@ -97,12 +113,14 @@ async def insert_api_token(conn: aiosqlite.Connection, user_id: int, name: str, 
         return ApiToken(**dict(await cursor.fetchone()))
 
 
-async def select_api_token(conn: aiosqlite.Connection, token: str) -> ApiToken | None:
+async def select_api_token_with_owner(conn: aiosqlite.Connection, token: str) -> tuple[ApiToken, str] | None:
+    """The token and its owner's username, in one statement like sessions."""
     async with conn.execute(
-        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?", (hash_secret(token),)
+        f"SELECT {_prefixed(_TOKEN_COLUMNS, 't')}, u.username AS owner"
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+        (hash_secret(token),),
     ) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else ApiToken(**dict(row))
+        return _with_owner(await cursor.fetchone(), ApiToken)
 
 
 async def select_api_tokens(conn: aiosqlite.Connection, user_id: int) -> list[ApiToken]:

@@ -12,8 +12,8 @@ async def test_sessions_are_found_by_key_and_stored_hashed(db):
     async with db.transaction() as conn:
         session = await sessions_model.insert_session(conn, user.id, "the-session-key", "Firefox on Linux")
     assert session.user_id == user.id and session.device_name == "Firefox on Linux"
-    assert await sessions_model.select_session_by_key(db.reader, "the-session-key") == session
-    assert await sessions_model.select_session_by_key(db.reader, "another-key") is None
+    assert await sessions_model.select_session_with_owner(db.reader, "the-session-key") == (session, user.username)
+    assert await sessions_model.select_session_with_owner(db.reader, "another-key") is None
     async with db.reader.execute("SELECT key_hash FROM sessions") as cursor:
         (stored,) = await cursor.fetchone()
     assert stored == hashlib.sha256(b"the-session-key").digest()
@@ -41,7 +41,7 @@ async def test_rename_and_delete_only_touch_the_owners_sessions(db):
     async with db.transaction() as conn:
         assert await sessions_model.delete_session(conn, alice.id, session.id)
         assert not await sessions_model.delete_session(conn, alice.id, session.id)
-    assert await sessions_model.select_session_by_key(db.reader, "k") is None
+    assert await sessions_model.select_session_with_owner(db.reader, "k") is None
 
 
 async def test_delete_other_sessions(db):
@@ -61,8 +61,8 @@ async def test_api_tokens(db):
     async with db.transaction() as conn:
         token = await sessions_model.insert_api_token(conn, alice.id, "backup", "cb_secret")
     assert token.last_used_at is None
-    assert await sessions_model.select_api_token(db.reader, "cb_secret") == token
-    assert await sessions_model.select_api_token(db.reader, "cb_other") is None
+    assert await sessions_model.select_api_token_with_owner(db.reader, "cb_secret") == (token, "alice")
+    assert await sessions_model.select_api_token_with_owner(db.reader, "cb_other") is None
     async with db.reader.execute("SELECT token_hash FROM api_tokens") as cursor:
         assert (await cursor.fetchone())[0] == hashlib.sha256(b"cb_secret").digest()
 
@@ -74,4 +74,4 @@ async def test_api_tokens(db):
     async with db.transaction() as conn:
         assert not await sessions_model.delete_api_token(conn, bob.id, token.id)
         assert await sessions_model.delete_api_token(conn, alice.id, token.id)
-    assert await sessions_model.select_api_token(db.reader, "cb_secret") is None
+    assert await sessions_model.select_api_token_with_owner(db.reader, "cb_secret") is None
