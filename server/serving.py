@@ -24,6 +24,8 @@ from typing import Any
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
 from hypercorn.logging import Logger
+from hypercorn.protocol import h2 as h2_protocol
+from hypercorn.protocol import h11 as h11_protocol
 from hypercorn.protocol import ws_stream
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
@@ -80,6 +82,39 @@ def configure_ws_compression(enabled: bool) -> None:
     ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeclinedDeflate
 
 
+class _PromptPingsWSStream(ws_stream.WSStream):
+    """Hypercorn's WebSocket stream, except that its keep-alive ping loop
+    ends as soon as the stream closes. Hypercorn's loop only checks `closed`
+    after sleeping websocket_ping_interval (20 s), and the connection's task
+    group waits for it: every closed socket kept its connection objects for
+    up to 20 s, and a shutdown with sockets open sat out the whole graceful
+    timeout, then logged a CancelledError (tests/test_serving.py)."""
+
+    _ping_task: asyncio.Task | None = None
+    _closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self._closed = value
+        task = self._ping_task
+        if value and task is not None and task is not asyncio.current_task():
+            task.cancel()  # the task group ignores a cancelled child
+
+    async def _send_pings(self) -> None:
+        self._ping_task = asyncio.current_task()
+        await super()._send_pings()
+
+
+def use_prompt_ping_streams() -> None:
+    """Hypercorn builds WebSocket streams from these module-level names."""
+    h11_protocol.WSStream = _PromptPingsWSStream
+    h2_protocol.WSStream = _PromptPingsWSStream
+
+
 def raise_open_file_limit() -> None:
     """Every live socket is a file descriptor; the usual soft limit (1024)
     would cap a worker at about a thousand devices. Raise it to the hard limit."""
@@ -121,6 +156,7 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
 
     app = create_app()
     configure_ws_compression(app.config["CLOUDBUFFER"]["WS_COMPRESSION"])
+    use_prompt_ping_streams()
     raise_open_file_limit()
     if trigger is None:
         stop = asyncio.Event()

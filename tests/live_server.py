@@ -26,6 +26,8 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
+from tests.conftest import PASSWORD
+
 # A cold start imports Quart, Hypercorn and argon2 in every worker: about a
 # second on an idle machine, but several on a busy 2-core CI runner with
 # browsers running next to it, so the limit is generous (a failure still
@@ -236,3 +238,12 @@ def live_server_factory(tmp_path) -> Iterator[Callable[..., LiveServer]]:
             server.stop()
         except Exception:
             server.kill()
+
+
+def new_user(server: LiveServer, username: str, token_name: str = "tests") -> str:
+    """Register `username` on the server; return an API token for it."""
+    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        assert http.post("/account/register", json={"username": username, "password": PASSWORD}).status_code == 201
+        response = http.post("/account/tokens", json={"name": token_name})
+        assert response.status_code == 201
+        return response.json()["token"]

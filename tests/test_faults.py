@@ -23,23 +23,13 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import PASSWORD
-from tests.live_server import LiveServer, live_server_factory  # noqa: F401  (fixture)
+from tests.live_server import LiveServer, live_server_factory, new_user  # noqa: F401  (fixture)
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-def new_user(server: LiveServer, username: str) -> str:
-    """Register; return an API token (scripts are the clients here)."""
-    with httpx.Client(base_url=server.base_url, timeout=10) as http:
-        assert http.post("/account/register", json={"username": username, "password": PASSWORD}).status_code == 201
-        response = http.post("/account/tokens", json={"name": "faults"})
-        assert response.status_code == 201
-        return response.json()["token"]
-
 
 def api(server: LiveServer, token: str, **kwargs) -> httpx.Client:
     return httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"},

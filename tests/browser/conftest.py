@@ -72,8 +72,8 @@ def playwright():
 
 @pytest.fixture(scope="package")
 def browser(playwright, server):
-    # Depends on the server so that it closes first: a server stopping with
-    # the browser's keep-alive connections open waits out its graceful timeout.
+    # Depends on the server so that the server stops first, with the
+    # browser's sockets still open, as a real restart would find them.
     browser = playwright.chromium.launch(**launch_options())
     yield browser
     browser.close()
