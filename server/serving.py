@@ -34,6 +34,7 @@ from wsproto.extensions import PerMessageDeflate
 from .blueprints.live import max_message_chars
 from .config import ConfigError, load_settings
 
+log = logging.getLogger(__name__)
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
 _TOKEN_PATH = re.compile(r"(/file/(?:get|qr)/)[^/?\s]+")
 _TOKEN_QUERY = re.compile(r"(token=)[^&\s]+")
@@ -115,6 +116,20 @@ def use_prompt_ping_streams() -> None:
     h2_protocol.WSStream = _PromptPingsWSStream
 
 
+def _quiet_cut_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """At the end of the graceful timeout Hypercorn cancels the connections
+    still open (a client that never answered the close handshake, an upload
+    still running). Python 3.11's stream callback then calls exception() on
+    the cancelled task and logs a CancelledError traceback for each, as if
+    something had crashed; 3.12 checks for cancellation first. Say it in one
+    line instead; everything else goes to the default handler."""
+    if isinstance(context.get("exception"), asyncio.CancelledError) and \
+            "StreamReaderProtocol.connection_made" in context.get("message", ""):
+        log.info("a connection still open at the end of the graceful timeout was cut")
+        return
+    loop.default_exception_handler(context)
+
+
 def raise_open_file_limit() -> None:
     """Every live socket is a file descriptor; the usual soft limit (1024)
     would cap a worker at about a thousand devices. Raise it to the hard limit."""
@@ -158,9 +173,10 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
     configure_ws_compression(app.config["CLOUDBUFFER"]["WS_COMPRESSION"])
     use_prompt_ping_streams()
     raise_open_file_limit()
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cut_connections)
     if trigger is None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         trigger = stop.wait
@@ -230,11 +246,11 @@ def run(config: Config) -> int:
             now = time.monotonic()
             restarts = [t for t in restarts if now - t < 30] + [now]
             if len(restarts) > 5:
-                logging.getLogger(__name__).error("workers keep dying; giving up")
+                log.error("workers keep dying; giving up")
                 shutdown_event.set()
                 exitcode = 1
                 break
-            logging.getLogger(__name__).warning("worker %s exited with %s; restarting", process.pid, process.exitcode)
+            log.warning("worker %s exited with %s; restarting", process.pid, process.exitcode)
             processes[index] = spawn()
     for process in processes:
         process.join(config.graceful_timeout + 5)

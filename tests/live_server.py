@@ -247,3 +247,20 @@ def new_user(server: LiveServer, username: str, token_name: str = "tests") -> st
         response = http.post("/account/tokens", json={"name": token_name})
         assert response.status_code == 201
         return response.json()["token"]
+
+
+def wait_for(condition, timeout: float = 15.0, interval: float = 0.05):
+    """Poll `condition` until it is truthy or `timeout` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def raw_request_head(server: LiveServer, token: str, length: int, name: str = "slow.bin") -> bytes:
+    """The head of a raw POST /file/buffer upload of `length` bytes."""
+    return (f"POST /file/buffer HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Authorization: Bearer {token}\r\nX-Data-Type: file\r\nX-File-Name: {name}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n").encode()

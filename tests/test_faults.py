@@ -23,7 +23,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.live_server import LiveServer, live_server_factory, new_user  # noqa: F401  (fixture)
+from tests.live_server import (LiveServer, live_server_factory, new_user, raw_request_head,  # noqa: F401
+                               wait_for)
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
@@ -57,21 +58,6 @@ def assert_every_row_has_its_whole_file(data_dir: Path) -> list[str]:
 
 def temp_files(data_dir: Path) -> list[str]:
     return sorted(os.listdir(data_dir / "tmp"))
-
-
-def wait_for(condition, timeout: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def raw_request_head(server: LiveServer, token: str, length: int, name: str = "slow.bin") -> bytes:
-    return (f"POST /file/buffer HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-            f"Authorization: Bearer {token}\r\nX-Data-Type: file\r\nX-File-Name: {name}\r\n"
-            f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n").encode()
 
 
 def read_response(sock: socket.socket) -> bytes:

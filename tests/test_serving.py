@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import sys
 import time
 from pathlib import Path
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.live_server import live_server_factory, new_user  # noqa: F401  (fixture)
+from tests.helpers import temp_files
+from tests.live_server import live_server_factory, new_user, raw_request_head, wait_for  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 GRACEFUL_TIMEOUT = 30  # this test's hypercorn.toml: long, so waiting it out cannot pass for a prompt exit
@@ -53,3 +56,22 @@ def test_sigterm_closes_live_sockets_and_exits_without_waiting_out_the_graceful_
     assert elapsed < GRACEFUL_TIMEOUT / 2, elapsed
     log = server.log_text()
     assert "Traceback" not in log and "CancelledError" not in log, log[-3000:]
+
+
+def test_work_still_running_at_the_graceful_timeout_is_cut_with_one_log_line_not_a_traceback(
+        live_server_factory, tmp_path):  # noqa: F811
+    toml = (REPO / "hypercorn.toml").read_text().replace("graceful_timeout = 5", "graceful_timeout = 1")
+    (tmp_path / "hypercorn.toml").write_text(toml)
+    server = live_server_factory(tmp_path / "data",
+                                 env={"CLOUDBUFFER_HYPERCORN_CONFIG": str(tmp_path / "hypercorn.toml")})
+    token = new_user(server, "alice")
+    # An upload that has sent its head and part of its body, then waits.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(raw_request_head(server, token, 1_000_000) + b"x" * 1000)
+        assert wait_for(lambda: temp_files(server.data_dir)), "the upload never started"
+        assert server.stop(timeout=20) == 0
+    assert temp_files(server.data_dir) == []
+    log = server.log_text()
+    assert "Traceback" not in log and "CancelledError" not in log, log[-3000:]
+    if sys.version_info < (3, 12):  # where asyncio's stream callback reports the cancellation at all
+        assert "a connection still open at the end of the graceful timeout was cut" in log, log[-3000:]
