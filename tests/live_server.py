@@ -13,6 +13,7 @@ Several servers may share one data dir (and a Redis) to act as several hosts.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -25,6 +26,8 @@ from typing import Callable, Iterator
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import PASSWORD
 
@@ -264,3 +267,29 @@ def raw_request_head(server: LiveServer, token: str, length: int, name: str = "s
     return (f"POST /file/buffer HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             f"Authorization: Bearer {token}\r\nX-Data-Type: file\r\nX-File-Name: {name}\r\n"
             f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+async def sigterm_with_sockets_open(server: LiveServer, token: str, sockets: int,
+                                    timeout: float) -> tuple[list[int | None], float]:
+    """Open `sockets` live sockets for the token's user, send the server
+    SIGTERM, and read each socket to its end. Returns the close codes the
+    server sent and the seconds from the signal until the process exited
+    (with status 0, asserted); at most `timeout` is waited for each."""
+    opened = [await connect(server.ws_url + "/ws", additional_headers={"Authorization": f"Bearer {token}"},
+                            open_timeout=5, close_timeout=1) for _ in range(sockets)]
+    for ws in opened:
+        await asyncio.wait_for(ws.recv(), 5)  # hello
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    codes = []
+    for ws in opened:
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), timeout)
+        except ConnectionClosed as closed:
+            codes.append(closed.rcvd.code if closed.rcvd else None)
+    assert await asyncio.to_thread(server.process.wait, timeout) == 0
+    elapsed = time.monotonic() - started
+    server.process = None
+    return codes, elapsed
+

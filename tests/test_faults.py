@@ -19,12 +19,9 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from tests.live_server import (LiveServer, live_server_factory, new_user, raw_request_head,  # noqa: F401
-                               wait_for)
+                               sigterm_with_sockets_open, wait_for)
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
@@ -342,33 +339,14 @@ def test_sigterm_with_open_uploads_and_sockets(live_server_factory, redis_server
         uploads.append(sock)
     assert wait_for(lambda: len(temp_files(server.data_dir)) == 3)
 
-    async def scenario() -> tuple[list[int], float]:
-        sockets = [await connect(server.ws_url + "/ws", additional_headers={"Authorization": f"Bearer {token}"},
-                                 open_timeout=5) for _ in range(4)]
-        for ws in sockets:
-            await asyncio.wait_for(ws.recv(), 5)  # hello
-        started = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        codes = []
-        for ws in sockets:
-            try:
-                while True:
-                    await asyncio.wait_for(ws.recv(), GRACEFUL_TIMEOUT + 5)
-            except ConnectionClosed as closed:
-                codes.append(closed.rcvd.code if closed.rcvd else None)
-        exit_code = await asyncio.to_thread(server.process.wait, GRACEFUL_TIMEOUT + 10)
-        assert exit_code == 0
-        return codes, time.monotonic() - started
-
     try:
-        codes, elapsed = asyncio.run(scenario())
+        codes, elapsed = asyncio.run(sigterm_with_sockets_open(server, token, 4, GRACEFUL_TIMEOUT + 10))
     finally:
         for sock in uploads:
             sock.close()
     assert codes == [1001] * 4
     # Generous bound: the graceful timeout plus time to close and exit.
     assert elapsed < GRACEFUL_TIMEOUT + 4, elapsed
-    server.process = None
     assert temp_files(server.data_dir) == [], "a cancelled upload left its temp file"
     assert len(assert_every_row_has_its_whole_file(server.data_dir)) == 1
 

@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import temp_files
-from tests.live_server import live_server_factory, new_user, raw_request_head, wait_for  # noqa: F401
+from tests.live_server import (live_server_factory, new_user, raw_request_head,  # noqa: F401
+                               sigterm_with_sockets_open, wait_for)
 
 REPO = Path(__file__).resolve().parent.parent
 GRACEFUL_TIMEOUT = 30  # this test's hypercorn.toml: long, so waiting it out cannot pass for a prompt exit
@@ -32,25 +29,7 @@ def test_sigterm_closes_live_sockets_and_exits_without_waiting_out_the_graceful_
                                  env={"CLOUDBUFFER_HYPERCORN_CONFIG": str(tmp_path / "hypercorn.toml")})
     token = new_user(server, "alice")
 
-    async def scenario() -> tuple[list[int | None], float]:
-        sockets = [await connect(server.ws_url + "/ws", additional_headers={"Authorization": f"Bearer {token}"},
-                                 open_timeout=5, close_timeout=1) for _ in range(3)]
-        for ws in sockets:
-            await asyncio.wait_for(ws.recv(), 5)  # hello
-        started = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        codes = []
-        for ws in sockets:
-            try:
-                while True:
-                    await asyncio.wait_for(ws.recv(), GRACEFUL_TIMEOUT)
-            except ConnectionClosed as closed:
-                codes.append(closed.rcvd.code if closed.rcvd else None)
-        assert await asyncio.to_thread(server.process.wait, GRACEFUL_TIMEOUT + 10) == 0
-        return codes, time.monotonic() - started
-
-    codes, elapsed = asyncio.run(scenario())
-    server.process = None
+    codes, elapsed = asyncio.run(sigterm_with_sockets_open(server, token, 3, GRACEFUL_TIMEOUT + 10))
     assert codes == [1001] * 3
     # Not a speed figure: without the fix this takes the full 30 s.
     assert elapsed < GRACEFUL_TIMEOUT / 2, elapsed
