@@ -89,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLIC_URL", None, _url, "Base URL of share links (e.g. https://buffer.example.com); else taken from the request."),
     Setting("REDIS_URL", None, _redis_url, "Redis URL for live sync across workers and hosts; unset means in-process only (one worker)."),
     Setting("ALLOWED_ORIGINS", (), _origins, "Extra origins (comma-separated) allowed to use cookie sessions and the WebSocket."),
-    Setting("WS_MAX_PER_USER", 20, _positive_int, "Live sockets one user may hold open per worker process; the next is closed with 1013."),
+    Setting("WS_MAX_PER_USER", 20, _positive_int, "Live sockets one user may hold open, counted across all workers and hosts (with Redis, through presence); the next is closed with 1013."),
     Setting("WS_COMPRESSION", False, _bool, "Accept permessage-deflate on live sockets when a client offers it (browsers do). Off by default: each compressed socket keeps zlib state, about 130 KiB more per idle socket (docs/benchmarks.md), for messages that are small JSON."),
     Setting("SWEEP_SECONDS", 60, _positive_int, "Interval of the sweeper that deletes expired items and orphan files."),
     Setting("UPLOAD_IDLE_SECONDS", 60, _positive_int, "An upload that sends nothing for this long is dropped and its temp file removed."),

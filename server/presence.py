@@ -24,6 +24,7 @@ class Presence(Protocol):
     async def refresh(self, user_id: int, conn_id: str, device: dict) -> None: ...
     async def remove(self, user_id: int, conn_id: str, device: dict) -> None: ...
     async def list(self, user_id: int) -> list[dict]: ...
+    async def connections(self, user_id: int) -> int | None: ...
     async def close(self) -> None: ...
 
 
@@ -52,6 +53,9 @@ class MemoryPresence:
 
     async def list(self, user_id: int) -> list[dict]:
         return _unique_devices(list(self._entries.get(user_id, {}).values()))
+
+    async def connections(self, user_id: int) -> int | None:
+        return len(self._entries.get(user_id, {}))
 
     async def close(self) -> None:
         self._entries.clear()
@@ -130,15 +134,24 @@ class RedisPresence:
     async def remove(self, user_id: int, conn_id: str, device: dict) -> None:
         await self._write("remove", user_id, conn_id, device)
 
-    async def list(self, user_id: int) -> list[dict]:
+    async def _members(self, user_id: int) -> list | None:
         future = self._reads.get(user_id)
         if future is None:
             future = self._reads[user_id] = asyncio.get_running_loop().create_future()
             self._schedule()
-        raw = await asyncio.shield(future)
+        return await asyncio.shield(future)
+
+    async def list(self, user_id: int) -> list[dict]:
+        raw = await self._members(user_id)
         if raw is None:
             return []
         return _unique_devices([json.loads(member) for member in raw])
+
+    async def connections(self, user_id: int) -> int | None:
+        """Live sockets of the user on every worker and host (None when Redis
+        cannot say). Entries of a worker that died linger until PRESENCE_TTL."""
+        raw = await self._members(user_id)
+        return None if raw is None else len(raw)
 
     async def close(self) -> None:
         if self._batch is not None and not self._batch.done():

@@ -243,38 +243,37 @@ async def _drain(ws) -> None:
         await ws.recv()
 
 
-async def test_oversize_and_cap_leave_other_users_alone(live_server_factory, redis_server, tmp_path):  # noqa: F811
+async def test_cap_counts_every_worker_and_oversize_closes_and_other_users_are_fine(
+        live_server_factory, redis_server, tmp_path):  # noqa: F811
     server = live_server_factory(tmp_path / "data", workers=2, redis_url=redis_server.url,
-                                 env={"CLOUDBUFFER_MAX_TEXT_BYTES": "1024", "CLOUDBUFFER_WS_MAX_PER_USER": "2"})
+                                 env={"CLOUDBUFFER_MAX_TEXT_BYTES": "1024", "CLOUDBUFFER_WS_MAX_PER_USER": "3"})
     alice = await Device(server, "alice", register=True).login()
     bob = await Device(server, "bob", register=True).login()
     bob_ws, _, _ = await open_socket(bob)
+    held = []
     try:
+        # Two of alice's sockets on different workers, then one more: the
+        # cap (3) counts all of them, wherever they are held.
+        held.extend(await sockets_on_two_workers(alice))
         ws, _, _ = await open_socket(alice)
-        # Hypercorn's limit is sized for a `set` of MAX_TEXT_BYTES; far beyond it the socket is closed.
-        await ws.send(json.dumps({"type": "set", "text": "z" * 200_000}))
+        held.append(ws)
+        refused = await alice.socket()
         with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(_drain(ws), CONVERGE_SECONDS)
+            await next_message(refused, "hello", timeout=CONVERGE_SECONDS)
+        assert closed.value.rcvd.code == 1013
+        assert "at most 3 per user" in closed.value.rcvd.reason
+
+        # Hypercorn's limit is sized for a `set` of MAX_TEXT_BYTES; far beyond it the socket is closed.
+        await held[0].send(json.dumps({"type": "set", "text": "z" * 200_000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(_drain(held[0]), CONVERGE_SECONDS)
         assert closed.value.rcvd.code == 1009
 
-        # The cap is per worker process: open until one is refused.
-        refused = None
-        held = []
-        for _ in range(12):
-            ws = await alice.socket()
-            try:
-                await next_message(ws, "hello", timeout=2)
-                held.append(ws)
-            except ConnectionClosed as error:
-                refused = error
-                break
-        assert refused is not None and refused.rcvd.code == 1013
-        assert len(held) >= 2
         await bob.post_text("bob is fine")
         assert (await next_message(bob_ws, "buffer"))["text"] == "bob is fine"
+    finally:
         for ws in held:
             await ws.close()
-    finally:
         await bob_ws.close()
         await alice.close()
         await bob.close()

@@ -104,7 +104,10 @@ async def ws():
 
     counts = current_app.live_counts
     cap = current_app.config["CLOUDBUFFER"]["WS_MAX_PER_USER"]
-    if counts.get(principal.user_id, 0) >= cap:
+    # Presence counts the user's sockets on every worker; the local count
+    # also covers sockets this worker is opening right now, not yet in presence.
+    everywhere = await current_app.presence.connections(principal.user_id)
+    if max(counts.get(principal.user_id, 0), everywhere or 0) >= cap:
         await websocket.accept()
         await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
         return None
@@ -124,18 +127,21 @@ async def _serve(conn: LiveConnection) -> None:
     user_id = conn.principal.user_id
     presence = current_app.presence
     async with current_app.broker.subscribe(user_id) as subscription:
-        await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
-                         "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
-        await conn.send_snapshot()
-        await presence.add(user_id, conn.conn_id, conn.device)
-        await buffer.publish(user_id, {"type": "_presence"})
-        tasks = [
-            asyncio.create_task(_pump_events(conn, subscription)),
-            asyncio.create_task(_read_client(conn)),
-            asyncio.create_task(_keep_alive(conn)),
-        ]
-        stopping = _shutdown_signal()  # shared by all sockets: never cancelled here
+        tasks: list[asyncio.Task] = []
         try:
+            # In presence before the hello: a client that opens its next
+            # socket as soon as this one answers is counted against the cap.
+            await presence.add(user_id, conn.conn_id, conn.device)
+            await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
+                             "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
+            await conn.send_snapshot()
+            await buffer.publish(user_id, {"type": "_presence"})
+            tasks = [
+                asyncio.create_task(_pump_events(conn, subscription)),
+                asyncio.create_task(_read_client(conn)),
+                asyncio.create_task(_keep_alive(conn)),
+            ]
+            stopping = _shutdown_signal()  # shared by all sockets: never cancelled here
             done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is stopping:
