@@ -384,6 +384,12 @@ class RedisBroker(Broker):
                 await client.aclose()
 
     async def publish(self, user_id: int, message: str) -> None:
+        # Shielded for the reason given below for the hooks: a live socket's
+        # handler publishes while it opens and closes, and a cancellation lost
+        # inside redis-py would leave that handler serving a socket that is gone.
+        await asyncio.shield(self._publish(user_id, message))
+
+    async def _publish(self, user_id: int, message: str) -> None:
         try:
             await self._publisher.publish(self._channel(user_id), message)
         except (RedisError, OSError) as exc:

@@ -29,6 +29,7 @@ from hypercorn.protocol import h11 as h11_protocol
 from hypercorn.protocol import ws_stream
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
+from wsproto.events import Ping
 from wsproto.extensions import PerMessageDeflate
 
 from .blueprints.live import max_message_chars
@@ -106,8 +107,15 @@ class _PromptPingsWSStream(ws_stream.WSStream):
             task.cancel()  # the task group ignores a cancelled child
 
     async def _send_pings(self) -> None:
+        # Hypercorn's loop, except that `closed` is looked at again between
+        # the ping and the sleep: a failed ping closes the stream from inside
+        # this task, where the setter cannot cancel it.
         self._ping_task = asyncio.current_task()
-        await super()._send_pings()
+        while not self.closed:
+            await self._send_wsproto_event(Ping())
+            if self.closed:
+                break
+            await self.context.sleep(self.config.websocket_ping_interval)
 
 
 def use_prompt_ping_streams() -> None:

@@ -74,19 +74,20 @@ async def open_socket(device: Device, **kwargs):
     return ws, hello, snapshot
 
 
-async def sockets_on_two_workers(device: Device, tries: int = 60):
-    """Open sockets until two are held by different workers (the processes
-    share one listening socket, so which one accepts is up to the kernel; the
-    hello names the worker). A socket landing on a worker already held is
-    closed at once, so a long run on one worker never meets the per-user cap."""
+async def sockets_on_two_workers(device: Device, tries: int = 30):
+    """Sockets until two are held by different workers (the hello names the
+    worker). The processes share one listening socket and the kernel hands a
+    connection to whichever is waiting, so one at a time they may all land on
+    the same, idle worker: they are opened in pairs, and a socket landing on
+    a worker already held is closed at once."""
     held: dict[str, object] = {}
     try:
         for _ in range(tries):
-            ws, hello, _ = await open_socket(device)
-            if hello["node"] in held:
-                await ws.close()
-                continue
-            held[hello["node"]] = ws
+            for ws, hello, _ in await asyncio.gather(open_socket(device), open_socket(device)):
+                if hello["node"] in held:
+                    await ws.close()
+                else:
+                    held[hello["node"]] = ws
             if len(held) == 2:
                 first, second = held.values()
                 return first, second
@@ -96,7 +97,7 @@ async def sockets_on_two_workers(device: Device, tries: int = 60):
         raise
     for ws in held.values():
         await ws.close()
-    raise AssertionError(f"all {tries} sockets landed on one worker")
+    raise AssertionError(f"all {2 * tries} sockets landed on one worker")
 
 
 async def converge(ws, seq: int, timeout: float = CONVERGE_SECONDS) -> dict:
@@ -252,11 +253,19 @@ async def test_cap_counts_every_worker_and_oversize_closes_and_other_users_are_f
     bob_ws, _, _ = await open_socket(bob)
     held = []
     try:
-        # Two of alice's sockets on different workers, then one more: the
-        # cap (3) counts all of them, wherever they are held.
-        held.extend(await sockets_on_two_workers(alice))
-        ws, _, _ = await open_socket(alice)
-        held.append(ws)
+        # Three of alice's sockets, opened together so that both workers take
+        # some (retried until they do); then one more, on either worker: the
+        # cap (3) counts all of them wherever they are held.
+        for _ in range(20):
+            opened = await asyncio.gather(*(open_socket(alice) for _ in range(3)))
+            held = [ws for ws, _, _ in opened]
+            if len({hello["node"] for _, hello, _ in opened}) == 2:
+                break
+            for ws in held:
+                await ws.close()
+            held = []
+            assert await presence_settles(redis_server, 1), "closed sockets stayed in presence"  # bob's is left
+        assert held, "every burst of three landed on one worker"
         refused = await alice.socket()
         with pytest.raises(ConnectionClosed) as closed:
             await next_message(refused, "hello", timeout=CONVERGE_SECONDS)
@@ -277,6 +286,32 @@ async def test_cap_counts_every_worker_and_oversize_closes_and_other_users_are_f
         await bob_ws.close()
         await alice.close()
         await bob.close()
+
+
+async def presence_settles(redis_server, sockets: int, timeout: float = CONVERGE_SECONDS) -> bool:  # noqa: F811
+    """Wait until presence holds exactly `sockets` entries over all users (a
+    socket's entry goes a moment after its close handshake)."""
+    with redis_server.client() as client:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(client.zcard(key) for key in client.keys("cloudbuffer:presence:*")) == sockets:
+                return True
+            await asyncio.sleep(0.05)
+    return False
+
+
+async def test_sockets_closed_as_soon_as_they_open_leave_nothing_behind(cluster, redis_server):  # noqa: F811
+    # A client gone while its socket was still being set up used to leave
+    # the handler running for good, its presence entry refreshed forever
+    # (a cancellation lost inside redis-py on Python 3.11).
+    device = await Device(cluster, "alice", register=True).login()
+    try:
+        for _ in range(5):
+            opened = await asyncio.gather(*(open_socket(device) for _ in range(4)))
+            await asyncio.gather(*(ws.close() for ws, _, _ in opened))
+        assert await presence_settles(redis_server, 0), "closed sockets stayed in presence"
+    finally:
+        await device.close()
 
 
 async def test_graceful_shutdown_closes_sockets_with_1001(cluster):

@@ -21,9 +21,12 @@ def test_sigterm_closes_live_sockets_and_exits_without_waiting_out_the_graceful_
     # to websocket_ping_interval, and the connection's task group waited for
     # it: a shutdown with sockets open always took the whole graceful timeout
     # and ended with a CancelledError traceback in the log.
-    toml = (REPO / "hypercorn.toml").read_text().replace("graceful_timeout = 5",
-                                                           f"graceful_timeout = {GRACEFUL_TIMEOUT}")
-    assert f"graceful_timeout = {GRACEFUL_TIMEOUT}" in toml
+    # The ping interval longer than the graceful timeout: without the fix the
+    # stop would take the whole 30 s.
+    toml = (REPO / "hypercorn.toml").read_text().replace(
+        "graceful_timeout = 5", f"graceful_timeout = {GRACEFUL_TIMEOUT}").replace(
+        "websocket_ping_interval = 20", "websocket_ping_interval = 60")
+    assert f"graceful_timeout = {GRACEFUL_TIMEOUT}" in toml and "websocket_ping_interval = 60" in toml
     (tmp_path / "hypercorn.toml").write_text(toml)
     server = live_server_factory(tmp_path / "data",
                                  env={"CLOUDBUFFER_HYPERCORN_CONFIG": str(tmp_path / "hypercorn.toml")})

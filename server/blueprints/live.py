@@ -36,6 +36,7 @@ CLOSE_REVOKED = 4401
 HEARTBEAT_TIMEOUT = 60.0  # for clients that send `ping`: silence this long means a dead link
 RATE_PER_SECOND = 10.0
 RATE_BURST = 30.0
+PRESENCE_WAIT = 1.0  # seconds a connecting socket waits for presence at most
 
 
 def max_message_chars(max_text_bytes: int) -> int:
@@ -102,46 +103,69 @@ async def ws():
     if principal is None:
         return _reject(401, "unauthorized", "Log in or send an API token to open the live socket.")
 
+    user_id = principal.user_id
     counts = current_app.live_counts
+    presence = current_app.presence
     cap = current_app.config["CLOUDBUFFER"]["WS_MAX_PER_USER"]
-    # Presence counts the user's sockets on every worker; the local count
-    # also covers sockets this worker is opening right now, not yet in presence.
-    everywhere = await current_app.presence.connections(principal.user_id)
-    if max(counts.get(principal.user_id, 0), everywhere or 0) >= cap:
-        await websocket.accept()
-        await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
-        return None
-    counts[principal.user_id] = counts.get(principal.user_id, 0) + 1
     conn = LiveConnection(principal)
+    # Count this socket first, here and in presence, then compare the
+    # totals with the cap: sockets opening at the same moment, on this
+    # worker or another, then see each other (at worst all of them are
+    # refused, never all let in). Presence is best effort; while Redis
+    # cannot answer, this worker's own count decides.
+    counts[user_id] = counts.get(user_id, 0) + 1
+    served = False
     try:
+        await _bounded(presence.add(user_id, conn.conn_id, conn.device))
+        everywhere = await _bounded(presence.connections(user_id))
         await websocket.accept()
+        if max(counts[user_id], everywhere or 0) > cap:
+            await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
+            return None
+        served = True
         await _serve(conn)
     finally:
-        counts[principal.user_id] -= 1
-        if counts[principal.user_id] <= 0:
-            del counts[principal.user_id]
+        counts[user_id] -= 1
+        if counts[user_id] <= 0:
+            del counts[user_id]
+        await presence.remove(user_id, conn.conn_id, conn.device)
+        if served:  # the user's other devices drop this one from their list
+            await buffer.publish(user_id, {"type": "_presence"})
     return None
+
+
+async def _bounded(presence_call):
+    """A presence call that cannot hold up a connecting socket for long (a
+    hung Redis); None when it ran out of time. Not asyncio.wait_for: on
+    Python 3.11 it can swallow the cancellation that Quart uses to end the
+    handler of a socket whose client has gone, and that handler would then
+    serve a dead socket forever."""
+    task = asyncio.ensure_future(presence_call)
+    try:
+        done, _ = await asyncio.wait([task], timeout=PRESENCE_WAIT)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        return None
+    return task.result()
 
 
 async def _serve(conn: LiveConnection) -> None:
     user_id = conn.principal.user_id
-    presence = current_app.presence
     async with current_app.broker.subscribe(user_id) as subscription:
-        tasks: list[asyncio.Task] = []
+        await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
+                         "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
+        await conn.send_snapshot()
+        await buffer.publish(user_id, {"type": "_presence"})
+        tasks = [
+            asyncio.create_task(_pump_events(conn, subscription)),
+            asyncio.create_task(_read_client(conn)),
+            asyncio.create_task(_keep_alive(conn)),
+        ]
+        stopping = _shutdown_signal()  # shared by all sockets: never cancelled here
         try:
-            # In presence before the hello: a client that opens its next
-            # socket as soon as this one answers is counted against the cap.
-            await presence.add(user_id, conn.conn_id, conn.device)
-            await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
-                             "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
-            await conn.send_snapshot()
-            await buffer.publish(user_id, {"type": "_presence"})
-            tasks = [
-                asyncio.create_task(_pump_events(conn, subscription)),
-                asyncio.create_task(_read_client(conn)),
-                asyncio.create_task(_keep_alive(conn)),
-            ]
-            stopping = _shutdown_signal()  # shared by all sockets: never cancelled here
             done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is stopping:
@@ -152,8 +176,6 @@ async def _serve(conn: LiveConnection) -> None:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await presence.remove(user_id, conn.conn_id, conn.device)
-            await buffer.publish(user_id, {"type": "_presence"})
 
 
 def _shutdown_signal() -> asyncio.Future:
