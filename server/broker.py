@@ -30,6 +30,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from .queues import LightQueue
+
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256  # events a socket may fall behind before it is told to resync instead
@@ -57,45 +59,24 @@ class _Resync:
 RESYNC: Final = _Resync()
 
 
-class Subscription:
-    """The events of one user for one local consumer (a socket), in publish order.
+class Subscription(LightQueue):
+    """The events of one user for one local consumer (a socket), in publish
+    order, with a bound: a consumer that falls QUEUE_SIZE events behind gets
+    one RESYNC instead of them."""
 
-    A hand-made queue rather than asyncio.Queue: every idle socket holds one,
-    and an asyncio.Queue allocates four deques up front (~2.5 KiB); this one
-    keeps a deque only while events wait (docs/benchmarks.md, #3)."""
-
-    __slots__ = ("_items", "_waiter", "_maxsize")
+    __slots__ = ("_maxsize",)
 
     def __init__(self, maxsize: int = QUEUE_SIZE) -> None:
-        self._items: collections.deque[str | _Resync] | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        super().__init__()
         self._maxsize = maxsize
 
     def _put(self, item: str | _Resync) -> None:
         # Never block the publisher or the Redis listener on one slow consumer.
         # What it has queued is already stale; one RESYNC makes up for all of it.
-        items = self._items
-        if items is None:
-            items = self._items = collections.deque()
-        if len(items) >= self._maxsize:
-            items.clear()
+        if self._items is not None and len(self._items) >= self._maxsize:
+            self._items.clear()
             item = RESYNC
-        items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def get(self) -> str | object:
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._items.popleft()
-        if not self._items:
-            self._items = None
-        return item
+        self.put_nowait(item)
 
     def __aiter__(self) -> Subscription:
         return self

@@ -26,6 +26,8 @@ from quart.wrappers.request import Body, Request
 from quart.wrappers.response import FileBody, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .queues import LightQueue
+
 
 class LargeChunkFileBody(FileBody):
     buffer_size = 4 * 1024 * 1024
@@ -134,37 +136,7 @@ class BackpressureHTTPConnection(ASGIHTTPConnection):
                 return
 
 
-class _LightQueue:
-    """The put/get subset of asyncio.Queue (unbounded) Quart's websocket uses,
-    allocating nothing while empty."""
-
-    __slots__ = ("_items", "_waiter")
-
-    def __init__(self) -> None:
-        self._items: deque | None = None
-        self._waiter: asyncio.Future | None = None
-
-    async def put(self, item) -> None:
-        if self._items is None:
-            self._items = deque()
-        self._items.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def get(self):
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._items.popleft()
-        if not self._items:
-            self._items = None
-        return item
-
-
 class LightWebsocketConnection(ASGIWebsocketConnection):
     def __init__(self, app, scope) -> None:
         super().__init__(app, scope)
-        self.queue = _LightQueue()
+        self.queue = LightQueue()
