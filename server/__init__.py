@@ -54,7 +54,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     init_auth(app)
 
     app.db = Database(settings["DATA_DIR"] / "cloudbuffer.sqlite3")
-    app.storage = Storage(settings["DATA_DIR"], settings["MIN_FREE_BYTES"])
+    app.storage = Storage(settings["DATA_DIR"], settings["MIN_FREE_BYTES"], settings["UPLOAD_NICE"])
     app.broker = create_broker(settings["REDIS_URL"])
     app.presence = create_presence(settings["REDIS_URL"])
     app.live_counts = {}
@@ -93,6 +93,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         await app.broker.stop()
         await app.presence.close()
         await app.db.close()
+        app.storage.close()
 
     return app
 

@@ -60,6 +60,13 @@ def _secret(raw: str) -> str:
     return raw.strip()
 
 
+def _nice(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 19:
+        raise ValueError("must be a whole number from 0 to 19")
+    return value
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -94,6 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SWEEP_SECONDS", 60, _positive_int, "Interval of the sweeper that deletes expired items and orphan files."),
     Setting("UPLOAD_IDLE_SECONDS", 60, _positive_int, "An upload that sends nothing for this long is dropped and its temp file removed."),
     Setting("SECURE_COOKIES", None, _bool, "Force the Secure cookie flag on or off; by default it is set when PUBLIC_URL is https."),
+    Setting("UPLOAD_NICE", 10, _nice, "How many nice levels below the rest of the server the threads run that write upload bytes to disk (0–19, Linux). Their CPU goes to live pushes and requests first when a core is busy; 0 treats them the same."),
     Setting("UPLOAD_MIN_RATE", 1024, _non_negative_int, "Slowest accepted upload, in bytes per second, measured over each UPLOAD_IDLE_SECONDS window; a slower (trickling) upload is dropped and its temp file removed. 0 turns the check off."),
     Setting("MIN_FREE_BYTES", 256 * 1024**2, _non_negative_int, "Free disk space kept on the data dir's filesystem, in bytes; below it uploads and new texts get 507 so the database always has room. 0 turns the check off."),
     Setting("RATE_LIMITS", True, _bool, "Rate limits on logins, sign-ups, share links, uploads and the rest (see docs/security.md). Turn off only for benchmarks or behind a proxy that limits."),

@@ -21,6 +21,7 @@ BAD_VALUES = {
     "_origins": ["evil.example", "https://ok.example, not-a-url"],
     "_bool": ["maybe", "2", "yess"],
     "_secret": ["short", " " * 40, "x" * 31],
+    "_nice": ["-1", "20", "low", "2.5"],
 }
 # Settings whose values are free-form (a path is checked by ensure_data_dir).
 FREE_FORM = {"str"}
@@ -39,6 +40,7 @@ def test_defaults(tmp_path):
     assert settings["MAX_FILES"] == 10
     assert settings["MAX_UPLOAD_BYTES"] == 1024**3
     assert settings["QUOTA_BYTES"] == 5 * 1024**3
+    assert settings["UPLOAD_NICE"] == 10
     assert settings["PUBLIC_URL"] is None and settings["REDIS_URL"] is None and settings["SECRET_KEY"] is None
     assert {s.name for s in SETTINGS} <= set(settings)
 
@@ -74,6 +76,7 @@ def test_good_values_are_parsed():
         "CLOUDBUFFER_ALLOWED_ORIGINS": "https://a.example/, https://b.example",
         "CLOUDBUFFER_SECURE_COOKIES": "off",
         "CLOUDBUFFER_SECRET_KEY": "k" * 40,
+        "CLOUDBUFFER_UPLOAD_NICE": "0",
     })
     assert settings["DATA_DIR"] == Path("/srv/buffer")
     assert settings["EXPIRE_SECONDS"] == 60
@@ -83,6 +86,7 @@ def test_good_values_are_parsed():
     assert settings["ALLOWED_ORIGINS"] == ("https://a.example", "https://b.example")
     assert settings["SECURE_COOKIES"] is False
     assert settings["SECRET_KEY"] == "k" * 40
+    assert settings["UPLOAD_NICE"] == 0
 
 
 def test_empty_values_mean_the_default():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 
 import pytest
 from werkzeug.http import parse_options_header
@@ -122,6 +123,36 @@ async def test_upload_is_written_then_moved_into_place(storage):
     assert len(stored_name) == 32 and all(c in "0123456789abcdef" for c in stored_name)
     assert storage.path_of(stored_name).read_bytes() == data
     assert listing(storage) == ([stored_name], [])
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="nice values are POSIX")
+async def test_upload_bytes_are_written_by_threads_below_the_loops_priority(tmp_path):
+    ensure_data_dir(tmp_path)
+    storage = Storage(tmp_path, upload_nice=7)
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = []
+
+    def write_sync(data):
+        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        real_write(data)
+
+    async with storage.new_upload(10 * 1024 * 1024, too_large) as upload:
+        real_write = upload._write_sync
+        upload._write_sync = write_sync
+        await upload.write(os.urandom(2 * 1024 * 1024))
+        await upload.commit()
+    storage.close()
+    assert seen, "the batch was not written through the upload threads"
+    for tid, nice in seen:
+        assert tid != threading.get_native_id()
+        assert nice == min(loop_nice + 7, 19)
+    # Only the pool's threads were lowered, never the loop's.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice
+    # A closed storage starts a new pool when it is used again (a restarted app).
+    async with storage.new_upload(10, too_large) as upload:
+        await upload.write(b"again")
+        assert storage.path_of(await upload.commit()).read_bytes() == b"again"
+    storage.close()
 
 
 async def test_names_are_never_reused(storage):
