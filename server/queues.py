@@ -1,12 +1,14 @@
-"""A queue for one consumer that costs nothing while it is empty.
+"""Queues for one consumer that cost nothing while they are empty.
 
-Every idle live socket holds two queues (its broker subscription and Quart's
-inbox of client messages). An asyncio.Queue allocates four deques and its
-events up front (~2.5 KiB even when empty); this one keeps a deque only while
-items wait (docs/benchmarks.md, #3)."""
+Every idle live socket holds three queues (its broker subscription, Quart's
+inbox of client messages and Hypercorn's queue of ASGI events for the app).
+An asyncio.Queue allocates four deques up front (~3 KiB even when empty);
+these keep a deque only while items (or blocked producers) wait
+(docs/benchmarks.md, #3)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from typing import Any
 
@@ -42,3 +44,59 @@ class LightQueue:
         if not self._items:
             self._items = None
         return item
+
+
+class BoundedLightQueue(LightQueue):
+    """A LightQueue whose `put` waits while `maxsize` items are queued, as
+    asyncio.Queue(maxsize) does: the producer slows to the consumer's pace."""
+
+    __slots__ = ("_maxsize", "_putters")
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self._maxsize = maxsize
+        self._putters: deque[asyncio.Future[None]] | None = None
+
+    def full(self) -> bool:
+        return 0 < self._maxsize <= (len(self._items) if self._items is not None else 0)
+
+    def put_nowait(self, item: Any) -> None:
+        if self.full():
+            raise asyncio.QueueFull
+        super().put_nowait(item)
+
+    async def put(self, item: Any) -> None:
+        while self.full():
+            putter = asyncio.get_running_loop().create_future()
+            if self._putters is None:
+                self._putters = deque()
+            self._putters.append(putter)
+            try:
+                await putter
+            except BaseException:
+                putter.cancel()
+                if self._putters is not None:
+                    with contextlib.suppress(ValueError):
+                        self._putters.remove(putter)
+                    if not self._putters:
+                        self._putters = None
+                # Woken but cancelled before it could put: pass the turn on.
+                if not self.full() and not putter.cancelled():
+                    self._wake_a_putter()
+                raise
+        super().put_nowait(item)
+
+    async def get(self) -> Any:
+        item = await super().get()
+        self._wake_a_putter()
+        return item
+
+    def _wake_a_putter(self) -> None:
+        putters = self._putters
+        while putters:
+            putter = putters.popleft()
+            if not putter.done():
+                putter.set_result(None)
+                break
+        if not putters:
+            self._putters = None

@@ -21,6 +21,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hypercorn.asyncio import task_group as hypercorn_task_group
+from hypercorn.asyncio import tcp_server as hypercorn_tcp_server
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
 from hypercorn.logging import Logger
@@ -34,6 +36,7 @@ from wsproto.extensions import PerMessageDeflate
 
 from .blueprints.live import max_message_chars
 from .config import ConfigError, load_settings
+from .queues import BoundedLightQueue
 
 log = logging.getLogger(__name__)
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
@@ -118,10 +121,32 @@ class _PromptPingsWSStream(ws_stream.WSStream):
             await self.context.sleep(self.config.websocket_ping_interval)
 
 
-def use_prompt_ping_streams() -> None:
-    """Hypercorn builds WebSocket streams from these module-level names."""
+class _LightQueueTaskGroup(hypercorn_task_group.TaskGroup):
+    """Hypercorn's per-connection task group, except that the queue of ASGI
+    events for the app is a BoundedLightQueue with the same bound instead of
+    an asyncio.Queue (four deques, ~3 KiB per connection even while empty:
+    on an idle live socket that queue is always empty; #3 in
+    docs/benchmarks.md). The rest is Hypercorn's spawn_app as it is."""
+
+    async def spawn_app(self, app, config: Config, scope, send):
+        app_queue = BoundedLightQueue(config.max_app_queue_size)
+
+        def _call_soon(func, *args):
+            future = asyncio.run_coroutine_threadsafe(func(*args), self._loop)
+            return future.result()
+
+        self.spawn(hypercorn_task_group._handle, app, config, scope, app_queue.get, send,
+                   partial(self._loop.run_in_executor, None), _call_soon)
+        return app_queue.put
+
+
+def use_lighter_connections() -> None:
+    """Hypercorn builds WebSocket streams and connection task groups from
+    these module-level names (both classes above; Hypercorn is pinned below
+    0.19 in pyproject.toml for that reason)."""
     h11_protocol.WSStream = _PromptPingsWSStream
     h2_protocol.WSStream = _PromptPingsWSStream
+    hypercorn_tcp_server.TaskGroup = _LightQueueTaskGroup
 
 
 def _quiet_cut_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:
@@ -179,7 +204,7 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
 
     app = create_app()
     configure_ws_compression(app.config["CLOUDBUFFER"]["WS_COMPRESSION"])
-    use_prompt_ping_streams()
+    use_lighter_connections()
     raise_open_file_limit()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cut_connections)

@@ -57,3 +57,37 @@ def test_work_still_running_at_the_graceful_timeout_is_cut_with_one_log_line_not
     assert "Traceback" not in log and "CancelledError" not in log, log[-3000:]
     if sys.version_info < (3, 12):  # where asyncio's stream callback reports the cancellation at all
         assert "a connection still open at the end of the graceful timeout was cut" in log, log[-3000:]
+
+
+async def test_connections_give_the_app_a_light_bounded_queue_of_events():
+    from hypercorn.config import Config
+
+    from server.queues import BoundedLightQueue
+    from server.serving import _LightQueueTaskGroup
+
+    config = Config()
+    config.max_app_queue_size = 3
+    received, sent = [], []
+    release = asyncio.Event()
+
+    async def app(scope, receive, send, sync_spawn, call_soon):
+        await release.wait()  # a slow app: events pile up to the bound meanwhile
+        while (event := await receive())["type"] != "done":
+            received.append(event["n"])
+
+    async def send(event):
+        sent.append(event)
+
+    async with _LightQueueTaskGroup(asyncio.get_running_loop()) as group:
+        put = await group.spawn_app(app, config, {"type": "http"}, send)
+        assert isinstance(put.__self__, BoundedLightQueue)
+        for n in range(3):
+            await asyncio.wait_for(put({"type": "event", "n": n}), 1)
+        blocked = asyncio.create_task(put({"type": "event", "n": 3}))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()  # Hypercorn's backpressure on a slow app still holds
+        release.set()
+        await asyncio.wait_for(blocked, 1)
+        await put({"type": "done"})
+    assert received == [0, 1, 2, 3]
+    assert sent == [None]  # Hypercorn's _handle ends the app's stream as before
