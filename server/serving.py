@@ -17,6 +17,7 @@ import re
 import resource
 import signal
 import time
+import weakref
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -87,16 +88,59 @@ def configure_ws_compression(enabled: bool) -> None:
     ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeclinedDeflate
 
 
-class _PromptPingsWSStream(ws_stream.WSStream):
-    """Hypercorn's WebSocket stream, except that its keep-alive ping loop
-    ends as soon as the stream closes. Hypercorn's loop only checks `closed`
-    after sleeping websocket_ping_interval (20 s), and the connection's task
-    group waits for it: every closed socket kept its connection objects for
-    up to 20 s, and a shutdown with sockets open sat out the whole graceful
-    timeout, then logged a CancelledError (tests/test_serving.py)."""
+class _PingSweep:
+    """Pings every open WebSocket of one event loop each
+    websocket_ping_interval from one task. Hypercorn gives each socket its
+    own ping task, sleeping between pings (~1.3 KiB per idle socket, #3 in
+    docs/benchmarks.md); this task exists only while sockets are open."""
 
-    _ping_task: asyncio.Task | None = None
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.streams: set[_SweptPingsWSStream] = set()
+        self.task: asyncio.Task | None = None
+
+    def add(self, stream: "_SweptPingsWSStream") -> None:
+        self.streams.add(stream)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="cloudbuffer-ws-pings")
+
+    def discard(self, stream: "_SweptPingsWSStream") -> None:
+        self.streams.discard(stream)
+        if not self.streams and self.task is not None:
+            # The last socket closed: nothing to wait for at shutdown.
+            if self.task is not asyncio.current_task():
+                self.task.cancel()
+            self.task = None
+
+    async def _run(self) -> None:
+        while self.streams:
+            await asyncio.sleep(self.interval)
+            # A failed ping closes its own stream (Hypercorn's send does);
+            # it must not stop the others.
+            await asyncio.gather(*(stream.ping() for stream in list(self.streams)), return_exceptions=True)
+
+
+_ping_sweeps: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PingSweep]" = weakref.WeakKeyDictionary()
+
+
+def _ping_sweep(interval: float) -> _PingSweep:
+    loop = asyncio.get_running_loop()
+    sweep = _ping_sweeps.get(loop)
+    if sweep is None:
+        sweep = _ping_sweeps[loop] = _PingSweep(interval)
+    return sweep
+
+
+class _SweptPingsWSStream(ws_stream.WSStream):
+    """Hypercorn's WebSocket stream, pinged by the loop's _PingSweep instead
+    of a ping task of its own. Besides the memory, Hypercorn's ping loop
+    only looked at `closed` after sleeping websocket_ping_interval (20 s)
+    and the connection's task group waited for it: every closed socket kept
+    its connection objects for up to 20 s, and a shutdown with sockets open
+    sat out the whole graceful timeout (tests/test_serving.py)."""
+
     _closed = False
+    _sweep: _PingSweep | None = None
 
     @property
     def closed(self) -> bool:
@@ -105,20 +149,27 @@ class _PromptPingsWSStream(ws_stream.WSStream):
     @closed.setter
     def closed(self, value: bool) -> None:
         self._closed = value
-        task = self._ping_task
-        if value and task is not None and task is not asyncio.current_task():
-            task.cancel()  # the task group ignores a cancelled child
+        if value and self._sweep is not None:
+            self._sweep.discard(self)
+            self._sweep = None
 
-    async def _send_pings(self) -> None:
-        # Hypercorn's loop, except that `closed` is looked at again between
-        # the ping and the sleep: a failed ping closes the stream from inside
-        # this task, where the setter cannot cancel it.
-        self._ping_task = asyncio.current_task()
-        while not self.closed:
+    async def ping(self) -> None:
+        if not self.closed:
             await self._send_wsproto_event(Ping())
-            if self.closed:
-                break
-            await self.context.sleep(self.config.websocket_ping_interval)
+
+    async def _accept(self, message) -> None:
+        # Hypercorn's _accept, except that the stream joins the ping sweep
+        # where Hypercorn would spawn its ping task.
+        self.state = ws_stream.ASGIWebsocketState.CONNECTED
+        status_code, headers, self.connection = self.handshake.accept(
+            message.get("subprotocol"), message.get("headers", [])
+        )
+        await self.send(ws_stream.Response(stream_id=self.stream_id, status_code=status_code, headers=headers))
+        await self.config.log.access(self.scope, {"status": status_code, "headers": []},
+                                     time.time() - self.start_time)
+        if self.config.websocket_ping_interval is not None and not self.closed:
+            self._sweep = _ping_sweep(self.config.websocket_ping_interval)
+            self._sweep.add(self)
 
 
 class _LightQueueTaskGroup(hypercorn_task_group.TaskGroup):
@@ -142,10 +193,10 @@ class _LightQueueTaskGroup(hypercorn_task_group.TaskGroup):
 
 def use_lighter_connections() -> None:
     """Hypercorn builds WebSocket streams and connection task groups from
-    these module-level names (both classes above; Hypercorn is pinned below
+    these module-level names (the classes above; Hypercorn is pinned below
     0.19 in pyproject.toml for that reason)."""
-    h11_protocol.WSStream = _PromptPingsWSStream
-    h2_protocol.WSStream = _PromptPingsWSStream
+    h11_protocol.WSStream = _SweptPingsWSStream
+    h2_protocol.WSStream = _SweptPingsWSStream
     hypercorn_tcp_server.TaskGroup = _LightQueueTaskGroup
 
 

@@ -91,3 +91,77 @@ async def test_connections_give_the_app_a_light_bounded_queue_of_events():
         await put({"type": "done"})
     assert received == [0, 1, 2, 3]
     assert sent == [None]  # Hypercorn's _handle ends the app's stream as before
+
+
+class _FakeStream:
+    def __init__(self, fail: bool = False) -> None:
+        self.pings = 0
+        self.fail = fail
+
+    async def ping(self) -> None:
+        self.pings += 1
+        if self.fail:
+            raise ConnectionResetError("peer gone")
+
+
+async def test_one_task_pings_every_socket_and_ends_with_the_last_one():
+    from server.serving import _PingSweep
+
+    sweep = _PingSweep(0.02)
+    healthy, broken = _FakeStream(), _FakeStream(fail=True)
+    sweep.add(healthy)
+    sweep.add(broken)
+    task = sweep.task
+    sweep.add(_FakeStream())
+    assert sweep.task is task  # one task, however many sockets
+    await asyncio.sleep(0.15)
+    assert healthy.pings >= 2 and broken.pings >= 2  # a failing ping stops no one
+    for stream in list(sweep.streams):
+        sweep.discard(stream)
+    assert sweep.task is None
+    await asyncio.sleep(0)
+    assert task.done()  # nothing left sleeping for a shutdown to wait out
+    sweep.add(healthy)  # a new socket starts it again
+    assert sweep.task is not None and not sweep.task.done()
+    sweep.discard(healthy)
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            assert chunk, "the server closed the socket"
+            data += chunk
+        return data
+
+    first, second = exactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(exactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(exactly(8), "big")
+    return first & 0x0F, exactly(length)
+
+
+def test_a_live_server_pings_its_sockets_every_interval(live_server_factory, tmp_path):  # noqa: F811
+    toml = (REPO / "hypercorn.toml").read_text().replace("websocket_ping_interval = 20",
+                                                         "websocket_ping_interval = 0.3")
+    assert "websocket_ping_interval = 0.3" in toml
+    (tmp_path / "hypercorn.toml").write_text(toml)
+    server = live_server_factory(tmp_path / "data",
+                                 env={"CLOUDBUFFER_HYPERCORN_CONFIG": str(tmp_path / "hypercorn.toml")})
+    token = new_user(server, "alice")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        pings = 0
+        while pings < 2:  # the first few text frames are hello, snapshot and devices
+            opcode, _ = _read_frame(sock)
+            assert opcode in (0x1, 0x9), opcode
+            pings += opcode == 0x9
