@@ -66,6 +66,16 @@ class TokenBucket:
         return False
 
 
+class _CloseRequested:
+    def __repr__(self) -> str:
+        return "CLOSE_REQUESTED"
+
+
+# Put into a socket's subscription by the keep-alive sweep: only code running
+# in the socket's own handler can close it, so its pump does.
+CLOSE_REQUESTED = _CloseRequested()
+
+
 class LiveConnection:
     def __init__(self, principal) -> None:
         self.principal = principal
@@ -75,6 +85,13 @@ class LiveConnection:
         self.strikes = 0
         self.last_heard = time.monotonic()
         self.heartbeats = False
+        self.subscription = None
+        self.closing: tuple[int, str] | None = None
+
+    def request_close(self, code: int, reason: str) -> None:
+        if self.closing is None and self.subscription is not None:
+            self.closing = (code, reason)
+            self.subscription.put_nowait(CLOSE_REQUESTED)  # past the RESYNC bound: never dropped
 
     async def send(self, message: dict | str) -> None:
         await websocket.send(message if isinstance(message, str) else json.dumps(message, separators=(",", ":")))
@@ -155,6 +172,7 @@ async def _bounded(presence_call):
 async def _serve(conn: LiveConnection) -> None:
     user_id = conn.principal.user_id
     async with current_app.broker.subscribe(user_id) as subscription:
+        conn.subscription = subscription
         await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
                          "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
         await conn.send_snapshot()
@@ -162,9 +180,9 @@ async def _serve(conn: LiveConnection) -> None:
         tasks = [
             asyncio.create_task(_pump_events(conn, subscription)),
             asyncio.create_task(_read_client(conn)),
-            asyncio.create_task(_keep_alive(conn)),
         ]
         stopping = _shutdown_signal()  # shared by all sockets: never cancelled here
+        _KeepAlive.of_this_worker().add(conn)
         try:
             done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -173,6 +191,7 @@ async def _serve(conn: LiveConnection) -> None:
                 elif not task.cancelled() and task.exception() is not None:
                     raise task.exception()
         finally:
+            _KeepAlive.of_this_worker().discard(conn)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -191,6 +210,9 @@ def _shutdown_signal() -> asyncio.Future:
 
 async def _pump_events(conn: LiveConnection, subscription) -> None:
     async for message in subscription:
+        if message is CLOSE_REQUESTED:
+            await websocket.close(*conn.closing)
+            return
         if message is RESYNC:
             if not await principal_still_valid(conn.principal):
                 await websocket.close(CLOSE_REVOKED, "this device was logged out")
@@ -257,22 +279,65 @@ async def _handle(conn: LiveConnection, message: dict) -> None:
         await conn.error("unknown_type", f"Unknown message type {kind!r}.")
 
 
-async def _keep_alive(conn: LiveConnection) -> None:
-    """Refresh this socket's presence entry, drop a heartbeat client that
-    went silent (a phone that lost its network without closing), and close
-    the socket of a device whose session or token is gone."""
-    while True:
-        await asyncio.sleep(PRESENCE_REFRESH)
-        if conn.heartbeats and time.monotonic() - conn.last_heard > HEARTBEAT_TIMEOUT:
-            await websocket.close(CLOSE_POLICY, "no heartbeat")
-            return
+class _KeepAlive:
+    """One task per worker, every PRESENCE_REFRESH, for all its sockets:
+    refresh their presence entries (in one Redis round trip), drop a
+    heartbeat client that went silent (a phone that lost its network
+    without closing), and close the socket of a device whose session or
+    token is gone. A task per socket did the same at ~1.3 KiB each (#3 in
+    docs/benchmarks.md); this one runs only while sockets are open."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.connections: set[LiveConnection] = set()
+        self.task: asyncio.Task | None = None
+
+    @staticmethod
+    def of_this_worker() -> "_KeepAlive":
+        app = current_app._get_current_object()
+        keep_alive = getattr(app, "live_keep_alive", None)
+        if keep_alive is None:
+            keep_alive = app.live_keep_alive = _KeepAlive(app)
+        return keep_alive
+
+    def add(self, conn: LiveConnection) -> None:
+        self.connections.add(conn)
+        if self.task is None or self.task.done() or self.task.get_loop() is not asyncio.get_running_loop():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="cloudbuffer-live-keep-alive")
+
+    def discard(self, conn: LiveConnection) -> None:
+        self.connections.discard(conn)
+        if not self.connections and self.task is not None:
+            self.task.cancel()  # nothing left for a shutdown to wait out
+            self.task = None
+
+    async def _run(self) -> None:
+        async with self.app.app_context():
+            while True:
+                await asyncio.sleep(PRESENCE_REFRESH)
+                try:
+                    await self._round()
+                except Exception:  # noqa: BLE001 - the next round tries again
+                    log.exception("live keep-alive round failed")
+
+    async def _round(self) -> None:
+        connections = list(self.connections)
+        now = time.monotonic()
+        silent = [c for c in connections if c.heartbeats and now - c.last_heard > HEARTBEAT_TIMEOUT]
+        for conn in silent:
+            conn.request_close(CLOSE_POLICY, "no heartbeat")
+        connections = [c for c in connections if c.closing is None]
         # A session ended where no event could reach us (`cloudbuffer user
         # passwd` on a server without Redis) still closes within one period.
         # With Redis, every revocation arrives as a `_revoke` event, and one
         # lost in an outage is caught by the check after the RESYNC; polling
         # the database for every socket every period would cost a query per
         # socket per 20 s -- the fan-out capacity benchmark (#2) hit that wall.
-        if current_app.broker.name == "memory" and not await principal_still_valid(conn.principal):
-            await websocket.close(CLOSE_REVOKED, "this device was logged out")
-            return
-        await current_app.presence.refresh(conn.principal.user_id, conn.conn_id, conn.device)
+        if self.app.broker.name == "memory":
+            valid = await asyncio.gather(*(principal_still_valid(c.principal) for c in connections))
+            for conn, still_valid in zip(connections, valid):
+                if not still_valid:
+                    conn.request_close(CLOSE_REVOKED, "this device was logged out")
+            connections = [c for c in connections if c.closing is None]
+        presence = self.app.presence
+        await asyncio.gather(*(presence.refresh(c.principal.user_id, c.conn_id, c.device) for c in connections))
