@@ -136,6 +136,7 @@ async def ws():
         await _bounded(presence.add(user_id, conn.conn_id, conn.device))
         everywhere = await _bounded(presence.connections(user_id))
         await websocket.accept()
+        _forget_request_headers()
         if max(counts[user_id], everywhere or 0) > cap:
             await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
             return None
@@ -149,6 +150,18 @@ async def ws():
         if served:  # the user's other devices drop this one from their list
             await buffer.publish(user_id, {"type": "_presence"})
     return None
+
+
+def _forget_request_headers() -> None:
+    """An accepted socket never reads its request headers again: they
+    authenticated it, and Hypercorn wrote its access-log line when it was
+    accepted. A browser's (cookies, user agent, languages, extensions) are a
+    few KiB that an idle socket would otherwise keep for hours, twice: as
+    Quart's Headers and as the ASGI scope's list (#3 in docs/benchmarks.md)."""
+    current = websocket._get_current_object()
+    current.headers.clear()
+    current.__dict__.pop("cookies", None)  # werkzeug's cached parse of the Cookie header
+    current.scope["headers"] = []
 
 
 async def _bounded(presence_call):

@@ -278,3 +278,31 @@ async def test_one_keep_alive_task_refreshes_every_socket_of_the_worker(live_app
     await asyncio.sleep(0.05)
     assert keep_alive.connections == set() and keep_alive.task is None
     assert task.done()
+
+
+async def test_an_accepted_socket_lets_go_of_its_request_headers(app, alice, monkeypatch):
+    from quart import websocket
+
+    from server.blueprints import live
+
+    accepted = []
+    forget = live._forget_request_headers
+
+    def spy() -> None:
+        current = websocket._get_current_object()
+        assert current.headers.get("Cookie")  # it authenticated with them
+        current.cookies  # noqa: B018 - parsed and cached, as quart-auth does
+        forget()
+        accepted.append(current)
+
+    monkeypatch.setattr(live, "_forget_request_headers", spy)
+    async with alice.websocket("/ws", headers={**ORIGIN, "User-Agent": "Mozilla/5.0 " + "x" * 200}) as ws:
+        await open_device(ws)
+        (socket,) = accepted
+        assert list(socket.headers.items()) == [] and socket.scope["headers"] == []
+        assert "cookies" not in socket.__dict__
+        # Still the same device afterwards: it reads, posts and is answered.
+        await ws.send(json.dumps({"type": "set", "text": "after", "id": "a"}))
+        assert (await receive_until(ws, "ack"))["id"] == "a"
+        await alice.post("/file/buffer", data=b"from http", headers={"X-Data-Type": "text"})
+        assert (await receive_until(ws, "buffer"))["text"] in ("after", "from http")
