@@ -66,14 +66,15 @@ class TokenBucket:
         return False
 
 
-class _CloseRequested:
+class _WakeUp:
     def __repr__(self) -> str:
-        return "CLOSE_REQUESTED"
+        return "WAKE_UP"
 
 
-# Put into a socket's subscription by the keep-alive sweep: only code running
-# in the socket's own handler can close it, so its pump does.
-CLOSE_REQUESTED = _CloseRequested()
+# Put into a socket's subscription when its reader ended or its worker asks
+# it to close (LiveConnection.closing): the pump, which runs in the socket's
+# own handler, looks at both and acts.
+WAKE_UP = _WakeUp()
 
 
 class LiveConnection:
@@ -91,7 +92,7 @@ class LiveConnection:
     def request_close(self, code: int, reason: str) -> None:
         if self.closing is None and self.subscription is not None:
             self.closing = (code, reason)
-            self.subscription.put_nowait(CLOSE_REQUESTED)  # past the RESYNC bound: never dropped
+            self.subscription.put_nowait(WAKE_UP)
 
     async def send(self, message: dict | str) -> None:
         await websocket.send(message if isinstance(message, str) else json.dumps(message, separators=(",", ":")))
@@ -190,30 +191,26 @@ async def _serve(conn: LiveConnection) -> None:
                          "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
         await conn.send_snapshot()
         await buffer.publish(user_id, {"type": "_presence"})
-        tasks = [
-            asyncio.create_task(_pump_events(conn, subscription)),
-            asyncio.create_task(_read_client(conn)),
-        ]
-        stopping = _shutdown_signal()  # shared by all sockets: never cancelled here
-        _KeepAlive.of_this_worker().add(conn)
+        # The handler pumps events to the socket itself; reading the client is
+        # the socket's only task of its own. The reader's end and a close the
+        # worker asks for (shutdown, a silent heartbeat, a session gone) wake
+        # the pump through the subscription, so an idle socket waits on its
+        # queue alone (#3 in docs/benchmarks.md).
+        reader = asyncio.create_task(_read_client(conn))
+        reader.add_done_callback(lambda _: subscription.put_nowait(WAKE_UP))
+        keep_alive = _KeepAlive.of_this_worker()
+        keep_alive.add(conn)
         try:
-            done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is stopping:
-                    await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
-                elif not task.cancelled() and task.exception() is not None:
-                    raise task.exception()
+            await _pump_events(conn, subscription, reader)
         finally:
-            _KeepAlive.of_this_worker().discard(conn)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            keep_alive.discard(conn)
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
 
 
 def _shutdown_signal() -> asyncio.Future:
-    """Done when the server starts shutting down. One task per worker waits
-    for that and every socket waits on it, rather than a task per socket
-    (~1 KiB each; docs/benchmarks.md, #3)."""
+    """Done when the server starts shutting down: one task per worker waits
+    for that, and the keep-alive then asks every socket to close."""
     app = current_app._get_current_object()
     signal = getattr(app, "live_shutdown_signal", None)
     if signal is None or signal.get_loop() is not asyncio.get_running_loop():
@@ -221,11 +218,19 @@ def _shutdown_signal() -> asyncio.Future:
     return signal
 
 
-async def _pump_events(conn: LiveConnection, subscription) -> None:
+async def _pump_events(conn: LiveConnection, subscription, reader: asyncio.Task) -> None:
     async for message in subscription:
-        if message is CLOSE_REQUESTED:
+        # Looked at on every wake-up, not only on WAKE_UP: a queue that
+        # overflowed trades everything it held, a WAKE_UP too, for a RESYNC.
+        if conn.closing is not None:
             await websocket.close(*conn.closing)
             return
+        if reader.done():
+            if not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()
+            return
+        if message is WAKE_UP:
+            continue
         if message is RESYNC:
             if not await principal_still_valid(conn.principal):
                 await websocket.close(CLOSE_REVOKED, "this device was logged out")
@@ -297,13 +302,16 @@ class _KeepAlive:
     refresh their presence entries (in one Redis round trip), drop a
     heartbeat client that went silent (a phone that lost its network
     without closing), and close the socket of a device whose session or
-    token is gone. A task per socket did the same at ~1.3 KiB each (#3 in
-    docs/benchmarks.md); this one runs only while sockets are open."""
+    token is gone. When the server starts shutting down it asks every
+    socket to close with 1001. A task per socket did the same at ~1.3 KiB
+    each (#3 in docs/benchmarks.md); this one runs only while sockets are
+    open."""
 
     def __init__(self, app) -> None:
         self.app = app
         self.connections: set[LiveConnection] = set()
         self.task: asyncio.Task | None = None
+        self._hooked: asyncio.Future | None = None  # the shutdown signal we watch
 
     @staticmethod
     def of_this_worker() -> "_KeepAlive":
@@ -317,6 +325,16 @@ class _KeepAlive:
         self.connections.add(conn)
         if self.task is None or self.task.done() or self.task.get_loop() is not asyncio.get_running_loop():
             self.task = asyncio.get_running_loop().create_task(self._run(), name="cloudbuffer-live-keep-alive")
+        signal = _shutdown_signal()
+        if signal is not self._hooked:
+            self._hooked = signal
+            signal.add_done_callback(self._shutting_down)
+        if signal.done():
+            conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
+
+    def _shutting_down(self, _signal: asyncio.Future) -> None:
+        for conn in list(self.connections):
+            conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
 
     def discard(self, conn: LiveConnection) -> None:
         self.connections.discard(conn)
