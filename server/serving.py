@@ -38,6 +38,7 @@ from wsproto.extensions import PerMessageDeflate
 from .blueprints.live import max_message_chars
 from .config import ConfigError, load_settings
 from .queues import BoundedLightQueue
+from .rounds import Rounds
 
 log = logging.getLogger(__name__)
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
@@ -88,51 +89,35 @@ def configure_ws_compression(enabled: bool) -> None:
     ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeclinedDeflate
 
 
-class _PingSweep:
-    """Pings every open WebSocket of one event loop each
-    websocket_ping_interval from one task. Hypercorn gives each socket its
-    own ping task, sleeping between pings (~1.3 KiB per idle socket, #3 in
-    docs/benchmarks.md); this task exists only while sockets are open."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.streams: set[_SweptPingsWSStream] = set()
-        self.task: asyncio.Task | None = None
-
-    def add(self, stream: "_SweptPingsWSStream") -> None:
-        self.streams.add(stream)
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._run(), name="cloudbuffer-ws-pings")
-
-    def discard(self, stream: "_SweptPingsWSStream") -> None:
-        self.streams.discard(stream)
-        if not self.streams and self.task is not None:
-            # The last socket closed: nothing to wait for at shutdown.
-            if self.task is not asyncio.current_task():
-                self.task.cancel()
-            self.task = None
-
-    async def _run(self) -> None:
-        while self.streams:
-            await asyncio.sleep(self.interval)
-            # A failed ping closes its own stream (Hypercorn's send does);
-            # it must not stop the others.
-            await asyncio.gather(*(stream.ping() for stream in list(self.streams)), return_exceptions=True)
+PINGS_BETWEEN_YIELDS = 32  # pings sent back to back before other work gets a turn
 
 
-_ping_sweeps: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PingSweep]" = weakref.WeakKeyDictionary()
+async def _ping_all(streams: list) -> None:
+    for count, stream in enumerate(streams, 1):
+        try:
+            await stream.ping()
+        except Exception:  # noqa: BLE001 - a failed ping closes its own stream; the others go on
+            pass
+        if count % PINGS_BETWEEN_YIELDS == 0:
+            await asyncio.sleep(0)
 
 
-def _ping_sweep(interval: float) -> _PingSweep:
+_ping_rounds: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Rounds]" = weakref.WeakKeyDictionary()
+
+
+def _ping_rounds_of_this_loop(interval: float) -> Rounds:
+    """The pings of every open WebSocket of this event loop, one task for all
+    of them (server/rounds.py). Hypercorn gives each socket its own ping task
+    sleeping between pings (~1.3 KiB per idle socket, #3 in docs/benchmarks.md)."""
     loop = asyncio.get_running_loop()
-    sweep = _ping_sweeps.get(loop)
-    if sweep is None:
-        sweep = _ping_sweeps[loop] = _PingSweep(interval)
-    return sweep
+    rounds = _ping_rounds.get(loop)
+    if rounds is None:
+        rounds = _ping_rounds[loop] = Rounds(interval, _ping_all, "cloudbuffer-ws-pings")
+    return rounds
 
 
 class _SweptPingsWSStream(ws_stream.WSStream):
-    """Hypercorn's WebSocket stream, pinged by the loop's _PingSweep instead
+    """Hypercorn's WebSocket stream, pinged by the loop's ping rounds instead
     of a ping task of its own. Besides the memory, Hypercorn's ping loop
     only looked at `closed` after sleeping websocket_ping_interval (20 s)
     and the connection's task group waited for it: every closed socket kept
@@ -140,7 +125,7 @@ class _SweptPingsWSStream(ws_stream.WSStream):
     sat out the whole graceful timeout (tests/test_serving.py)."""
 
     _closed = False
-    _sweep: _PingSweep | None = None
+    _pings: Rounds | None = None
 
     @property
     def closed(self) -> bool:
@@ -149,16 +134,16 @@ class _SweptPingsWSStream(ws_stream.WSStream):
     @closed.setter
     def closed(self, value: bool) -> None:
         self._closed = value
-        if value and self._sweep is not None:
-            self._sweep.discard(self)
-            self._sweep = None
+        if value and self._pings is not None:
+            self._pings.discard(self)
+            self._pings = None
 
     async def ping(self) -> None:
         if not self.closed:
             await self._send_wsproto_event(Ping())
 
     async def _accept(self, message) -> None:
-        # Hypercorn's _accept, except that the stream joins the ping sweep
+        # Hypercorn's _accept, except that the stream joins the ping rounds
         # where Hypercorn would spawn its ping task.
         self.state = ws_stream.ASGIWebsocketState.CONNECTED
         status_code, headers, self.connection = self.handshake.accept(
@@ -168,8 +153,8 @@ class _SweptPingsWSStream(ws_stream.WSStream):
         await self.config.log.access(self.scope, {"status": status_code, "headers": []},
                                      time.time() - self.start_time)
         if self.config.websocket_ping_interval is not None and not self.closed:
-            self._sweep = _ping_sweep(self.config.websocket_ping_interval)
-            self._sweep.add(self)
+            self._pings = _ping_rounds_of_this_loop(self.config.websocket_ping_interval)
+            self._pings.add(self)
 
 
 class _LightQueueTaskGroup(hypercorn_task_group.TaskGroup):

@@ -104,26 +104,12 @@ class _FakeStream:
             raise ConnectionResetError("peer gone")
 
 
-async def test_one_task_pings_every_socket_and_ends_with_the_last_one():
-    from server.serving import _PingSweep
+async def test_a_failing_ping_stops_no_other():
+    from server.serving import PINGS_BETWEEN_YIELDS, _ping_all
 
-    sweep = _PingSweep(0.02)
-    healthy, broken = _FakeStream(), _FakeStream(fail=True)
-    sweep.add(healthy)
-    sweep.add(broken)
-    task = sweep.task
-    sweep.add(_FakeStream())
-    assert sweep.task is task  # one task, however many sockets
-    await asyncio.sleep(0.15)
-    assert healthy.pings >= 2 and broken.pings >= 2  # a failing ping stops no one
-    for stream in list(sweep.streams):
-        sweep.discard(stream)
-    assert sweep.task is None
-    await asyncio.sleep(0)
-    assert task.done()  # nothing left sleeping for a shutdown to wait out
-    sweep.add(healthy)  # a new socket starts it again
-    assert sweep.task is not None and not sweep.task.done()
-    sweep.discard(healthy)
+    streams = [_FakeStream(fail=n % 3 == 0) for n in range(PINGS_BETWEEN_YIELDS * 2 + 1)]
+    await _ping_all(streams)
+    assert all(stream.pings == 1 for stream in streams)
 
 
 def _read_frame(sock: socket.socket) -> tuple[int, bytes]:

@@ -21,6 +21,7 @@ from ..broker import RESYNC
 from ..errors import APIError
 from ..presence import PRESENCE_REFRESH
 from ..ratelimits import rate_exempt
+from ..rounds import Rounds
 
 blueprint = Blueprint("live", __name__)
 log = logging.getLogger(__name__)
@@ -298,19 +299,18 @@ async def _handle(conn: LiveConnection, message: dict) -> None:
 
 
 class _KeepAlive:
-    """One task per worker, every PRESENCE_REFRESH, for all its sockets:
-    refresh their presence entries (in one Redis round trip), drop a
-    heartbeat client that went silent (a phone that lost its network
-    without closing), and close the socket of a device whose session or
-    token is gone. When the server starts shutting down it asks every
-    socket to close with 1001. A task per socket did the same at ~1.3 KiB
-    each (#3 in docs/benchmarks.md); this one runs only while sockets are
-    open."""
+    """The worker's periodic care of its sockets, every PRESENCE_REFRESH
+    seconds each, by one task spread over the period (server/rounds.py):
+    refresh their presence entries, drop a heartbeat client that went
+    silent (a phone that lost its network without closing), and close the
+    socket of a device whose session or token is gone. When the server
+    starts shutting down it asks every socket to close with 1001. A task
+    per socket did the same at ~1.3 KiB each (#3 in docs/benchmarks.md)."""
 
     def __init__(self, app) -> None:
         self.app = app
-        self.connections: set[LiveConnection] = set()
-        self.task: asyncio.Task | None = None
+        # Read at each turn, so tests can shorten it.
+        self.connections = Rounds(lambda: PRESENCE_REFRESH, self._visit, "cloudbuffer-live-keep-alive")
         self._hooked: asyncio.Future | None = None  # the shutdown signal we watch
 
     @staticmethod
@@ -323,8 +323,6 @@ class _KeepAlive:
 
     def add(self, conn: LiveConnection) -> None:
         self.connections.add(conn)
-        if self.task is None or self.task.done() or self.task.get_loop() is not asyncio.get_running_loop():
-            self.task = asyncio.get_running_loop().create_task(self._run(), name="cloudbuffer-live-keep-alive")
         signal = _shutdown_signal()
         if signal is not self._hooked:
             self._hooked = signal
@@ -338,37 +336,26 @@ class _KeepAlive:
 
     def discard(self, conn: LiveConnection) -> None:
         self.connections.discard(conn)
-        if not self.connections and self.task is not None:
-            self.task.cancel()  # nothing left for a shutdown to wait out
-            self.task = None
 
-    async def _run(self) -> None:
+    async def _visit(self, connections: list[LiveConnection]) -> None:
         async with self.app.app_context():
-            while True:
-                await asyncio.sleep(PRESENCE_REFRESH)
-                try:
-                    await self._round()
-                except Exception:  # noqa: BLE001 - the next round tries again
-                    log.exception("live keep-alive round failed")
-
-    async def _round(self) -> None:
-        connections = list(self.connections)
-        now = time.monotonic()
-        silent = [c for c in connections if c.heartbeats and now - c.last_heard > HEARTBEAT_TIMEOUT]
-        for conn in silent:
-            conn.request_close(CLOSE_POLICY, "no heartbeat")
-        connections = [c for c in connections if c.closing is None]
-        # A session ended where no event could reach us (`cloudbuffer user
-        # passwd` on a server without Redis) still closes within one period.
-        # With Redis, every revocation arrives as a `_revoke` event, and one
-        # lost in an outage is caught by the check after the RESYNC; polling
-        # the database for every socket every period would cost a query per
-        # socket per 20 s -- the fan-out capacity benchmark (#2) hit that wall.
-        if self.app.broker.name == "memory":
-            valid = await asyncio.gather(*(principal_still_valid(c.principal) for c in connections))
-            for conn, still_valid in zip(connections, valid):
-                if not still_valid:
-                    conn.request_close(CLOSE_REVOKED, "this device was logged out")
+            now = time.monotonic()
+            for conn in connections:
+                if conn.heartbeats and now - conn.last_heard > HEARTBEAT_TIMEOUT:
+                    conn.request_close(CLOSE_POLICY, "no heartbeat")
             connections = [c for c in connections if c.closing is None]
-        presence = self.app.presence
-        await asyncio.gather(*(presence.refresh(c.principal.user_id, c.conn_id, c.device) for c in connections))
+            # A session ended where no event could reach us (`cloudbuffer user
+            # passwd` on a server without Redis) still closes within one period.
+            # With Redis, every revocation arrives as a `_revoke` event, and one
+            # lost in an outage is caught by the check after the RESYNC; polling
+            # the database for every socket every period would cost a query per
+            # socket per 20 s -- the fan-out capacity benchmark (#2) hit that wall.
+            if self.app.broker.name == "memory":
+                valid = await asyncio.gather(*(principal_still_valid(c.principal) for c in connections))
+                for conn, still_valid in zip(connections, valid):
+                    if not still_valid:
+                        conn.request_close(CLOSE_REVOKED, "this device was logged out")
+                connections = [c for c in connections if c.closing is None]
+            presence = self.app.presence  # batches one slice's refreshes into one round trip
+            await asyncio.gather(*(presence.refresh(c.principal.user_id, c.conn_id, c.device)
+                                   for c in connections))

@@ -268,15 +268,15 @@ async def test_one_keep_alive_task_refreshes_every_socket_of_the_worker(live_app
                 break
             await asyncio.sleep(0.02)
         assert len(keep_alive.connections) == 3
-        task = keep_alive.task
+        task = keep_alive.connections.task
         await asyncio.sleep(0.3)
-        assert keep_alive.task is task  # one task for all of them
+        assert keep_alive.connections.task is task  # one task for all of them
         conn_ids = {conn.conn_id for conn in keep_alive.connections}
         assert set(refreshed) == conn_ids and len(refreshed) >= 3 * 3
         alice_id = next(c.principal.user_id for c in keep_alive.connections if c.principal.username == "alice")
         assert await live_app.presence.connections(alice_id) == 2  # refreshed, still present
     await asyncio.sleep(0.05)
-    assert keep_alive.connections == set() and keep_alive.task is None
+    assert len(keep_alive.connections) == 0 and keep_alive.connections.task is None
     assert task.done()
 
 
