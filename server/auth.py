@@ -36,7 +36,7 @@ _hasher = PasswordHasher()  # argon2id with the library's current defaults
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per live socket, for its whole life
 class Principal:
     user_id: int
     username: str

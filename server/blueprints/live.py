@@ -53,6 +53,8 @@ def _reject(status: int, code: str, message: str) -> Response:
 
 
 class TokenBucket:
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
     def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst = rate, burst
         self.tokens, self.stamp = burst, time.monotonic()
@@ -79,6 +81,10 @@ WAKE_UP = _WakeUp()
 
 
 class LiveConnection:
+    # One per open socket, alive as long as it is: no instance dict.
+    __slots__ = ("principal", "conn_id", "device", "bucket", "strikes", "last_heard", "heartbeats",
+                 "subscription", "closing", "__weakref__")
+
     def __init__(self, principal) -> None:
         self.principal = principal
         self.conn_id = secrets.token_hex(8)
