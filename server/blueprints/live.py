@@ -215,16 +215,6 @@ async def _serve(conn: LiveConnection) -> None:
             await asyncio.gather(reader, return_exceptions=True)
 
 
-def _shutdown_signal() -> asyncio.Future:
-    """Done when the server starts shutting down: one task per worker waits
-    for that, and the keep-alive then asks every socket to close."""
-    app = current_app._get_current_object()
-    signal = getattr(app, "live_shutdown_signal", None)
-    if signal is None or signal.get_loop() is not asyncio.get_running_loop():
-        signal = app.live_shutdown_signal = asyncio.ensure_future(app.shutting_down.wait())
-    return signal
-
-
 async def _pump_events(conn: LiveConnection, subscription, reader: asyncio.Task) -> None:
     async for message in subscription:
         # Looked at on every wake-up, not only on WAKE_UP: a queue that
@@ -317,7 +307,7 @@ class _KeepAlive:
         self.app = app
         # Read at each turn, so tests can shorten it.
         self.connections = Rounds(lambda: PRESENCE_REFRESH, self._visit, "cloudbuffer-live-keep-alive")
-        self._hooked: asyncio.Future | None = None  # the shutdown signal we watch
+        self._shutdown_watch: asyncio.Task | None = None
 
     @staticmethod
     def of_this_worker() -> "_KeepAlive":
@@ -329,14 +319,15 @@ class _KeepAlive:
 
     def add(self, conn: LiveConnection) -> None:
         self.connections.add(conn)
-        signal = _shutdown_signal()
-        if signal is not self._hooked:
-            self._hooked = signal
-            signal.add_done_callback(self._shutting_down)
-        if signal.done():
+        loop = asyncio.get_running_loop()
+        if self._shutdown_watch is None or self._shutdown_watch.get_loop() is not loop:
+            self._shutdown_watch = loop.create_task(self._close_all_at_shutdown(),
+                                                    name="cloudbuffer-live-shutdown-watch")
+        if self.app.shutting_down.is_set():
             conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
 
-    def _shutting_down(self, _signal: asyncio.Future) -> None:
+    async def _close_all_at_shutdown(self) -> None:
+        await self.app.shutting_down.wait()
         for conn in list(self.connections):
             conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
 
