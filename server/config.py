@@ -17,15 +17,24 @@ class ConfigError(ValueError):
     """A setting has a value we refuse to start with."""
 
 
+def _whole_number(raw: str, expected: str) -> int:
+    # int()'s own complaint ("invalid literal for int() with base 10") says
+    # nothing about what the setting wants.
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(expected) from None
+
+
 def _positive_int(raw: str) -> int:
-    value = int(raw)
+    value = _whole_number(raw, "must be a positive integer")
     if value <= 0:
         raise ValueError("must be a positive integer")
     return value
 
 
 def _non_negative_int(raw: str) -> int:
-    value = int(raw)
+    value = _whole_number(raw, "must be zero or a positive integer")
     if value < 0:
         raise ValueError("must be zero or a positive integer")
     return value
@@ -61,7 +70,7 @@ def _secret(raw: str) -> str:
 
 
 def _nice(raw: str) -> int:
-    value = int(raw)
+    value = _whole_number(raw, "must be a whole number from 0 to 19")
     if not 0 <= value <= 19:
         raise ValueError("must be a whole number from 0 to 19")
     return value

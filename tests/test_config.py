@@ -60,6 +60,17 @@ def test_bad_values_are_refused_with_a_clear_message(name, value):
     assert len(message.split(": ", 1)[1]) > 10  # says what is expected
 
 
+@pytest.mark.parametrize("name, value, expected", [
+    ("MAX_FILES", "ten", "must be a positive integer"),
+    ("MIN_FREE_BYTES", "2.5", "must be zero or a positive integer"),
+    ("UPLOAD_NICE", "low", "must be a whole number from 0 to 19"),
+])
+def test_a_number_that_is_not_one_says_what_is_expected(name, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={f"CLOUDBUFFER_{name}": value})
+    assert str(caught.value) == f"CLOUDBUFFER_{name}={value!r} is invalid: {expected}"
+
+
 def test_every_validated_setting_was_tried():
     tried = {param.values[0] for param in cases()}
     validated = {s.name for s in SETTINGS if s.parse.__name__ not in FREE_FORM}
