@@ -15,6 +15,20 @@ REPO = Path(__file__).resolve().parent.parent
 GRACEFUL_TIMEOUT = 30  # this test's hypercorn.toml: long, so waiting it out cannot pass for a prompt exit
 
 
+def server_with_hypercorn(live_server_factory, tmp_path, **settings):  # noqa: F811
+    """A live server whose hypercorn.toml is the project's with `settings`
+    (name=value) changed; each must be a line the file really has."""
+    toml = (REPO / "hypercorn.toml").read_text()
+    for name, value in settings.items():
+        current = next((line for line in toml.splitlines() if line.startswith(f"{name} = ")), None)
+        assert current is not None, f"hypercorn.toml has no {name} line"
+        toml = toml.replace(current, f"{name} = {value}")
+        assert f"{name} = {value}" in toml.splitlines()
+    (tmp_path / "hypercorn.toml").write_text(toml)
+    return live_server_factory(tmp_path / "data",
+                               env={"CLOUDBUFFER_HYPERCORN_CONFIG": str(tmp_path / "hypercorn.toml")})
+
+
 def test_sigterm_closes_live_sockets_and_exits_without_waiting_out_the_graceful_timeout(
         live_server_factory, tmp_path):  # noqa: F811
     # Hypercorn's keep-alive ping loop used to outlive a closed WebSocket by up
@@ -23,13 +37,8 @@ def test_sigterm_closes_live_sockets_and_exits_without_waiting_out_the_graceful_
     # and ended with a CancelledError traceback in the log.
     # The ping interval longer than the graceful timeout: without the fix the
     # stop would take the whole 30 s.
-    toml = (REPO / "hypercorn.toml").read_text().replace(
-        "graceful_timeout = 5", f"graceful_timeout = {GRACEFUL_TIMEOUT}").replace(
-        "websocket_ping_interval = 20", "websocket_ping_interval = 60")
-    assert f"graceful_timeout = {GRACEFUL_TIMEOUT}" in toml and "websocket_ping_interval = 60" in toml
-    (tmp_path / "hypercorn.toml").write_text(toml)
-    server = live_server_factory(tmp_path / "data",
-                                 env={"CLOUDBUFFER_HYPERCORN_CONFIG": str(tmp_path / "hypercorn.toml")})
+    server = server_with_hypercorn(live_server_factory, tmp_path, graceful_timeout=GRACEFUL_TIMEOUT,
+                                   websocket_ping_interval=60)
     token = new_user(server, "alice")
 
     codes, elapsed = asyncio.run(sigterm_with_sockets_open(server, token, 3, GRACEFUL_TIMEOUT + 10))
@@ -42,10 +51,7 @@ def test_sigterm_closes_live_sockets_and_exits_without_waiting_out_the_graceful_
 
 def test_work_still_running_at_the_graceful_timeout_is_cut_with_one_log_line_not_a_traceback(
         live_server_factory, tmp_path):  # noqa: F811
-    toml = (REPO / "hypercorn.toml").read_text().replace("graceful_timeout = 5", "graceful_timeout = 1")
-    (tmp_path / "hypercorn.toml").write_text(toml)
-    server = live_server_factory(tmp_path / "data",
-                                 env={"CLOUDBUFFER_HYPERCORN_CONFIG": str(tmp_path / "hypercorn.toml")})
+    server = server_with_hypercorn(live_server_factory, tmp_path, graceful_timeout=1)
     token = new_user(server, "alice")
     # An upload that has sent its head and part of its body, then waits.
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -131,12 +137,7 @@ def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
 
 
 def test_a_live_server_pings_its_sockets_every_interval(live_server_factory, tmp_path):  # noqa: F811
-    toml = (REPO / "hypercorn.toml").read_text().replace("websocket_ping_interval = 20",
-                                                         "websocket_ping_interval = 0.3")
-    assert "websocket_ping_interval = 0.3" in toml
-    (tmp_path / "hypercorn.toml").write_text(toml)
-    server = live_server_factory(tmp_path / "data",
-                                 env={"CLOUDBUFFER_HYPERCORN_CONFIG": str(tmp_path / "hypercorn.toml")})
+    server = server_with_hypercorn(live_server_factory, tmp_path, websocket_ping_interval=0.3)
     token = new_user(server, "alice")
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
