@@ -18,7 +18,7 @@ from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
 from .storage import Storage
 from .sweeper import run_sweeper
-from .wrappers import BackpressureHTTPConnection, CloudBufferRequest, CloudBufferResponse, LightWebsocketConnection
+from .wrappers import BackpressureHTTPConnection, CloudBufferRequest, CloudBufferResponse
 
 __version__ = "0.1.0"
 
@@ -34,7 +34,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.response_class = CloudBufferResponse
     app.request_class = CloudBufferRequest
     app.asgi_http_class = BackpressureHTTPConnection
-    app.asgi_websocket_class = LightWebsocketConnection
     # <int:…> ids beyond SQLite's 64-bit integers are a 404, not an
     # OverflowError in the query (found by tests/test_fuzz.py).
     app.url_map.converters["int"] = SQLiteIntConverter
@@ -69,8 +68,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
 
     from .blueprints import account, api_docs, buffer, files, live, pwa, system
 
-    for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, live.blueprint,
-                      pwa.blueprint, system.blueprint, api_docs.blueprint):
+    app.asgi_app = live.LiveSocketsFirst(app, app.asgi_app)
+
+    for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pwa.blueprint, system.blueprint,
+                      api_docs.blueprint):
         app.register_blueprint(blueprint)
 
     @app.before_serving

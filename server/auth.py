@@ -3,7 +3,7 @@
 quart-auth signs the cookie; its auth_id is a random session key whose hash is
 a row in `sessions`, so deleting the row revokes the cookie everywhere. Bearer
 tokens are looked up by hash in `api_tokens`. Both resolve to a Principal,
-cached on `g` for the request or WebSocket.
+cached on `g` for the request (the live socket resolves its own, once).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Awaitable, Callable, ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from quart import current_app, g, has_request_context, request, websocket
+from quart import current_app, g, request
 from quart_auth import AuthUser, QuartAuth, login_user
 from urllib.parse import urlsplit
 
@@ -104,22 +104,24 @@ async def start_session(user: users_model.User, device_name: str) -> sessions_mo
     return session
 
 
-def _connection():
-    return request if has_request_context() else websocket
-
-
-def bearer_token() -> str | None:
-    header = _connection().headers.get("Authorization", "")
+def bearer_from_header(header: str) -> str | None:
+    """The token of an `Authorization: Bearer …` header."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
 
 
-async def _resolve() -> Principal | None:
+def bearer_token() -> str | None:
+    return bearer_from_header(request.headers.get("Authorization", ""))
+
+
+async def principal_from_credentials(token: str | None, signed_cookie: str | None) -> Principal | None:
+    """Who a bearer token or, without one, a signed session cookie belongs to.
+    Requests come here through current_principal(); the live socket, which
+    is served outside Quart's request machinery, calls it directly."""
     db = current_app.db
     now = time.time()
-    token = bearer_token()
     if token is not None:
         found = await sessions_model.select_api_token_with_owner(db.reader, token)
         if found is None:
@@ -130,7 +132,7 @@ async def _resolve() -> Principal | None:
                 await sessions_model.touch_api_token(conn, api_token.id, now)
         return Principal(api_token.user_id, username, "token", api_token.id, api_token.name)
 
-    session_key = _auth_manager().load_cookie()
+    session_key = _auth_manager().load_token(signed_cookie) if signed_cookie else None
     if session_key is None:
         return None
     found = await sessions_model.select_session_with_owner(db.reader, session_key)
@@ -143,9 +145,13 @@ async def _resolve() -> Principal | None:
     return Principal(session.user_id, username, "session", session.id, session.device_name)
 
 
+def session_cookie_name() -> str:
+    return _auth_manager().cookie_name
+
+
 async def current_principal() -> Principal | None:
     if "principal" not in g:
-        g.principal = await _resolve()
+        g.principal = await principal_from_credentials(bearer_token(), request.cookies.get(session_cookie_name()))
     return g.principal
 
 
@@ -177,24 +183,26 @@ def public(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return func
 
 
-def request_origin() -> str:
-    conn = _connection()
+def origin_of(scheme: str, host: str) -> str:
     # A WebSocket's scheme is ws/wss, but browsers send the page's http(s) Origin.
-    scheme = {"ws": "http", "wss": "https"}.get(conn.scheme, conn.scheme)
-    return f"{scheme}://{conn.host}"
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    return f"{scheme}://{host}"
 
 
-def allowed_origins() -> set[str]:
+def allowed_origins(own_origin: str) -> set[str]:
     config = current_app.config
-    origins = {request_origin(), *config["CLOUDBUFFER"]["ALLOWED_ORIGINS"]}
+    origins = {own_origin, *config["CLOUDBUFFER"]["ALLOWED_ORIGINS"]}
     if config["CLOUDBUFFER"]["PUBLIC_URL"]:
         parts = urlsplit(config["CLOUDBUFFER"]["PUBLIC_URL"])
         origins.add(f"{parts.scheme}://{parts.netloc}")
     return origins
 
 
-def origin_is_allowed(origin: str) -> bool:
-    return any(hmac.compare_digest(origin.rstrip("/"), allowed) for allowed in allowed_origins())
+def origin_is_allowed(origin: str, own_origin: str | None = None) -> bool:
+    """`own_origin`: this server as the client addressed it (default: the
+    current request's scheme and Host)."""
+    own = own_origin or origin_of(request.scheme, request.host)
+    return any(hmac.compare_digest(origin.rstrip("/"), allowed) for allowed in allowed_origins(own))
 
 
 async def check_same_origin() -> None:

@@ -23,7 +23,7 @@ import logging
 import random
 import time
 import uuid
-from typing import AsyncIterator, Final
+from typing import Final
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -85,6 +85,26 @@ class Subscription(LightQueue):
         return await self.get()
 
 
+class _Subscribed:
+    """What Broker.subscribe returns. A class rather than an
+    @asynccontextmanager, which keeps a suspended generator frame for as long
+    as its block runs: a live socket's runs for hours (#3 in docs/benchmarks.md)."""
+
+    __slots__ = ("_broker", "_user_id", "_subscription")
+
+    def __init__(self, broker: "Broker", user_id: int) -> None:
+        self._broker = broker
+        self._user_id = user_id
+        self._subscription: Subscription | None = None
+
+    async def __aenter__(self) -> Subscription:
+        self._subscription = await self._broker._join(self._user_id)
+        return self._subscription
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._broker._leave(self._user_id, self._subscription)
+
+
 class Broker(abc.ABC):
     name: str = "abstract"
 
@@ -105,22 +125,30 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def publish(self, user_id: int, message: str) -> None: ...
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, user_id: int) -> AsyncIterator[Subscription]:
+    def subscribe(self, user_id: int) -> "_Subscribed":
+        """`async with broker.subscribe(user_id) as subscription:` the
+        user's events (and RESYNCs) for as long as the block runs."""
+        return _Subscribed(self, user_id)
+
+    async def _join(self, user_id: int) -> Subscription:
         subscription = Subscription()
         # Registered before anything is awaited, so from here on it receives
         # events and any RESYNC, even while the backend is still subscribing.
         self._local.setdefault(user_id, set()).add(subscription)
         try:
             await self._watch(user_id)
-            yield subscription
-        finally:
-            subscriptions = self._local.get(user_id)
-            if subscriptions is not None:
-                subscriptions.discard(subscription)
-                if not subscriptions:
-                    del self._local[user_id]
-            await self._unwatch(user_id)
+        except BaseException:
+            await self._leave(user_id, subscription)
+            raise
+        return subscription
+
+    async def _leave(self, user_id: int, subscription: Subscription) -> None:
+        subscriptions = self._local.get(user_id)
+        if subscriptions is not None:
+            subscriptions.discard(subscription)
+            if not subscriptions:
+                del self._local[user_id]
+        await self._unwatch(user_id)
 
     async def _watch(self, user_id: int) -> None:
         """Make sure this process receives `user_id`'s events (backend hook)."""

@@ -5,7 +5,7 @@ import logging
 
 from urllib.parse import quote
 
-from quart import Quart, Response, has_request_context, jsonify, redirect, render_template, request
+from quart import Quart, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,5 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def handle_unexpected(error: Exception) -> Response:
-        if not has_request_context():
-            # A WebSocket handler's error: there is no response to shape; log
-            # it (the socket is closed by Quart) without masking it.
-            log.exception("unhandled error on a websocket")
-            raise error
         log.exception("unhandled error on %s %s", request.method, request.path)
         return await error_response(500, "internal_error", _HTTP_MESSAGES[500])

@@ -21,12 +21,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from quart.asgi import ASGIHTTPConnection, ASGIWebsocketConnection
+from quart.asgi import ASGIHTTPConnection
 from quart.wrappers.request import Body, Request
 from quart.wrappers.response import FileBody, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .queues import LightQueue
 
 
 class LargeChunkFileBody(FileBody):
@@ -134,9 +133,3 @@ class BackpressureHTTPConnection(ASGIHTTPConnection):
                     body.set_complete()
             elif message["type"] == "http.disconnect":
                 return
-
-
-class LightWebsocketConnection(ASGIWebsocketConnection):
-    def __init__(self, app, scope) -> None:
-        super().__init__(app, scope)
-        self.queue = LightQueue()

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from server import create_app
+from server.blueprints import live
 
 API_DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 # `METHOD /path` in backticks, a query string (`?token=…`) ignored.
@@ -13,8 +14,11 @@ DOCUMENTED = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)[^`]*`")
 
 def routes(tmp_path) -> set[tuple[str, str]]:
     app = create_app({"DATA_DIR": str(tmp_path)})
-    return {(method, rule.rule) for rule in app.url_map.iter_rules()
-            for method in rule.methods - {"HEAD", "OPTIONS"}}
+    quart_routes = {(method, rule.rule) for rule in app.url_map.iter_rules()
+                    for method in rule.methods - {"HEAD", "OPTIONS"}}
+    # The live WebSocket is served beside Quart's routes, by the middleware.
+    assert isinstance(app.asgi_app, live.LiveSocketsFirst)
+    return quart_routes | {("GET", live.LIVE_PATH)}
 
 
 def test_every_route_is_documented(tmp_path):

@@ -13,25 +13,28 @@ import logging
 import secrets
 import time
 
-from quart import Blueprint, Response, current_app, jsonify, websocket
+from quart import current_app
+from werkzeug.http import parse_cookie
 
 from .. import __version__, buffer
-from ..auth import bearer_token, current_principal, origin_is_allowed, principal_still_valid, public
+from ..asgi_socket import ASGISocket, Disconnected
+from ..auth import (bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials,
+                    principal_still_valid, session_cookie_name)
 from ..broker import RESYNC
 from ..errors import APIError
 from ..presence import PRESENCE_REFRESH
-from ..ratelimits import rate_exempt
 from ..rounds import Rounds
 
-blueprint = Blueprint("live", __name__)
 log = logging.getLogger(__name__)
 # Which worker process holds a socket: helps operators (and tests) see how
 # sockets spread across workers and hosts without exposing pids.
 NODE_ID = secrets.token_hex(4)
 
+LIVE_PATH = "/ws"  # the one WebSocket; not a Quart route (LiveSocketsFirst)
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_REVOKED = 4401
 HEARTBEAT_TIMEOUT = 60.0  # for clients that send `ping`: silence this long means a dead link
@@ -44,12 +47,6 @@ def max_message_chars(max_text_bytes: int) -> int:
     """The largest message the protocol needs: a `set` of MAX_TEXT_BYTES of
     text (JSON may escape some characters, hence the factor 2)."""
     return 2 * max_text_bytes + 64 * 1024
-
-
-def _reject(status: int, code: str, message: str) -> Response:
-    response = jsonify(error=code, message=message)
-    response.status_code = status
-    return response
 
 
 class TokenBucket:
@@ -82,11 +79,12 @@ WAKE_UP = _WakeUp()
 
 class LiveConnection:
     # One per open socket, alive as long as it is: no instance dict.
-    __slots__ = ("principal", "conn_id", "device", "bucket", "strikes", "last_heard", "heartbeats",
+    __slots__ = ("principal", "socket", "conn_id", "device", "bucket", "strikes", "last_heard", "heartbeats",
                  "subscription", "closing", "__weakref__")
 
-    def __init__(self, principal) -> None:
+    def __init__(self, principal, socket: ASGISocket) -> None:
         self.principal = principal
+        self.socket = socket
         self.conn_id = secrets.token_hex(8)
         self.device = {"id": principal.device_key, "name": principal.device_name, "kind": principal.device_kind}
         self.bucket = TokenBucket(RATE_PER_SECOND, RATE_BURST)
@@ -102,7 +100,7 @@ class LiveConnection:
             self.subscription.put_nowait(WAKE_UP)
 
     async def send(self, message: dict | str) -> None:
-        await websocket.send(message if isinstance(message, str) else json.dumps(message, separators=(",", ":")))
+        await self.socket.send(message if isinstance(message, str) else json.dumps(message, separators=(",", ":")))
 
     async def send_snapshot(self) -> None:
         await self.send(await buffer.snapshot(self.principal.user_id))
@@ -115,24 +113,63 @@ class LiveConnection:
         await self.send({"type": "error", "code": code, "message": message})
 
 
-@blueprint.websocket("/ws")
-@rate_exempt  # a WebSocket: each message goes through the connection's TokenBucket below
-@public  # authenticates itself before accepting (cookie or bearer token)
-async def ws():
-    origin = websocket.headers.get("Origin")
-    if origin is not None and not origin_is_allowed(origin):
-        return _reject(403, "cross_origin", "WebSocket connections from other sites are not allowed.")
-    if origin is None and bearer_token() is None:
-        return _reject(403, "origin_required", "A browser WebSocket must send Origin; scripts use a bearer token.")
-    principal = await current_principal()
+class LiveSocketsFirst:
+    """ASGI middleware around Quart (app.asgi_app): WebSockets are served
+    here, straight on ASGI (server/asgi_socket.py says why), and HTTP goes
+    on to Quart. /ws is the only WebSocket; any other path is a 404.
+    Unexpected errors are logged here: before the handshake is answered the
+    client gets a 500 with the usual JSON error, after it a close with 1011."""
+
+    def __init__(self, app, asgi_app) -> None:
+        self.app = app
+        self.asgi_app = asgi_app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "websocket":
+            await self.asgi_app(scope, receive, send)
+            return
+        socket = ASGISocket(scope, receive, send)
+        if scope["path"] != LIVE_PATH:
+            await socket.reject(404, {"error": "not_found", "message": "The live socket is at /ws."})
+            return
+        async with self.app.app_context():
+            try:
+                await _handshake_and_serve(socket)
+            except Exception:
+                log.exception("unhandled error on a websocket")
+                if not socket.accepted and not socket.closed:
+                    await socket.reject(500, {"error": "internal_error",
+                                              "message": "Something went wrong on our side."})
+                else:
+                    await socket.close(CLOSE_INTERNAL_ERROR, "internal error")
+
+
+async def _handshake_and_serve(socket: ASGISocket) -> None:
+    headers = socket.request_headers()
+    origin = headers.get("origin")
+    token = bearer_from_header(headers.get("authorization", ""))
+    own_origin = origin_of(socket.scope.get("scheme", "ws"), headers.get("host", ""))
+    if origin is not None and not origin_is_allowed(origin, own_origin):
+        await socket.reject(403, {"error": "cross_origin",
+                                  "message": "WebSocket connections from other sites are not allowed."})
+        return
+    if origin is None and token is None:
+        await socket.reject(403, {"error": "origin_required",
+                                  "message": "A browser WebSocket must send Origin; scripts use a bearer token."})
+        return
+    cookie = parse_cookie(headers.get("cookie", "")).get(session_cookie_name()) if token is None else None
+    principal = await principal_from_credentials(token, cookie)
     if principal is None:
-        return _reject(401, "unauthorized", "Log in or send an API token to open the live socket.")
+        await socket.reject(401, {"error": "unauthorized",
+                                  "message": "Log in or send an API token to open the live socket."})
+        return
+    del headers, cookie  # this frame lives as long as the socket
 
     user_id = principal.user_id
     counts = current_app.live_counts
     presence = current_app.presence
     cap = current_app.config["CLOUDBUFFER"]["WS_MAX_PER_USER"]
-    conn = LiveConnection(principal)
+    conn = LiveConnection(principal, socket)
     # Count this socket first, here and in presence, then compare the
     # totals with the cap: sockets opening at the same moment, on this
     # worker or another, then see each other (at worst all of them are
@@ -143,11 +180,12 @@ async def ws():
     try:
         await _bounded(presence.add(user_id, conn.conn_id, conn.device))
         everywhere = await _bounded(presence.connections(user_id))
-        await websocket.accept()
-        _forget_request_headers()
+        await socket.accept()
+        # Hypercorn wrote its access-log line at the accept; nothing reads them again.
+        socket.forget_request_headers()
         if max(counts[user_id], everywhere or 0) > cap:
-            await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
-            return None
+            await socket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
+            return
         served = True
         await _serve(conn)
     finally:
@@ -157,27 +195,14 @@ async def ws():
         await presence.remove(user_id, conn.conn_id, conn.device)
         if served:  # the user's other devices drop this one from their list
             await buffer.publish(user_id, {"type": "_presence"})
-    return None
-
-
-def _forget_request_headers() -> None:
-    """An accepted socket never reads its request headers again: they
-    authenticated it, and Hypercorn wrote its access-log line when it was
-    accepted. A browser's (cookies, user agent, languages, extensions) are a
-    few KiB that an idle socket would otherwise keep for hours, twice: as
-    Quart's Headers and as the ASGI scope's list (#3 in docs/benchmarks.md)."""
-    current = websocket._get_current_object()
-    current.headers.clear()
-    current.__dict__.pop("cookies", None)  # werkzeug's cached parse of the Cookie header
-    current.scope["headers"] = []
 
 
 async def _bounded(presence_call):
     """A presence call that cannot hold up a connecting socket for long (a
     hung Redis); None when it ran out of time. Not asyncio.wait_for: on
-    Python 3.11 it can swallow the cancellation that Quart uses to end the
-    handler of a socket whose client has gone, and that handler would then
-    serve a dead socket forever."""
+    Python 3.11 it can swallow a cancellation (Hypercorn cancels the
+    socket's task when it cuts connections at the end of a shutdown), and
+    the handler would then serve on."""
     task = asyncio.ensure_future(presence_call)
     try:
         done, _ = await asyncio.wait([task], timeout=PRESENCE_WAIT)
@@ -204,7 +229,6 @@ async def _serve(conn: LiveConnection) -> None:
         # the pump through the subscription, so an idle socket waits on its
         # queue alone (#3 in docs/benchmarks.md).
         reader = asyncio.create_task(_read_client(conn))
-        reader.add_done_callback(lambda _: subscription.put_nowait(WAKE_UP))
         keep_alive = _KeepAlive.of_this_worker()
         keep_alive.add(conn)
         try:
@@ -216,11 +240,12 @@ async def _serve(conn: LiveConnection) -> None:
 
 
 async def _pump_events(conn: LiveConnection, subscription, reader: asyncio.Task) -> None:
-    async for message in subscription:
+    while True:
+        message = await subscription.get()  # not `async for`: one coroutine frame less per idle socket
         # Looked at on every wake-up, not only on WAKE_UP: a queue that
         # overflowed trades everything it held, a WAKE_UP too, for a RESYNC.
         if conn.closing is not None:
-            await websocket.close(*conn.closing)
+            await conn.socket.close(*conn.closing)
             return
         if reader.done():
             if not reader.cancelled() and reader.exception() is not None:
@@ -230,7 +255,7 @@ async def _pump_events(conn: LiveConnection, subscription, reader: asyncio.Task)
             continue
         if message is RESYNC:
             if not await principal_still_valid(conn.principal):
-                await websocket.close(CLOSE_REVOKED, "this device was logged out")
+                await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
                 return
             await conn.send_snapshot()
             await conn.send_devices()
@@ -239,37 +264,44 @@ async def _pump_events(conn: LiveConnection, subscription, reader: asyncio.Task)
             if event["type"] == "_presence":
                 await conn.send_devices()
             elif event["type"] == "_revoke" and conn.device["id"] in event["devices"]:
-                await websocket.close(CLOSE_REVOKED, "this device was logged out")
+                await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
                 return
         else:
             # Already-encoded JSON: one encode per event, not per socket.
-            await websocket.send(message)
+            await conn.socket.send(message)
 
 
 async def _read_client(conn: LiveConnection) -> None:
-    while True:
-        raw = await websocket.receive()
-        conn.last_heard = time.monotonic()
-        if len(raw) > max_message_chars(current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]):
-            await websocket.close(CLOSE_TOO_BIG, "message too big")
-            return
-        if not conn.bucket.take():
-            conn.strikes += 1
-            if conn.strikes > RATE_BURST:
-                await websocket.close(CLOSE_POLICY, "too many messages")
+    """Reads the client until it goes away or the socket is closed, then
+    wakes the pump (a done-callback would cost a closure per socket)."""
+    try:
+        while True:
+            raw = await conn.socket.receive()
+            conn.last_heard = time.monotonic()
+            if len(raw) > max_message_chars(current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]):
+                await conn.socket.close(CLOSE_TOO_BIG, "message too big")
                 return
-            await conn.error("rate_limited", f"Slow down: at most {RATE_PER_SECOND:g} messages per second.")
-            continue
-        conn.strikes = 0
-        try:
-            message = json.loads(raw)
-        except (TypeError, ValueError):
-            await conn.error("invalid_json", "Messages are JSON objects with a type.")
-            continue
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            await conn.error("invalid_message", "Messages are JSON objects with a type.")
-            continue
-        await _handle(conn, message)
+            if not conn.bucket.take():
+                conn.strikes += 1
+                if conn.strikes > RATE_BURST:
+                    await conn.socket.close(CLOSE_POLICY, "too many messages")
+                    return
+                await conn.error("rate_limited", f"Slow down: at most {RATE_PER_SECOND:g} messages per second.")
+                continue
+            conn.strikes = 0
+            try:
+                message = json.loads(raw)
+            except (TypeError, ValueError):
+                await conn.error("invalid_json", "Messages are JSON objects with a type.")
+                continue
+            if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+                await conn.error("invalid_message", "Messages are JSON objects with a type.")
+                continue
+            await _handle(conn, message)
+    except Disconnected:
+        pass
+    finally:
+        conn.subscription.put_nowait(WAKE_UP)
 
 
 async def _handle(conn: LiveConnection, message: dict) -> None:

@@ -281,28 +281,73 @@ async def test_one_keep_alive_task_refreshes_every_socket_of_the_worker(live_app
 
 
 async def test_an_accepted_socket_lets_go_of_its_request_headers(app, alice, monkeypatch):
-    from quart import websocket
-
-    from server.blueprints import live
+    from server.asgi_socket import ASGISocket
 
     accepted = []
-    forget = live._forget_request_headers
+    forget = ASGISocket.forget_request_headers
 
-    def spy() -> None:
-        current = websocket._get_current_object()
-        assert current.headers.get("Cookie")  # it authenticated with them
-        current.cookies  # noqa: B018 - parsed and cached, as quart-auth does
-        forget()
-        accepted.append(current)
+    def spy(socket: ASGISocket) -> None:
+        assert socket.accepted and socket.request_headers().get("cookie")  # it authenticated with them
+        forget(socket)
+        accepted.append(socket)
 
-    monkeypatch.setattr(live, "_forget_request_headers", spy)
+    monkeypatch.setattr(ASGISocket, "forget_request_headers", spy)
     async with alice.websocket("/ws", headers={**ORIGIN, "User-Agent": "Mozilla/5.0 " + "x" * 200}) as ws:
         await open_device(ws)
         (socket,) = accepted
-        assert list(socket.headers.items()) == [] and socket.scope["headers"] == []
-        assert "cookies" not in socket.__dict__
+        assert socket.scope["headers"] == [] and socket.request_headers() == {}
         # Still the same device afterwards: it reads, posts and is answered.
         await ws.send(json.dumps({"type": "set", "text": "after", "id": "a"}))
         assert (await receive_until(ws, "ack"))["id"] == "a"
         await alice.post("/file/buffer", data=b"from http", headers={"X-Data-Type": "text"})
         assert (await receive_until(ws, "buffer"))["text"] in ("after", "from http")
+
+
+async def test_plain_http_to_the_socket_address_is_a_404(client):
+    # /ws is no Quart route: the live socket is served beside Quart (LiveSocketsFirst).
+    response = await client.get("/ws", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert (await response.get_json())["error"] == "not_found"
+
+
+async def test_other_websocket_paths_are_a_404(alice):
+    for path in ("/ws/other", "/", "/file/buffer"):
+        with pytest.raises(WebsocketResponseError) as refused:
+            async with alice.websocket(path, headers=ORIGIN) as ws:
+                await ws.receive()
+        assert refused.value.response.status_code == 404
+        assert (await refused.value.response.get_json())["error"] == "not_found"
+
+
+async def test_an_error_before_accepting_is_a_logged_500_with_a_json_body(app, alice, monkeypatch, caplog):
+    async def broken(user_id):
+        raise RuntimeError("presence exploded")
+
+    monkeypatch.setattr(app.presence, "connections", broken)
+    with pytest.raises(WebsocketResponseError) as refused:
+        async with alice.websocket("/ws", headers=ORIGIN) as ws:
+            await ws.receive()
+    assert refused.value.response.status_code == 500
+    assert (await refused.value.response.get_json())["error"] == "internal_error"
+    assert "unhandled error on a websocket" in caplog.text and "presence exploded" in caplog.text
+    assert app.live_counts == {}  # the count taken for the socket was given back
+
+
+async def test_an_error_after_accepting_closes_with_1011_and_the_worker_serves_on(app, alice, monkeypatch, caplog):
+    from server import buffer
+
+    real_snapshot = buffer.snapshot
+
+    async def broken(user_id):
+        raise RuntimeError("snapshot exploded")
+
+    monkeypatch.setattr(buffer, "snapshot", broken)
+    async with alice.websocket("/ws", headers=ORIGIN) as ws:
+        assert (await receive(ws))["type"] == "hello"
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            await receive(ws)
+    assert closed.value.args[0] == 1011
+    assert "snapshot exploded" in caplog.text
+    monkeypatch.setattr(buffer, "snapshot", real_snapshot)
+    async with alice.websocket("/ws", headers=ORIGIN) as ws:
+        await open_device(ws)

@@ -1,0 +1,90 @@
+"""A WebSocket spoken straight over ASGI: what /ws needs and nothing more.
+
+Quart gives every WebSocket a request object (a Headers copy, a session,
+cookies), a request context and three tasks of its own (a receiver, the
+handler, and the call that waits for both). For a live socket that sits idle
+for hours that was ~9 KiB of the ~29 KiB each one cost (#3 in
+docs/benchmarks.md). This speaks the ASGI WebSocket messages directly in the
+task the server already runs for the connection.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Disconnected(Exception):
+    """The client went away (or the server closed the socket)."""
+
+
+class ASGISocket:
+    __slots__ = ("scope", "_receive", "_send", "accepted", "closed")
+
+    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.accepted = False
+        self.closed = False
+
+    def request_headers(self) -> dict[str, str]:
+        """The handshake's headers by lower-case name (a repeated one keeps
+        its first value; Cookie's are joined, as RFC 6265 sends one)."""
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in self.scope.get("headers", ()):
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            if name == "cookie" and name in headers:
+                headers[name] += "; " + value
+            else:
+                headers.setdefault(name, value)
+        return headers
+
+    def forget_request_headers(self) -> None:
+        """An accepted socket never reads them again; a browser's are a few
+        KiB that an idle socket would otherwise keep for hours."""
+        self.scope["headers"] = []
+
+    async def accept(self) -> None:
+        self.accepted = True
+        await self._send({"type": "websocket.accept"})
+
+    async def reject(self, status: int, body: dict[str, Any]) -> None:
+        """Refuse the handshake with an HTTP answer carrying a JSON body,
+        where the server can send one (Hypercorn and Quart's test client
+        can: the `websocket.http.response` extension); otherwise a plain
+        refusal (403)."""
+        self.closed = True
+        if "websocket.http.response" not in (self.scope.get("extensions") or {}):
+            await self._send({"type": "websocket.close", "code": 1008})
+            return
+        content = json.dumps(body).encode()
+        await self._send({
+            "type": "websocket.http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
+                        (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")],
+        })
+        await self._send({"type": "websocket.http.response.body", "body": content, "more_body": False})
+
+    async def receive(self) -> str | bytes:
+        """The next message; Disconnected once the client is gone."""
+        while not self.closed:
+            event = await self._receive()
+            if event["type"] == "websocket.receive":
+                text = event.get("text")
+                return text if text is not None else event.get("bytes") or b""
+            if event["type"] == "websocket.disconnect":
+                self.closed = True
+        raise Disconnected()
+
+    async def send(self, text: str) -> None:
+        if not self.closed:
+            await self._send({"type": "websocket.send", "text": text})
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if not self.closed:
+            self.closed = True
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
