@@ -79,20 +79,26 @@ WAKE_UP = _WakeUp()
 
 class LiveConnection:
     # One per open socket, alive as long as it is: no instance dict.
-    __slots__ = ("principal", "socket", "conn_id", "device", "bucket", "strikes", "last_heard", "heartbeats",
+    __slots__ = ("principal", "socket", "conn_id", "bucket", "strikes", "last_heard", "heartbeats",
                  "subscription", "closing", "__weakref__")
 
     def __init__(self, principal, socket: ASGISocket) -> None:
         self.principal = principal
         self.socket = socket
         self.conn_id = secrets.token_hex(8)
-        self.device = {"id": principal.device_key, "name": principal.device_name, "kind": principal.device_kind}
         self.bucket = TokenBucket(RATE_PER_SECOND, RATE_BURST)
         self.strikes = 0
         self.last_heard = time.monotonic()
         self.heartbeats = False
         self.subscription = None
         self.closing: tuple[int, str] | None = None
+
+    @property
+    def device(self) -> dict[str, str]:
+        """This device as presence and the `hello` message show it. Built
+        when asked (a few times a minute at most), not kept per socket."""
+        principal = self.principal
+        return {"id": principal.device_key, "name": principal.device_name, "kind": principal.device_kind}
 
     def request_close(self, code: int, reason: str) -> None:
         if self.closing is None and self.subscription is not None:
@@ -263,7 +269,7 @@ async def _pump_events(conn: LiveConnection, subscription, reader: asyncio.Task)
             event = json.loads(message)
             if event["type"] == "_presence":
                 await conn.send_devices()
-            elif event["type"] == "_revoke" and conn.device["id"] in event["devices"]:
+            elif event["type"] == "_revoke" and conn.principal.device_key in event["devices"]:
                 await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
                 return
         else:
