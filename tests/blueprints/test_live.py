@@ -140,11 +140,13 @@ async def test_no_credentials_refused_before_accept(client):
     assert refused.value.response.status_code == 401
 
 
-async def test_foreign_origin_refused(alice):
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://l\u00f6calhost"])
+async def test_foreign_origin_refused(alice, origin):
     with pytest.raises(WebsocketResponseError) as refused:
-        async with alice.websocket("/ws", headers={"Origin": "https://evil.example"}) as ws:
+        async with alice.websocket("/ws", headers={"Origin": origin}) as ws:
             await ws.receive()
     assert refused.value.response.status_code == 403
+    assert (await refused.value.response.get_json())["error"] == "cross_origin"
 
 
 async def test_missing_origin_needs_a_bearer_token(app, alice):
