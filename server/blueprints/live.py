@@ -14,7 +14,8 @@ import secrets
 import time
 
 from quart import current_app
-from werkzeug.http import parse_cookie
+from werkzeug.sansio.http import parse_cookie
+from werkzeug.sansio.utils import get_host
 
 from .. import __version__, buffer
 from ..asgi_socket import ASGISocket, Disconnected
@@ -135,7 +136,7 @@ class LiveSocketsFirst:
             await self.asgi_app(scope, receive, send)
             return
         socket = ASGISocket(scope, receive, send)
-        if scope["path"] != LIVE_PATH:
+        if _app_path(scope) != LIVE_PATH:
             await socket.reject(404, {"error": "not_found", "message": "The live socket is at /ws."})
             return
         async with self.app.app_context():
@@ -150,11 +151,29 @@ class LiveSocketsFirst:
                     await socket.close(CLOSE_INTERNAL_ERROR, "internal error")
 
 
+def _app_path(scope) -> str:
+    """The path below the app's mount point, as Quart routes it: Hypercorn
+    puts its root_path in front of the path and also hands it over."""
+    path, root_path = scope["path"], scope.get("root_path", "")
+    if not root_path:
+        return path
+    return path.removeprefix(root_path) if path.startswith(root_path) and path != root_path else ""
+
+
 async def _handshake_and_serve(socket: ASGISocket) -> None:
     headers = socket.request_headers()
+    if headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers:
+        # Hypercorn answers body bytes sent before the accept with a 400 and
+        # then never tells the app the client is gone: the socket would be
+        # served, unreachable, until the server stops.
+        await socket.reject(400, {"error": "bad_request", "message": "A WebSocket handshake carries no body."})
+        return
     origin = headers.get("origin")
     token = bearer_from_header(headers.get("authorization", ""))
-    own_origin = origin_of(socket.scope.get("scheme", "ws"), headers.get("host", ""))
+    # The Host as Quart read it: default ports dropped, a malformed one empty,
+    # the server's address when there is none.
+    scheme = socket.scope.get("scheme", "ws")
+    own_origin = origin_of(scheme, get_host(scheme, headers.get("host"), socket.scope.get("server")))
     if origin is not None and not origin_is_allowed(origin, own_origin):
         await socket.reject(403, {"error": "cross_origin",
                                   "message": "WebSocket connections from other sites are not allowed."})
@@ -163,6 +182,8 @@ async def _handshake_and_serve(socket: ASGISocket) -> None:
         await socket.reject(403, {"error": "origin_required",
                                   "message": "A browser WebSocket must send Origin; scripts use a bearer token."})
         return
+    # sansio's parser, as Quart's cookies use: werkzeug.http's re-decodes as
+    # UTF-8 and raises on a Latin-1 byte another app on the host may have set.
     cookie = parse_cookie(headers.get("cookie", "")).get(session_cookie_name()) if token is None else None
     principal = await principal_from_credentials(token, cookie)
     if principal is None:

@@ -353,3 +353,66 @@ async def test_an_error_after_accepting_closes_with_1011_and_the_worker_serves_o
     monkeypatch.setattr(buffer, "snapshot", real_snapshot)
     async with alice.websocket("/ws", headers=ORIGIN) as ws:
         await open_device(ws)
+
+
+# --- the handshake as raw ASGI: bytes and scopes the test client cannot send --------------------
+
+
+async def raw_socket(app, headers: list[tuple[bytes, bytes]], path: str = "/ws", root_path: str = "",
+                     scheme: str = "ws") -> list[dict]:
+    """Open /ws through the app's ASGI callable and leave at once; what the
+    app sent back."""
+    sent: list[dict] = []
+    inbox: asyncio.Queue = asyncio.Queue()
+    inbox.put_nowait({"type": "websocket.connect"})
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if message["type"] == "websocket.send" and json.loads(message["text"])["type"] == "buffer":
+            inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})  # the client leaves
+
+    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": scheme, "http_version": "1.1",
+             "path": path, "raw_path": path.encode(), "root_path": root_path, "query_string": b"",
+             "headers": headers, "client": ("127.0.0.1", 50000), "server": ("localhost", 80),
+             "subprotocols": [], "extensions": {"websocket.http.response": {}}}
+    await asyncio.wait_for(app(scope, inbox.get, send), 5)
+    return sent
+
+
+def session_cookie_of(client) -> bytes:
+    (cookie,) = [c for c in client.cookie_jar if c.name == "cloudbuffer_session"]
+    return f"cloudbuffer_session={cookie.value}".encode()
+
+
+async def test_a_foreign_latin1_cookie_beside_the_session_still_opens_the_socket(app, alice):
+    # Another app on the same host may set a cookie with a Latin-1 byte.
+    sent = await raw_socket(app, [(b"host", b"localhost"), (b"origin", b"http://localhost"),
+                                  (b"cookie", b"pref=caf\xe9; " + session_cookie_of(alice))])
+    assert sent[0] == {"type": "websocket.accept"}
+    assert json.loads(sent[1]["text"])["type"] == "hello"
+    assert app.live_counts == {}  # and all given back once the client left
+
+
+async def test_a_handshake_with_a_body_is_refused(app, alice):
+    for extra in ((b"content-length", b"5"), (b"transfer-encoding", b"chunked")):
+        sent = await raw_socket(app, [(b"host", b"localhost"), (b"origin", b"http://localhost"), extra,
+                                      (b"cookie", session_cookie_of(alice))])
+        assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 400
+        assert json.loads(sent[1]["body"])["error"] == "bad_request"
+
+
+async def test_the_own_origin_is_the_host_as_quart_reads_it(app):
+    # wss on :443 is https://example.com: the Origin passes, and only the missing credentials are refused.
+    sent = await raw_socket(app, [(b"host", b"example.com:443"), (b"origin", b"https://example.com")], scheme="wss")
+    assert sent[0]["status"] == 401
+    sent = await raw_socket(app, [(b"host", b"exa mple.com"), (b"origin", b"http://exa mple.com")])
+    assert sent[0]["status"] == 403  # a malformed Host is no origin at all
+
+
+async def test_the_socket_is_found_below_a_root_path(app, alice):
+    token = (await make_token(alice)).encode()
+    headers = [(b"host", b"localhost"), (b"authorization", b"Bearer " + token)]
+    sent = await raw_socket(app, headers, path="/cb/ws", root_path="/cb")
+    assert sent[0] == {"type": "websocket.accept"}
+    sent = await raw_socket(app, headers, path="/ws", root_path="/cb")
+    assert sent[0]["status"] == 404
