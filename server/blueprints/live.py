@@ -190,7 +190,7 @@ async def _handshake_and_serve(socket: ASGISocket) -> None:
         await socket.reject(401, {"error": "unauthorized",
                                   "message": "Log in or send an API token to open the live socket."})
         return
-    del headers, cookie  # this frame lives as long as the socket
+    del headers, cookie, origin, token, own_origin  # this frame lives as long as the socket
 
     user_id = principal.user_id
     counts = current_app.live_counts
