@@ -256,8 +256,11 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
         await asyncio.sleep(0.2)  # let open sockets send their 1001 close frames
 
     # worker_serve takes Hypercorn's app wrapper (it calls app(scope, receive,
-    # send, sync_spawn, call_soon)), not the bare ASGI app.
-    await worker_serve(wrap_app(app, config.wsgi_max_body_size, "asgi"), config,
+    # send, sync_spawn, call_soon)), not the bare ASGI app. It wraps
+    # app.asgi_app (the live sockets' middleware around Quart) rather than
+    # the app, whose __call__ only calls asgi_app: one coroutine frame less
+    # that every open socket would keep for its lifetime (#3).
+    await worker_serve(wrap_app(app.asgi_app, config.wsgi_max_body_size, "asgi"), config,
                        sockets=sockets, shutdown_trigger=shutdown_trigger)
 
 

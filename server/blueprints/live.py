@@ -214,7 +214,57 @@ async def _handshake_and_serve(socket: ASGISocket) -> None:
             await socket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
             return
         served = True
-        await _serve(conn)
+        # Serving and the pump run in this frame, not in functions of their
+        # own: every coroutine frame is kept by every idle socket (#3 in
+        # docs/benchmarks.md).
+        async with current_app.broker.subscribe(user_id) as subscription:
+            conn.subscription = subscription
+            await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
+                             "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
+            await conn.send_snapshot()
+            await buffer.publish(user_id, {"type": "_presence"})
+            # The handler pumps events to the socket itself; reading the client is
+            # the socket's only task of its own. The reader's end and a close the
+            # worker asks for (shutdown, a silent heartbeat, a session gone) wake
+            # the pump through the subscription, so an idle socket waits on its
+            # queue alone (#3 in docs/benchmarks.md).
+            reader = asyncio.create_task(_read_client(conn))
+            keep_alive = _KeepAlive.of_this_worker()
+            keep_alive.add(conn)
+            try:
+                while True:
+                    message = await subscription.get()
+                    # Looked at on every wake-up, not only on WAKE_UP: a queue that
+                    # overflowed trades everything it held, a WAKE_UP too, for a RESYNC.
+                    if conn.closing is not None:
+                        await conn.socket.close(*conn.closing)
+                        return
+                    if reader.done():
+                        if not reader.cancelled() and reader.exception() is not None:
+                            raise reader.exception()
+                        return
+                    if message is WAKE_UP:
+                        continue
+                    if message is RESYNC:
+                        if not await principal_still_valid(conn.principal):
+                            await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
+                            return
+                        await conn.send_snapshot()
+                        await conn.send_devices()
+                    elif message.startswith('{"type":"_'):
+                        event = json.loads(message)
+                        if event["type"] == "_presence":
+                            await conn.send_devices()
+                        elif event["type"] == "_revoke" and conn.principal.device_key in event["devices"]:
+                            await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
+                            return
+                    else:
+                        # Already-encoded JSON: one encode per event, not per socket.
+                        await conn.socket.send(message)
+            finally:
+                keep_alive.discard(conn)
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
     finally:
         counts[user_id] -= 1
         if counts[user_id] <= 0:
@@ -240,62 +290,6 @@ async def _bounded(presence_call):
         task.cancel()
         return None
     return task.result()
-
-
-async def _serve(conn: LiveConnection) -> None:
-    user_id = conn.principal.user_id
-    async with current_app.broker.subscribe(user_id) as subscription:
-        conn.subscription = subscription
-        await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
-                         "max_text_bytes": current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]})
-        await conn.send_snapshot()
-        await buffer.publish(user_id, {"type": "_presence"})
-        # The handler pumps events to the socket itself; reading the client is
-        # the socket's only task of its own. The reader's end and a close the
-        # worker asks for (shutdown, a silent heartbeat, a session gone) wake
-        # the pump through the subscription, so an idle socket waits on its
-        # queue alone (#3 in docs/benchmarks.md).
-        reader = asyncio.create_task(_read_client(conn))
-        keep_alive = _KeepAlive.of_this_worker()
-        keep_alive.add(conn)
-        try:
-            await _pump_events(conn, subscription, reader)
-        finally:
-            keep_alive.discard(conn)
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-
-
-async def _pump_events(conn: LiveConnection, subscription, reader: asyncio.Task) -> None:
-    while True:
-        message = await subscription.get()  # not `async for`: one coroutine frame less per idle socket
-        # Looked at on every wake-up, not only on WAKE_UP: a queue that
-        # overflowed trades everything it held, a WAKE_UP too, for a RESYNC.
-        if conn.closing is not None:
-            await conn.socket.close(*conn.closing)
-            return
-        if reader.done():
-            if not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception()
-            return
-        if message is WAKE_UP:
-            continue
-        if message is RESYNC:
-            if not await principal_still_valid(conn.principal):
-                await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
-                return
-            await conn.send_snapshot()
-            await conn.send_devices()
-        elif message.startswith('{"type":"_'):
-            event = json.loads(message)
-            if event["type"] == "_presence":
-                await conn.send_devices()
-            elif event["type"] == "_revoke" and conn.principal.device_key in event["devices"]:
-                await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
-                return
-        else:
-            # Already-encoded JSON: one encode per event, not per socket.
-            await conn.socket.send(message)
 
 
 async def _read_client(conn: LiveConnection) -> None:
