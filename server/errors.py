@@ -48,6 +48,11 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+def internal_error() -> APIError:
+    """What a client is told about an unexpected error (it is logged, not shown)."""
+    return APIError(500, "internal_error", _HTTP_MESSAGES[500])
+
+
 def wants_json() -> bool:
     """Scripts and the app's fetch() get JSON; a browser navigating gets a page."""
     if request.is_json or "Authorization" in request.headers:
@@ -111,4 +116,5 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(Exception)
     async def handle_unexpected(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return await error_response(500, "internal_error", _HTTP_MESSAGES[500])
+        error = internal_error()
+        return await error_response(error.status, error.code, error.message)

@@ -19,10 +19,10 @@ from werkzeug.sansio.utils import get_host
 
 from .. import __version__, buffer
 from ..asgi_socket import ASGISocket, Disconnected
-from ..auth import (bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials,
+from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials,
                     principal_still_valid, session_cookie_name)
 from ..broker import RESYNC
-from ..errors import APIError
+from ..errors import APIError, internal_error
 from ..presence import PRESENCE_REFRESH
 from ..rounds import Rounds
 
@@ -124,8 +124,9 @@ class LiveSocketsFirst:
     """ASGI middleware around Quart (app.asgi_app): WebSockets are served
     here, straight on ASGI (server/asgi_socket.py says why), and HTTP goes
     on to Quart. /ws is the only WebSocket; any other path is a 404.
-    Unexpected errors are logged here: before the handshake is answered the
-    client gets a 500 with the usual JSON error, after it a close with 1011."""
+    Refusals are APIErrors, answered as JSON like any API error; unexpected
+    errors are logged here: before the handshake is answered the client gets
+    a 500 with the usual JSON error, after it a close with 1011."""
 
     def __init__(self, app, asgi_app) -> None:
         self.app = app
@@ -136,19 +137,19 @@ class LiveSocketsFirst:
             await self.asgi_app(scope, receive, send)
             return
         socket = ASGISocket(scope, receive, send)
-        if _app_path(scope) != LIVE_PATH:
-            await socket.reject(404, {"error": "not_found", "message": "The live socket is at /ws."})
-            return
         async with self.app.app_context():
             try:
+                if _app_path(scope) != LIVE_PATH:
+                    raise APIError(404, "not_found", f"The live socket is at {LIVE_PATH}.")
                 await _handshake_and_serve(socket)
-            except Exception:
-                log.exception("unhandled error on a websocket")
-                if not socket.accepted and not socket.closed:
-                    await socket.reject(500, {"error": "internal_error",
-                                              "message": "Something went wrong on our side."})
-                else:
+            except Exception as error:
+                if not isinstance(error, APIError) or socket.accepted:
+                    log.exception("unhandled error on a websocket")
+                    error = internal_error()
+                if socket.accepted:
                     await socket.close(CLOSE_INTERNAL_ERROR, "internal error")
+                elif not socket.closed:
+                    await socket.reject(error.status, {"error": error.code, "message": error.message})
 
 
 def _app_path(scope) -> str:
@@ -160,14 +161,14 @@ def _app_path(scope) -> str:
     return path.removeprefix(root_path) if path.startswith(root_path) and path != root_path else ""
 
 
-async def _handshake_and_serve(socket: ASGISocket) -> None:
+async def _authenticate(socket: ASGISocket) -> Principal:
+    """The socket's principal, or an APIError refusing the handshake."""
     headers = socket.request_headers()
     if headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers:
         # Hypercorn answers body bytes sent before the accept with a 400 and
         # then never tells the app the client is gone: the socket would be
         # served, unreachable, until the server stops.
-        await socket.reject(400, {"error": "bad_request", "message": "A WebSocket handshake carries no body."})
-        return
+        raise APIError(400, "bad_request", "A WebSocket handshake carries no body.")
     origin = headers.get("origin")
     token = bearer_from_header(headers.get("authorization", ""))
     # The Host as Quart read it: default ports dropped, a malformed one empty,
@@ -175,23 +176,20 @@ async def _handshake_and_serve(socket: ASGISocket) -> None:
     scheme = socket.scope.get("scheme", "ws")
     own_origin = origin_of(scheme, get_host(scheme, headers.get("host"), socket.scope.get("server")))
     if origin is not None and not origin_is_allowed(origin, own_origin):
-        await socket.reject(403, {"error": "cross_origin",
-                                  "message": "WebSocket connections from other sites are not allowed."})
-        return
+        raise APIError(403, "cross_origin", "WebSocket connections from other sites are not allowed.")
     if origin is None and token is None:
-        await socket.reject(403, {"error": "origin_required",
-                                  "message": "A browser WebSocket must send Origin; scripts use a bearer token."})
-        return
+        raise APIError(403, "origin_required", "A browser WebSocket must send Origin; scripts use a bearer token.")
     # sansio's parser, as Quart's cookies use: werkzeug.http's re-decodes as
     # UTF-8 and raises on a Latin-1 byte another app on the host may have set.
     cookie = parse_cookie(headers.get("cookie", "")).get(session_cookie_name()) if token is None else None
     principal = await principal_from_credentials(token, cookie)
     if principal is None:
-        await socket.reject(401, {"error": "unauthorized",
-                                  "message": "Log in or send an API token to open the live socket."})
-        return
-    del headers, cookie, origin, token, own_origin  # this frame lives as long as the socket
+        raise APIError(401, "unauthorized", "Log in or send an API token to open the live socket.")
+    return principal
 
+
+async def _handshake_and_serve(socket: ASGISocket) -> None:
+    principal = await _authenticate(socket)
     user_id = principal.user_id
     counts = current_app.live_counts
     presence = current_app.presence
@@ -214,9 +212,11 @@ async def _handshake_and_serve(socket: ASGISocket) -> None:
             await socket.close(CLOSE_TRY_AGAIN, f"too many connections (at most {cap} per user)")
             return
         served = True
-        # Serving and the pump run in this frame, not in functions of their
-        # own: every coroutine frame is kept by every idle socket (#3 in
-        # docs/benchmarks.md).
+        # Serving and the pump's loop run in this frame, not in functions of
+        # their own: a frame suspended while the socket idles is kept by every
+        # idle socket (#3 in docs/benchmarks.md). Work that ends before the
+        # socket idles (_authenticate) or runs only per event (_pass_on) has
+        # its own function.
         async with current_app.broker.subscribe(user_id) as subscription:
             conn.subscription = subscription
             await conn.send({"type": "hello", "version": __version__, "node": NODE_ID, "device": conn.device,
@@ -232,35 +232,8 @@ async def _handshake_and_serve(socket: ASGISocket) -> None:
             keep_alive = _KeepAlive.of_this_worker()
             keep_alive.add(conn)
             try:
-                while True:
-                    message = await subscription.get()
-                    # Looked at on every wake-up, not only on WAKE_UP: a queue that
-                    # overflowed trades everything it held, a WAKE_UP too, for a RESYNC.
-                    if conn.closing is not None:
-                        await conn.socket.close(*conn.closing)
-                        return
-                    if reader.done():
-                        if not reader.cancelled() and reader.exception() is not None:
-                            raise reader.exception()
-                        return
-                    if message is WAKE_UP:
-                        continue
-                    if message is RESYNC:
-                        if not await principal_still_valid(conn.principal):
-                            await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
-                            return
-                        await conn.send_snapshot()
-                        await conn.send_devices()
-                    elif message.startswith('{"type":"_'):
-                        event = json.loads(message)
-                        if event["type"] == "_presence":
-                            await conn.send_devices()
-                        elif event["type"] == "_revoke" and conn.principal.device_key in event["devices"]:
-                            await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
-                            return
-                    else:
-                        # Already-encoded JSON: one encode per event, not per socket.
-                        await conn.socket.send(message)
+                while await _pass_on(conn, await subscription.get(), reader):
+                    pass
             finally:
                 keep_alive.discard(conn)
                 reader.cancel()
@@ -272,6 +245,38 @@ async def _handshake_and_serve(socket: ASGISocket) -> None:
         await presence.remove(user_id, conn.conn_id, conn.device)
         if served:  # the user's other devices drop this one from their list
             await buffer.publish(user_id, {"type": "_presence"})
+
+
+async def _pass_on(conn: LiveConnection, message, reader: asyncio.Task) -> bool:
+    """Act on one wake-up of the socket's pump; False once the socket is done."""
+    # Looked at on every wake-up, not only on WAKE_UP: a queue that
+    # overflowed trades everything it held, a WAKE_UP too, for a RESYNC.
+    if conn.closing is not None:
+        await conn.socket.close(*conn.closing)
+        return False
+    if reader.done():
+        if not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()
+        return False
+    if message is WAKE_UP:
+        return True
+    if message is RESYNC:
+        if not await principal_still_valid(conn.principal):
+            await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
+            return False
+        await conn.send_snapshot()
+        await conn.send_devices()
+    elif message.startswith('{"type":"_'):
+        event = json.loads(message)
+        if event["type"] == "_presence":
+            await conn.send_devices()
+        elif event["type"] == "_revoke" and conn.principal.device_key in event["devices"]:
+            await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
+            return False
+    else:
+        # Already-encoded JSON: one encode per event, not per socket.
+        await conn.socket.send(message)
+    return True
 
 
 async def _bounded(presence_call):
