@@ -35,6 +35,7 @@ from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 from wsproto.events import Ping
 from wsproto.extensions import PerMessageDeflate
 
+from . import large_bodies
 from .blueprints.live import max_message_chars
 from .config import ConfigError, load_settings
 from .queues import BoundedLightQueue
@@ -177,12 +178,16 @@ class _LightQueueTaskGroup(hypercorn_task_group.TaskGroup):
 
 
 def use_lighter_connections() -> None:
-    """Hypercorn builds WebSocket streams and connection task groups from
-    these module-level names (the classes above; Hypercorn is pinned below
-    0.19 in pyproject.toml for that reason)."""
+    """Hypercorn builds WebSocket streams, connection task groups and
+    connection readers from these module-level names (the classes above and
+    large_bodies.LargeBodyTCPServer; Hypercorn is pinned below 0.19 in
+    pyproject.toml for that reason)."""
     h11_protocol.WSStream = _SweptPingsWSStream
     h2_protocol.WSStream = _SweptPingsWSStream
     hypercorn_tcp_server.TaskGroup = _LightQueueTaskGroup
+    if not large_bodies.install():
+        log.warning("large request bodies take Hypercorn's 64 KiB path: this h11 lacks what "
+                    "server/large_bodies.py needs")
 
 
 def _quiet_cut_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:

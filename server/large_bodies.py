@@ -1,0 +1,151 @@
+"""Receiving large HTTP/1.1 request bodies in megabyte pieces.
+
+Hypercorn reads a connection 64 KiB at a time as the bytes trickle in, and
+passes every piece through h11, which copies it into its buffer and out again
+as a Data event, before it becomes an ASGI message. For a 1 GiB upload that
+is tens of thousands of rounds and four copies in user space, all on the
+event loop that also carries every live socket's pushes (#4 and #6 in
+docs/benchmarks.md). LargeBodyTCPServer is Hypercorn's TCPServer with its
+read loop replaced:
+
+- While a body with a known length has more than LOWAT_FROM bytes to come,
+  the socket's SO_RCVLOWAT asks the kernel to wake the loop only once up to
+  PIECE bytes are waiting (asyncio's transport reads at most that per
+  recv()), and each read takes the whole piece.
+  Should a sender pause with less than that waiting, the loop goes back to
+  waking on any byte after PATIENCE seconds, so slow clients are read (and
+  judged by the upload's idle and min-rate guards) as before.
+- A body piece that h11 would only copy through goes straight to the
+  request's stream, and h11's count of bytes still to come is lowered by
+  its length: h11 still sees the request line, headers, the end of the
+  body and whatever follows on the connection.
+
+Everything else (HTTP/2, TLS, chunked bodies, WebSockets, pipelined bytes
+after a body) takes Hypercorn's path unchanged. The fast path leans on
+private names of h11 (the connection's `_reader` and `_receive_buffer`, the
+reader's `_remaining`) and Hypercorn (the protocol's `stream`,
+`_handle_events`): Hypercorn is pinned below 0.19, and `fast_path_available()`
+turns the fast path off, rather than misbehaving, if an h11 upgrade renames
+them (tests/test_large_bodies.py checks that it is on with the versions we
+install).
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+from ssl import SSLError
+
+import h11
+from h11._readers import ContentLengthReader
+from hypercorn.asyncio import tcp_server as hypercorn_tcp_server
+from hypercorn.events import Closed, RawData
+from hypercorn.protocol.events import Body
+from hypercorn.protocol.h11 import H11Protocol
+
+# Bytes per wake-up while a large body arrives: asyncio's recv() size. 1 MiB
+# cost no less CPU per GiB (0.66-0.82 s of the loop vs 0.76) but held 10 MiB
+# more per upload in Hypercorn's queue of ten ASGI messages, and each piece
+# keeps the loop from the live sockets four times as long.
+PIECE = 256 * 1024
+LOWAT_FROM = 128 * 1024  # below this many bytes to come, wake on any byte
+PATIENCE = 0.2  # seconds to wait for a whole piece before taking what is there
+_STREAM_ID = 1  # h11 has one stream per connection; Hypercorn numbers it 1
+
+_READ_ERRORS = (ConnectionError, OSError, asyncio.TimeoutError, TimeoutError, SSLError)
+
+
+def fast_path_available() -> bool:
+    """Whether this h11 still has the private names the fast path uses."""
+    probe = h11.Connection(h11.SERVER)
+    return (hasattr(probe, "_reader") and hasattr(probe, "_receive_buffer")
+            and hasattr(ContentLengthReader(1), "_remaining")
+            and hasattr(H11Protocol, "_handle_events"))
+
+
+def _body_to_come(protocol) -> int:
+    """Bytes of the current request body that have not reached the server
+    yet, if the connection is HTTP/1.1 receiving a body of known length."""
+    h11_protocol = getattr(protocol, "protocol", None)
+    if not isinstance(h11_protocol, H11Protocol):
+        return 0
+    connection = h11_protocol.connection
+    reader = getattr(connection, "_reader", None)
+    if not isinstance(reader, ContentLengthReader):
+        return 0
+    return reader._remaining - len(connection._receive_buffer)
+
+
+async def _hand_over_body(protocol, data: bytes) -> bool:
+    """Give `data` to the request's stream as body bytes, bypassing h11, if
+    all of it is body and h11 holds nothing unread. False: nothing was done,
+    the caller feeds `data` to h11 as usual."""
+    h11_protocol = getattr(protocol, "protocol", None)
+    if not data or not isinstance(h11_protocol, H11Protocol) or h11_protocol.stream is None:
+        return False  # b"" is the end of the connection: h11 must see it
+    connection = h11_protocol.connection
+    reader = getattr(connection, "_reader", None)
+    if (not isinstance(reader, ContentLengthReader) or connection._receive_buffer
+            or connection.their_state is not h11.SEND_BODY
+            or connection.they_are_waiting_for_100_continue
+            or len(data) > reader._remaining):
+        return False
+    reader._remaining -= len(data)
+    await h11_protocol.stream.handle(Body(stream_id=_STREAM_ID, data=data))
+    if reader._remaining == 0:
+        # h11 now answers EndOfMessage and goes on to the next request.
+        await h11_protocol._handle_events()
+    return True
+
+
+class LargeBodyTCPServer(hypercorn_tcp_server.TCPServer):
+    async def _read_data(self) -> None:
+        sock = self.writer.get_extra_info("socket")
+        fast = (sock is not None and self.writer.get_extra_info("ssl_object") is None
+                and hasattr(socket, "SO_RCVLOWAT"))
+        lowat = 1
+        while not self.reader.at_eof():
+            if fast:
+                to_come = _body_to_come(self.protocol)
+                wanted = min(to_come, PIECE) if to_come > LOWAT_FROM else 1
+                if wanted != lowat:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, wanted)
+                    lowat = wanted
+            try:
+                if lowat > 1:
+                    data = await asyncio.wait_for(self.reader.read(lowat), PATIENCE)
+                else:
+                    data = await asyncio.wait_for(self.reader.read(hypercorn_tcp_server.MAX_RECV),
+                                                  self.config.read_timeout)
+            except (asyncio.TimeoutError, TimeoutError):
+                if lowat > 1:
+                    # Fewer than `lowat` bytes came in PATIENCE: wake on any
+                    # byte again (Linux re-checks readiness at once).
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+                    lowat = 1
+                    data = await self._read_what_is_there()
+                    if data is None:
+                        break
+                else:
+                    break
+            except _READ_ERRORS:
+                break
+            if not (fast and await _hand_over_body(self.protocol, data)):
+                await self.protocol.handle(RawData(data))
+        await self.protocol.handle(Closed())
+
+    async def _read_what_is_there(self) -> bytes | None:
+        try:
+            return await asyncio.wait_for(self.reader.read(PIECE), self.config.read_timeout)
+        except _READ_ERRORS:
+            return None
+
+
+def install() -> bool:
+    """Make Hypercorn's workers serve connections with LargeBodyTCPServer.
+    Returns whether the fast path is on."""
+    if not fast_path_available():
+        return False
+    from hypercorn.asyncio import run as hypercorn_run
+
+    hypercorn_run.TCPServer = LargeBodyTCPServer
+    return True
