@@ -7,10 +7,6 @@ pieces in a list, hands them over joined, and BackpressureHTTPConnection stops
 reading from the socket while HIGH_WATER bytes wait -- TCP then slows the
 client down. Measured in docs/benchmarks.md (#4).
 
-Live sockets: Quart gives every WebSocket an asyncio.Queue for incoming
-messages; LightWebsocketConnection swaps in a queue that holds no deque while
-empty (an idle socket's asyncio.Queue is ~3 KiB of the per-socket memory, #3).
-
 Downloads: Quart's FileBody reads 8 KiB at a time and asks the file for its position on
 every chunk (two thread hops each); a 1 GiB download would make ~260,000 of
 them. This one reads 4 MiB per hop and tracks the position itself (1 MiB
