@@ -330,3 +330,33 @@ async def test_graceful_shutdown_closes_sockets_with_1001(cluster):
         assert elapsed < 5 + 5
     finally:
         await laptop.close()
+
+
+async def test_a_handshake_with_a_body_is_refused_and_holds_no_socket(live_server_factory, tmp_path):  # noqa: F811
+    """Through Hypercorn (tests/blueprints/test_live.py checks the app's own
+    refusal over raw ASGI): the answer is 400, and the refused socket is not
+    counted against the user's cap of 2 afterwards."""
+    server = live_server_factory(tmp_path / "data", env={"CLOUDBUFFER_WS_MAX_PER_USER": "2"})
+    device = await Device(server, "alice", register=True).login()
+    try:
+        cookie = device.cookie_header["Cookie"]
+        for framing, body in (("Content-Length: 5", b"hello"), ("Transfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n")):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nOrigin: {server.base_url}\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                          f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: {cookie}\r\n{framing}\r\n\r\n"
+                          ).encode() + body)
+            status_line = await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            assert status_line.startswith(b"HTTP/1.1 400"), status_line
+        sockets = [(await open_socket(device))[0] for _ in range(2)]  # each got its hello and snapshot
+        try:
+            third = await device.socket()
+            with pytest.raises(ConnectionClosed) as closed:
+                await next_message(third, "hello")
+            assert closed.value.rcvd.code == 1013  # the cap of 2 is what let exactly two in
+        finally:
+            for ws in sockets:
+                await ws.close()
+    finally:
+        await device.close()
