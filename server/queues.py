@@ -55,23 +55,37 @@ class BoundedLightQueue(LightQueue):
     """A LightQueue whose `put` waits while `maxsize` items are queued, as
     asyncio.Queue(maxsize) does: the producer slows to the consumer's pace."""
 
-    __slots__ = ("_maxsize", "_putters")
+    __slots__ = ("_maxsize", "_putters", "_closed")
 
     def __init__(self, maxsize: int) -> None:
         super().__init__()
         self._maxsize = maxsize
         self._putters: deque[asyncio.Future[None]] | None = None
+        self._closed = False
 
     def full(self) -> bool:
         return 0 < self._maxsize <= (len(self._items) if self._items is not None else 0)
 
+    def close(self) -> None:
+        """The consumer is gone: drop what waits, and from now on every put
+        returns at once and drops its item, instead of waiting for a get
+        that will never come."""
+        self._closed = True
+        self._items = None
+        putters, self._putters = self._putters, None
+        for putter in putters or ():
+            if not putter.done():
+                putter.set_result(None)
+
     def put_nowait(self, item: Any) -> None:
+        if self._closed:
+            return
         if self.full():
             raise asyncio.QueueFull
         super().put_nowait(item)
 
     async def put(self, item: Any) -> None:
-        while self.full():
+        while self.full() and not self._closed:
             putter = asyncio.get_running_loop().create_future()
             if self._putters is None:
                 self._putters = deque()
@@ -89,7 +103,7 @@ class BoundedLightQueue(LightQueue):
                 if not self.full() and not putter.cancelled():
                     self._wake_a_putter()
                 raise
-        super().put_nowait(item)
+        self.put_nowait(item)
 
     def _taken(self) -> None:
         self._wake_a_putter()

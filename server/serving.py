@@ -158,12 +158,31 @@ class _SweptPingsWSStream(ws_stream.WSStream):
             self._pings.add(self)
 
 
+async def _handle(app, config: Config, scope, app_queue: BoundedLightQueue, send, sync_spawn, call_soon) -> None:
+    """Hypercorn's task_group._handle, except that the app's queue is closed
+    as soon as the app returns. Hypercorn still puts events for it after
+    that (the client's remaining body, then `http.disconnect` while it
+    ends the stream in `send(None)`); with the queue full -- an upload
+    answered 401 or 413 before its body was read -- that put waited forever
+    and so did the connection."""
+    try:
+        await app(scope, app_queue.get, send, sync_spawn, call_soon)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        await config.log.exception("Error in ASGI Framework")
+    finally:
+        app_queue.close()
+        await send(None)
+
+
 class _LightQueueTaskGroup(hypercorn_task_group.TaskGroup):
     """Hypercorn's per-connection task group, except that the queue of ASGI
     events for the app is a BoundedLightQueue with the same bound instead of
     an asyncio.Queue (four deques, ~3 KiB per connection even while empty:
     on an idle live socket that queue is always empty; #3 in
-    docs/benchmarks.md). The rest is Hypercorn's spawn_app as it is."""
+    docs/benchmarks.md), closed when the app returns (`_handle` above).
+    The rest is Hypercorn's spawn_app as it is."""
 
     async def spawn_app(self, app, config: Config, scope, send):
         app_queue = BoundedLightQueue(config.max_app_queue_size)
@@ -172,7 +191,7 @@ class _LightQueueTaskGroup(hypercorn_task_group.TaskGroup):
             future = asyncio.run_coroutine_threadsafe(func(*args), self._loop)
             return future.result()
 
-        self.spawn(hypercorn_task_group._handle, app, config, scope, app_queue.get, send,
+        self.spawn(_handle, app, config, scope, app_queue, send,
                    partial(self._loop.run_in_executor, None), _call_soon)
         return app_queue.put
 

@@ -84,3 +84,16 @@ async def test_an_unbounded_light_queue_has_no_bound():
     for n in range(100):
         await asyncio.wait_for(queue.put(n), 1)
     assert not queue.full()
+
+
+async def test_closing_a_bounded_queue_releases_its_waiting_producer_and_drops_from_then_on():
+    queue = BoundedLightQueue(1)
+    await queue.put("a")
+    blocked = asyncio.create_task(queue.put("b"))
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    queue.close()  # the consumer is gone
+    await asyncio.wait_for(blocked, 1)
+    await asyncio.wait_for(queue.put("c"), 1)
+    queue.put_nowait("d")
+    assert not queue.full() and queue._items is None

@@ -152,3 +152,30 @@ def test_a_live_server_pings_its_sockets_every_interval(live_server_factory, tmp
             opcode, _ = _read_frame(sock)
             assert opcode in (0x1, 0x9), opcode
             pings += opcode == 0x9
+
+
+async def test_an_app_that_returned_never_leaves_hypercorn_waiting_to_queue_for_it():
+    """An upload answered 401 before its body was read: Hypercorn keeps
+    queueing the body's pieces, then `http.disconnect`, for an app that has
+    returned. With the queue full those puts waited forever, and so did the
+    connection (found by a review: 2 of 3 early-401 uploads of 20 MiB hung)."""
+    from hypercorn.config import Config
+
+    from server.serving import _LightQueueTaskGroup
+
+    config = Config()
+    config.max_app_queue_size = 3
+    sent = []
+
+    async def app(scope, receive, send, sync_spawn, call_soon):
+        await send({"type": "http.response.start", "status": 401})  # answers without reading
+
+    async def send(event):
+        sent.append(event)
+
+    async with _LightQueueTaskGroup(asyncio.get_running_loop()) as group:
+        put = await group.spawn_app(app, config, {"type": "http"}, send)
+        for n in range(20):  # far past the bound of 3
+            await asyncio.wait_for(put({"type": "http.request", "body": b"x", "more_body": True}), 1)
+        await asyncio.wait_for(put({"type": "http.disconnect"}), 1)
+    assert sent == [{"type": "http.response.start", "status": 401}, None]
