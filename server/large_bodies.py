@@ -13,8 +13,9 @@ read loop replaced:
   PIECE bytes are waiting (asyncio's transport reads at most that per
   recv()), and each read takes the whole piece.
   Should a sender pause with less than that waiting, the loop goes back to
-  waking on any byte after PATIENCE seconds, so slow clients are read (and
-  judged by the upload's idle and min-rate guards) as before.
+  waking on any byte after PATIENCE seconds, for the rest of that body, so
+  slow clients are read (and judged by the upload's idle and min-rate
+  guards) as before.
 - A body piece that h11 would only copy through goes straight to the
   request's stream, and h11's count of bytes still to come is lowered by
   its length: h11 still sees the request line, headers, the end of the
@@ -62,17 +63,19 @@ def fast_path_available() -> bool:
             and hasattr(H11Protocol, "_handle_events"))
 
 
-def _body_to_come(protocol) -> int:
-    """Bytes of the current request body that have not reached the server
-    yet, if the connection is HTTP/1.1 receiving a body of known length."""
+def _body_reader(protocol) -> ContentLengthReader | None:
+    """h11's reader of the current request body, if the connection is
+    HTTP/1.1 receiving a body of known length."""
     h11_protocol = getattr(protocol, "protocol", None)
     if not isinstance(h11_protocol, H11Protocol):
-        return 0
-    connection = h11_protocol.connection
-    reader = getattr(connection, "_reader", None)
-    if not isinstance(reader, ContentLengthReader):
-        return 0
-    return reader._remaining - len(connection._receive_buffer)
+        return None
+    reader = getattr(h11_protocol.connection, "_reader", None)
+    return reader if isinstance(reader, ContentLengthReader) else None
+
+
+def _to_come(protocol, reader: ContentLengthReader) -> int:
+    """Bytes of that body that have not reached the server yet."""
+    return reader._remaining - len(protocol.protocol.connection._receive_buffer)
 
 
 async def _hand_over_body(protocol, data: bytes) -> bool:
@@ -103,41 +106,41 @@ class LargeBodyTCPServer(hypercorn_tcp_server.TCPServer):
         fast = (sock is not None and self.writer.get_extra_info("ssl_object") is None
                 and hasattr(socket, "SO_RCVLOWAT"))
         lowat = 1
+        slow_body = None  # the body whose sender let PATIENCE pass: read it as Hypercorn does
+        data = None
         while not self.reader.at_eof():
-            if fast:
-                to_come = _body_to_come(self.protocol)
-                wanted = min(to_come, PIECE) if to_come > LOWAT_FROM else 1
-                if wanted != lowat:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, wanted)
-                    lowat = wanted
             try:
+                if fast:
+                    reader = _body_reader(self.protocol)
+                    to_come = _to_come(self.protocol, reader) if reader is not None else 0
+                    wanted = min(to_come, PIECE) if to_come > LOWAT_FROM and reader is not slow_body else 1
+                    if wanted != lowat:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, wanted)
+                        lowat = wanted
                 if lowat > 1:
-                    data = await asyncio.wait_for(self.reader.read(lowat), PATIENCE)
+                    try:
+                        data = await asyncio.wait_for(self.reader.read(lowat), PATIENCE)
+                    except (asyncio.TimeoutError, TimeoutError):
+                        # Fewer than `lowat` bytes came in PATIENCE: wake on
+                        # any byte for the rest of this body (Linux re-checks
+                        # readiness at once).
+                        slow_body = reader
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+                        lowat = 1
+                        continue
                 else:
                     data = await asyncio.wait_for(self.reader.read(hypercorn_tcp_server.MAX_RECV),
                                                   self.config.read_timeout)
-            except (asyncio.TimeoutError, TimeoutError):
-                if lowat > 1:
-                    # Fewer than `lowat` bytes came in PATIENCE: wake on any
-                    # byte again (Linux re-checks readiness at once).
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-                    lowat = 1
-                    data = await self._read_what_is_there()
-                    if data is None:
-                        break
-                else:
-                    break
-            except _READ_ERRORS:
+            except _READ_ERRORS:  # setsockopt on a socket the client reset, too
                 break
             if not (fast and await _hand_over_body(self.protocol, data)):
                 await self.protocol.handle(RawData(data))
+        if fast and data and self.reader.at_eof() and _body_reader(self.protocol) is not None:
+            # The client's end came in the same read as its last bytes, so
+            # no b"" will follow: tell h11, which answers a body cut short
+            # with 400 as on Hypercorn's own path.
+            await self.protocol.handle(RawData(b""))
         await self.protocol.handle(Closed())
-
-    async def _read_what_is_there(self) -> bytes | None:
-        try:
-            return await asyncio.wait_for(self.reader.read(PIECE), self.config.read_timeout)
-        except _READ_ERRORS:
-            return None
 
 
 def install() -> bool:

@@ -3,10 +3,13 @@ server/large_bodies.py must deliver every byte in order, leave h11 in step
 for whatever follows on the connection, and still read slow senders."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
+import struct
 import time
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -159,3 +162,117 @@ def test_a_client_gone_mid_body_leaves_no_file_and_no_temp_file(server, token):
         assert wait_for(lambda: temp_files(server.data_dir))  # the upload has begun
     assert wait_for(lambda: temp_files(server.data_dir) == [], timeout=10)
     assert stored_files(server.data_dir) == before
+
+
+# --- in process: what Hypercorn hands the app ---------------------------------------------------------
+
+
+@asynccontextmanager
+async def hypercorn_serving(app, monkeypatch, queue_size: int = 10):
+    """Hypercorn serving `app` in this event loop with LargeBodyTCPServer, as
+    `cloudbuffer serve` installs it; yields the port."""
+    from hypercorn.asyncio import run as hypercorn_run
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from tests.live_server import free_port
+
+    monkeypatch.setattr(hypercorn_run, "TCPServer", large_bodies.LargeBodyTCPServer)
+    config = Config()
+    config.bind = [f"127.0.0.1:{free_port()}"]
+    config.accesslog = None
+    config.max_app_queue_size = queue_size
+    config.graceful_timeout = 1  # slow test apps are cut at the end, not waited for
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    port = int(config.bind[0].rsplit(":", 1)[1])
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    try:
+        yield port
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 10)
+
+
+def recording_app(events: list, gate: asyncio.Event | None = None):
+    """An ASGI app that reads the whole body, recording each message, and
+    answers 200; with a gate, it waits for it after the first piece."""
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        while True:
+            message = await receive()
+            events.append(message)
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                break
+            if gate is not None:
+                await gate.wait()
+        if message["type"] == "http.request":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+    return app
+
+
+async def test_the_app_gets_a_large_body_in_pieces_bigger_than_hypercorns_own_reads(monkeypatch):
+    events: list = []
+    body = body_of(4 * MIB)
+    async with hypercorn_serving(recording_app(events), monkeypatch) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        status = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 200")
+    pieces = [message["body"] for message in events if message["type"] == "http.request"]
+    assert b"".join(pieces) == body
+    # Hypercorn's own path reads 64 KiB at a time and h11 passes each on.
+    assert max(map(len, pieces)) > 64 * 1024
+
+
+async def test_a_client_that_resets_mid_body_ends_the_read_loop_without_an_error(monkeypatch):
+    """The reset closes the socket while the read loop waits on a full app
+    queue; the SO_RCVLOWAT change that follows, on the closed socket, must
+    end the read like any other error (found by a review: the OSError
+    escaped, Hypercorn cancelled the app instead of telling it, and with a
+    full queue the connection hung until shutdown)."""
+    outcomes: list = []
+
+    class Recording(large_bodies.LargeBodyTCPServer):
+        async def _read_data(self) -> None:
+            try:
+                await super()._read_data()
+            except BaseException as error:
+                outcomes.append(error)
+                raise
+            outcomes.append("ended")
+
+    events: list = []
+    gate = asyncio.Event()
+    # The queue holds ten pieces (so asyncio keeps reading and sees the
+    # reset); the app, held at its gate, leaves the eleventh waiting.
+    async with hypercorn_serving(recording_app(events, gate), monkeypatch, queue_size=10) as port:
+        monkeypatch.setattr("hypercorn.asyncio.run.TCPServer", Recording)
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(sock, f"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {16 * MIB}\r\n\r\n".encode())
+        for _ in range(11):
+            await loop.sock_sendall(sock, b"x" * (100 * 1024))
+            await asyncio.sleep(0.25)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # RST
+        await asyncio.sleep(0.3)
+        gate.set()  # the app takes the next piece: the read loop goes on, on a closed socket
+        for _ in range(100):
+            if outcomes:
+                break
+            await asyncio.sleep(0.1)
+    assert outcomes == ["ended"]
