@@ -1,4 +1,4 @@
-"""Receiving large HTTP/1.1 request bodies in megabyte pieces.
+"""Receiving large HTTP/1.1 request bodies in 256 KiB pieces.
 
 Hypercorn reads a connection 64 KiB at a time as the bytes trickle in, and
 passes every piece through h11, which copies it into its buffer and out again
@@ -56,7 +56,7 @@ _READ_ERRORS = (ConnectionError, OSError, asyncio.TimeoutError, TimeoutError, SS
 
 
 def fast_path_available() -> bool:
-    """Whether this h11 still has the private names the fast path uses."""
+    """Whether h11 and Hypercorn still have the private names the fast path uses."""
     probe = h11.Connection(h11.SERVER)
     return (hasattr(probe, "_reader") and hasattr(probe, "_receive_buffer")
             and hasattr(ContentLengthReader(1), "_remaining")
@@ -78,17 +78,16 @@ def _to_come(protocol, reader: ContentLengthReader) -> int:
     return reader._remaining - len(protocol.protocol.connection._receive_buffer)
 
 
-async def _hand_over_body(protocol, data: bytes) -> bool:
+async def _hand_over_body(protocol, reader: ContentLengthReader, data: bytes) -> bool:
     """Give `data` to the request's stream as body bytes, bypassing h11, if
-    all of it is body and h11 holds nothing unread. False: nothing was done,
-    the caller feeds `data` to h11 as usual."""
-    h11_protocol = getattr(protocol, "protocol", None)
-    if not data or not isinstance(h11_protocol, H11Protocol) or h11_protocol.stream is None:
-        return False  # b"" is the end of the connection: h11 must see it
+    `reader` still reads this body, all of `data` is body and h11 holds
+    nothing unread. False: nothing was done, the caller feeds `data` to h11
+    as usual."""
+    h11_protocol = protocol.protocol
     connection = h11_protocol.connection
-    reader = getattr(connection, "_reader", None)
-    if (not isinstance(reader, ContentLengthReader) or connection._receive_buffer
-            or connection.their_state is not h11.SEND_BODY
+    if (not data  # b"" is the end of the connection: h11 must see it
+            or h11_protocol.stream is None or connection._reader is not reader
+            or connection._receive_buffer or connection.their_state is not h11.SEND_BODY
             or connection.they_are_waiting_for_100_continue
             or len(data) > reader._remaining):
         return False
@@ -107,10 +106,13 @@ class LargeBodyTCPServer(hypercorn_tcp_server.TCPServer):
                 and hasattr(socket, "SO_RCVLOWAT"))
         lowat = 1
         slow_body = None  # the body whose sender let PATIENCE pass: read it as Hypercorn does
-        data = None
+        reader = data = None
         while not self.reader.at_eof():
             try:
                 if fast:
+                    # Looked up before the bytes arrive: h11 moves on to
+                    # another body only when this loop feeds it (and
+                    # _hand_over_body checks that it did not).
                     reader = _body_reader(self.protocol)
                     to_come = _to_come(self.protocol, reader) if reader is not None else 0
                     wanted = min(to_come, PIECE) if to_come > LOWAT_FROM and reader is not slow_body else 1
@@ -133,7 +135,8 @@ class LargeBodyTCPServer(hypercorn_tcp_server.TCPServer):
                                                   self.config.read_timeout)
             except _READ_ERRORS:  # setsockopt on a socket the client reset, too
                 break
-            if not (fast and await _hand_over_body(self.protocol, data)):
+            # Most reads (a WebSocket's, a request head) are no body: no call.
+            if reader is None or not await _hand_over_body(self.protocol, reader, data):
                 await self.protocol.handle(RawData(data))
         if fast and data and self.reader.at_eof() and _body_reader(self.protocol) is not None:
             # The client's end came in the same read as its last bytes, so
