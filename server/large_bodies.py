@@ -25,10 +25,10 @@ Everything else (HTTP/2, TLS, chunked bodies, WebSockets, pipelined bytes
 after a body) takes Hypercorn's path unchanged. The fast path leans on
 private names of h11 (the connection's `_reader` and `_receive_buffer`, the
 reader's `_remaining`) and Hypercorn (the protocol's `stream`,
-`_handle_events`): Hypercorn is pinned below 0.19, and `fast_path_available()`
-turns the fast path off, rather than misbehaving, if an h11 upgrade renames
-them (tests/test_large_bodies.py checks that it is on with the versions we
-install).
+`_handle_events`): Hypercorn is pinned below 0.19 and h11 to 0.16, and
+`fast_path_available()` turns the fast path off, rather than misbehaving, if
+an upgrade renames them (tests/test_large_bodies.py checks that it is on
+with the versions we install).
 """
 from __future__ import annotations
 
