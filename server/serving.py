@@ -19,6 +19,7 @@ import signal
 import time
 import weakref
 from functools import partial
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -48,27 +49,132 @@ _TOKEN_QUERY = re.compile(r"(token=)[^&\s]+")
 _SECRET_ENV = re.compile(r"secret|key|token|pass|redis_url", re.IGNORECASE)
 
 
+class RedactedAtoms(dict):
+    """The access log's atoms (the keys of Hypercorn's AccessLogAtoms), each
+    worked out only when the log format asks for it, and never carrying a
+    share token, credentials or a secret, whatever the format asks for.
+
+    Hypercorn's AccessLogAtoms fills in every atom for every request (each
+    request and response header and every environment variable), and
+    redacting all of them after that made the access log a fifth of a
+    worker's CPU per request (docs/benchmarks.md, #7); the default format
+    uses seven. Logging formats the line with `%`, which looks up each key
+    it names: the ones not worked out yet land in `__missing__`."""
+
+    def __init__(self, request, response, request_time: float) -> None:
+        super().__init__(l="-")  # non-empty: logging only passes a mapping on to `%` if it is truthy
+        self.request = request
+        self.response = response
+        self.request_time = request_time
+
+    def __missing__(self, key: str):
+        if key.startswith("{"):
+            key = key.lower()  # header and environment names, case-insensitive as in Hypercorn
+            value = self[key] if key in self else _braced_atom(self, key)
+        else:
+            atom = _ATOMS.get(key)
+            value = atom(self) if atom is not None else "-"
+        if isinstance(value, str):
+            if _is_secret_atom(key):
+                value = "[redacted]"
+            elif "/file/" in value or "token=" in value:  # the only values the patterns can match
+                value = _TOKEN_QUERY.sub(r"\1[redacted]", _TOKEN_PATH.sub(r"\1[redacted]", value))
+        self[key] = value
+        return value
+
+
+def _braced_atom(atoms: RedactedAtoms, key: str) -> str:
+    name, kind = key[1:-2], key[-1]
+    if key[-2:-1] != "}":
+        return "-"
+    if kind == "i":
+        return _last_header(atoms.request.get("headers", ()), name)
+    if kind == "o":
+        return _last_header(atoms.response.get("headers", ()), name) if atoms.response is not None else "-"
+    if kind == "e":
+        return next((value for env, value in os.environ.items() if env.lower() == name), "-")
+    return "-"
+
+
+def _last_header(headers, name: str) -> str:
+    """A header's last value (AccessLogAtoms keeps the last), or "-"."""
+    wanted = name.encode("latin1")
+    value = "-"
+    for header, header_value in headers:
+        if header.lower() == wanted:
+            value = header_value.decode("latin1")
+    return value
+
+
+def _client(atoms: RedactedAtoms):
+    client = atoms.request.get("client")
+    if client is None:
+        return None
+    if len(client) == 2:
+        return f"{client[0]}:{client[1]}"
+    return client[0] if len(client) == 1 else f"<???{client}???>"
+
+
+def _method(atoms: RedactedAtoms) -> str:
+    return atoms.request["method"] if atoms.request["type"] == "http" else "GET"
+
+
+def _query(atoms: RedactedAtoms) -> str:
+    return atoms.request["query_string"].decode()
+
+
+def _path_with_query(atoms: RedactedAtoms) -> str:
+    query = _query(atoms)
+    return atoms.request["path"] + ("?" + query if query else "")
+
+
+def _protocol(atoms: RedactedAtoms) -> str:
+    return atoms.request.get("http_version", "ws")
+
+
+def _status_phrase(atoms: RedactedAtoms) -> str:
+    if atoms.response is None:
+        return "-"
+    try:
+        return HTTPStatus(atoms.response["status"]).phrase
+    except ValueError:
+        return f"<???{atoms.response['status']}???>"
+
+
+_ATOMS = {
+    "h": _client,
+    "t": lambda atoms: time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+    "r": lambda atoms: f"{_method(atoms)} {atoms.request['path']} {_protocol(atoms)}",
+    "R": lambda atoms: f"{_method(atoms)} {_path_with_query(atoms)} {_protocol(atoms)}",
+    "s": lambda atoms: str(atoms.response["status"]) if atoms.response is not None else "-",
+    "st": _status_phrase,
+    "S": lambda atoms: atoms.request["scheme"],
+    "m": _method,
+    "U": lambda atoms: atoms.request["path"],
+    "Uq": _path_with_query,
+    "q": _query,
+    "H": _protocol,
+    "b": lambda atoms: atoms["{content-length}o"],
+    "B": lambda atoms: atoms["{content-length}o"],
+    "f": lambda atoms: atoms["{referer}i"],
+    "a": lambda atoms: atoms["{user-agent}i"],
+    "T": lambda atoms: int(atoms.request_time),
+    "D": lambda atoms: int(atoms.request_time * 1_000_000),
+    "L": lambda atoms: f"{atoms.request_time:.6f}",
+    "p": lambda atoms: f"<{os.getpid()}>",
+}
+
+
 class RedactingLogger(Logger):
     """Access log lines never carry share tokens, credentials or secrets,
-    whatever access_log_format asks for."""
+    whatever access_log_format asks for (RedactedAtoms)."""
 
     def atoms(self, request, response, request_time):
-        atoms = super().atoms(request, response, request_time)
-        for key in list(atoms.keys()):
-            value = atoms[key]
-            if not isinstance(value, str):
-                continue
-            if _is_secret_atom(key):
-                atoms[key] = "[redacted]"
-            elif "/file/" in value or "token=" in value:  # the only values the patterns can match
-                atoms[key] = _TOKEN_QUERY.sub(r"\1[redacted]", _TOKEN_PATH.sub(r"\1[redacted]", value))
-        return atoms
+        return RedactedAtoms(request, response, request_time)
 
 
 @functools.lru_cache(maxsize=1024)
 def _is_secret_atom(key: str) -> bool:
-    # Cached: the atoms hold every environment variable, and this runs for
-    # each of them on every request (it showed in the benchmarks' profiles).
     return key in ("{authorization}i", "{cookie}i", "{set-cookie}o") or (
         key.endswith("}e") and _SECRET_ENV.search(key) is not None)
 

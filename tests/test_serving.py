@@ -179,3 +179,74 @@ async def test_an_app_that_returned_never_leaves_hypercorn_waiting_to_queue_for_
             await asyncio.wait_for(put({"type": "http.request", "body": b"x", "more_body": True}), 1)
         await asyncio.wait_for(put({"type": "http.disconnect"}), 1)
     assert sent == [{"type": "http.response.start", "status": 401}, None]
+
+
+# -- the access log ---------------------------------------------------------
+
+SHARE_TOKEN = "Zq3share-token-Xy9"
+SECRETS = (SHARE_TOKEN, "cb_api-token-secret", "session-cookie-secret", "new-cookie-secret",
+           "referer-token-secret", "env-secret-value")
+
+
+def _scopes(kind: str = "http"):
+    request = {"type": kind, "path": f"/file/get/{SHARE_TOKEN}", "query_string": f"token={SHARE_TOKEN}&x=1".encode(),
+               "http_version": "1.1", "client": ("203.0.113.9", 50123), "scheme": "http",
+               "headers": [(b"user-agent", b"curl/8.5"), (b"authorization", b"Bearer cb_api-token-secret"),
+                           (b"cookie", b"session=session-cookie-secret"),
+                           (b"referer", b"https://cb.example/file/get?token=referer-token-secret"),
+                           (b"x-thing", b"first"), (b"X-Thing", b"second")]}
+    if kind == "http":
+        request["method"] = "POST"
+    response = {"status": 201, "headers": [(b"content-length", b"42"), (b"set-cookie", b"session=new-cookie-secret")]}
+    return request, response
+
+
+def test_access_log_atoms_are_hypercorns_without_secrets(monkeypatch):
+    from hypercorn.logging import AccessLogAtoms
+
+    from server.serving import RedactedAtoms
+
+    monkeypatch.setenv("CLOUDBUFFER_SECRET_KEY", "env-secret-value")
+    monkeypatch.setenv("CLOUDBUFFER_PLAIN_SETTING", "plain-value")
+    for kind in ("http", "websocket"):
+        request, response = _scopes(kind)
+        for answer in (response, None):
+            theirs = AccessLogAtoms(request, answer, 0.0123)
+            ours = RedactedAtoms(request, answer, 0.0123)
+            keys = [key for key in theirs if key != "t"] + ["{USER-AGENT}i", "{Cookie}i", "{nope}i", "zz"]
+            assert "{cloudbuffer_secret_key}e" in keys and "{authorization}i" in keys
+            for key in keys:
+                value = ours[key]
+                if any(secret in str(theirs[key]) for secret in SECRETS):
+                    assert "[redacted]" in str(value), key
+                    assert not any(secret in str(value) for secret in SECRETS), (key, value)
+                else:
+                    assert value == theirs[key], key
+    request, response = _scopes()
+    ours = RedactedAtoms(request, response, 0.5)
+    assert ours["R"] == "POST /file/get/[redacted]?token=[redacted]&x=1 1.1"
+    assert ours["{x-thing}i"] == "second" and ours["{plain}e"] == "-" and ours["st"] == "Created"
+    assert ours["{cloudbuffer_plain_setting}e"] == "plain-value"
+
+
+def test_the_access_log_line_is_formatted_from_the_atoms_it_names(monkeypatch):
+    import logging
+
+    from hypercorn.config import Config
+
+    from server.serving import RedactingLogger, build_config
+
+    monkeypatch.delenv("CLOUDBUFFER_REDIS_URL", raising=False)
+    config = build_config(None, 1)
+    assert isinstance(config.log, RedactingLogger)
+    request, response = _scopes()
+    record = logging.LogRecord("hypercorn.access", logging.INFO, __file__, 1, config.access_log_format,
+                               (config.log.atoms(request, response, 0.25),), None)
+    assert record.getMessage() == '203.0.113.9:50123 "POST /file/get/[redacted] 1.1" 201 42 0.250000s'
+    other = Config()
+    other.logger_class = RedactingLogger
+    other.access_log_format = "%(t)s %(a)s %({authorization}i)s %(Uq)s"
+    record = logging.LogRecord("hypercorn.access", logging.INFO, __file__, 1, other.access_log_format,
+                               (other.log.atoms(request, response, 0.25),), None)
+    line = record.getMessage()
+    assert line.endswith(" curl/8.5 [redacted] /file/get/[redacted]?token=[redacted]&x=1") and line.startswith("[")
