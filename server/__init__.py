@@ -8,7 +8,7 @@ from typing import Any
 from quart import Quart, Response
 from werkzeug.routing import IntegerConverter
 
-from .auth import check_same_origin, init_auth
+from .auth import check_same_origin, init_auth, warm_up_password_checks
 from .broker import create_broker
 from .config import ensure_data_dir, load_or_create_secret_key, load_settings
 from .db import Database
@@ -78,6 +78,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     async def startup() -> None:
         await app.db.open()
         await app.broker.start()
+        await warm_up_password_checks()
         app.background_tasks_ = [
             asyncio.create_task(
                 run_sweeper(app.db, app.storage, settings["SWEEP_SECONDS"], settings["UPLOAD_IDLE_SECONDS"]),

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from typing import Awaitable, Callable, ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
@@ -30,9 +30,21 @@ T = TypeVar("T")
 
 TOUCH_INTERVAL = 60.0  # seconds between last-seen updates of one device
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
-# Verifying against this when the username is unknown makes that answer cost
-# the same time as a wrong password, so timing does not reveal usernames.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this when the username is unknown makes that answer
+    cost the same time as a wrong password, so timing does not reveal
+    usernames. Made on first use (a tenth of a second of argon2, which every
+    worker and every CLI command paid at import); warm_up_password_checks
+    makes it before the server takes requests, so not even the first login
+    pays for it."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+async def warm_up_password_checks() -> None:
+    await asyncio.to_thread(_dummy_hash)
 
 
 @dataclass(frozen=True, slots=True)  # one per live socket, for its whole life
@@ -68,7 +80,7 @@ async def hash_password(password: str) -> str:
 async def verify_password(password_hash: str | None, password: str) -> bool:
     def verify() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+            return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

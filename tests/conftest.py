@@ -20,7 +20,7 @@ _FAST_DUMMY_HASH = _FAST_HASHER.hash("dummy password for unknown users")
 @pytest.fixture(autouse=True)
 def fast_password_hasher(monkeypatch):
     monkeypatch.setattr(server.auth, "_hasher", _FAST_HASHER)
-    monkeypatch.setattr(server.auth, "_DUMMY_HASH", _FAST_DUMMY_HASH)
+    monkeypatch.setattr(server.auth, "_dummy_hash", lambda: _FAST_DUMMY_HASH)
 
 
 @pytest.fixture
@@ -29,7 +29,8 @@ def slow_password_hasher(monkeypatch):
     timing tests; the dummy hash is made with it, as in production."""
     hasher = PasswordHasher(time_cost=2, memory_cost=16 * 1024, parallelism=1)
     monkeypatch.setattr(server.auth, "_hasher", hasher)
-    monkeypatch.setattr(server.auth, "_DUMMY_HASH", hasher.hash("dummy password for unknown users"))
+    dummy_hash = hasher.hash("dummy password for unknown users")
+    monkeypatch.setattr(server.auth, "_dummy_hash", lambda: dummy_hash)
 
 
 @pytest.fixture
