@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import socket
 import struct
 import time
@@ -276,3 +277,67 @@ async def test_a_client_that_resets_mid_body_ends_the_read_loop_without_an_error
                 break
             await asyncio.sleep(0.1)
     assert outcomes == ["ended"]
+
+
+def hashing_app():
+    """An ASGI app that answers every request with its body's length and
+    SHA-256, read message by message as the upload handler reads it."""
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        digest, size = hashlib.sha256(), 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            digest.update(message.get("body", b""))
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        answer = f"{size} {digest.hexdigest()}".encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+    return app
+
+
+async def read_answers(reader: asyncio.StreamReader, count: int) -> list[bytes]:
+    answers = []
+    for _ in range(count):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        answers.append(await asyncio.wait_for(reader.readexactly(length), 20))
+    return answers
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_any_split_of_pipelined_bodies_reaches_the_app_byte_for_byte(monkeypatch, seed):
+    """Bodies on both sides of the thresholds (LOWAT_FROM, PIECE), one to
+    three requests back to back on one connection, the byte stream cut at
+    random places and sent with random pauses: whatever reads the server's
+    socket sees, each request's body reaches the app whole and in order, and
+    the next request's head goes to h11."""
+    rng = random.Random(seed)
+    sizes = [0, 1, large_bodies.LOWAT_FROM - 1, large_bodies.LOWAT_FROM + 1, large_bodies.PIECE,
+             large_bodies.PIECE + 1, 3 * large_bodies.PIECE - 7, 2 * MIB + 3]
+    bodies = [rng.randbytes(rng.choice(sizes)) for _ in range(rng.randint(1, 3))]
+    stream = b"".join(f"POST /up/{n} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+                      for n, body in enumerate(bodies))
+    async with hypercorn_serving(hashing_app(), monkeypatch) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sent = 0
+        while sent < len(stream):
+            piece = rng.choice([1, 100, 4096, 65536, 200_000, 700_000])
+            writer.write(stream[sent:sent + piece])
+            await writer.drain()
+            sent += piece
+            if rng.random() < 0.2:
+                await asyncio.sleep(rng.choice([0.001, 0.05, large_bodies.PATIENCE + 0.05]))
+        answers = await read_answers(reader, len(bodies))
+        writer.close()
+    assert answers == [f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode() for body in bodies]
