@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from server.config import SETTINGS
+from tests.live_server import live_server_factory  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +30,62 @@ def test_every_environment_variable_the_code_reads_is_documented():
 def test_every_setting_has_help_text():
     for setting in SETTINGS:
         assert len(setting.help) > 20, setting.name
+
+
+def _quick_start_commands() -> list[str]:
+    """The README's curl quick-start, one command per entry (continuation
+    lines joined), comments and blank lines left out."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## curl quick-start", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands, current = [], ""
+    for line in block.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        current += line.split(" #", 1)[0].rstrip()
+        if current.endswith("\\"):
+            current = current[:-1] + " "
+            continue
+        commands.append(current.strip())
+        current = ""
+    return commands
+
+
+def test_the_readme_curl_quick_start_works_as_written(live_server_factory, tmp_path):  # noqa: F811
+    """Each command of the README's quick-start, run by bash against a real
+    server, must succeed (curl --fail-with-body: any 4xx or 5xx fails it), and
+    what the file commands store must come back. The examples' own files and
+    the placeholder token are the only things swapped in."""
+    import json
+    import shutil
+    import subprocess
+
+    assert shutil.which("curl"), "the README's examples need curl"
+    server = live_server_factory(tmp_path / "data")
+    work = tmp_path / "client"
+    work.mkdir()
+    log = work / "syslog"
+    log.write_bytes(b"Nov 27 server: a log line\n" * 1000)
+    (work / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 a tiny jpeg")
+    (work / "report.pdf").write_bytes(b"%PDF-1.4 a tiny report")
+    commands = _quick_start_commands()
+    assert commands[0] == "B=http://127.0.0.1:8000"
+    token = None
+    outputs = []
+    for command in commands[1:]:
+        command = command.replace("/var/log/syslog", str(log))
+        if "cb_…" in command:
+            assert token is not None, "the README uses a token before it makes one"
+            command = command.replace("cb_…", token)
+        result = subprocess.run(
+            ["bash", "-c", 'curl() { command curl -sS --fail-with-body "$@"; }\n' + f"B={server.base_url}\n" + command],
+            cwd=work, capture_output=True, timeout=60)
+        assert result.returncode == 0, (command, result.stdout[:500], result.stderr)
+        outputs.append(result.stdout)
+        if "/account/tokens" in command:
+            token = json.loads(result.stdout)["token"]
+    assert b"hello from the laptop" in outputs
+    assert (work / "server.log").read_bytes() == log.read_bytes()  # `-OJ` saved the streamed file under its name
+    assert outputs[-1] == (work / "photo.jpg").read_bytes()  # the token reads the buffer: the last file set
+    share = json.loads(next(output for output in outputs if b'"qr_url"' in output))
+    assert share["url"].startswith(f"{server.base_url}/file/get?token=")
