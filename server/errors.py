@@ -95,6 +95,14 @@ def _body_unread() -> bool:
     return bool(declared) and not request.body._complete.is_set()
 
 
+def _method_not_allowed_message(method: str, allowed) -> str:
+    message = f"This address does not accept {method}; it accepts {', '.join(sorted(allowed))}."
+    if method == "PUT" and "POST" in allowed:
+        # curl -T (upload a file) sends PUT unless told otherwise.
+        message += " With curl -T, add -X POST."
+    return message
+
+
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(APIError)
     async def handle_api_error(error: APIError) -> Response:
@@ -107,6 +115,8 @@ def register_error_handlers(app: Quart) -> None:
         message = _HTTP_MESSAGES.get(status) or error.description or code
         valid_methods = getattr(error, "valid_methods", None)
         headers = {"Allow": ", ".join(valid_methods)} if valid_methods else {}
+        if status == 405 and valid_methods:
+            message = _method_not_allowed_message(request.method, valid_methods)
         retry_after = getattr(error, "retry_after", None)  # quart-rate-limiter's RateLimitExceeded
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, int(retry_after)))

@@ -97,6 +97,16 @@ async def test_wrong_method_is_405_with_allow(client):
     response = await client.delete("/healthz", headers={"Accept": "application/json"})
     await error_of(response, 405, "method_not_allowed")
     assert "GET" in response.headers["Allow"]
+    assert (await response.get_json())["message"] == "This address does not accept DELETE; it accepts GET, HEAD, OPTIONS."
+
+
+async def test_a_put_where_post_is_meant_says_how_to_make_curl_send_post(client):
+    # `curl -T file URL` uploads with PUT; /file/buffer takes the upload as a POST.
+    response = await client.put("/file/buffer", data=b"a log file", headers={"Accept": "application/json"})
+    await error_of(response, 405, "method_not_allowed")
+    message = (await response.get_json())["message"]
+    assert message.startswith("This address does not accept PUT; it accepts GET, HEAD, OPTIONS, POST.")
+    assert message.endswith("With curl -T, add -X POST.")
 
 
 @pytest.mark.parametrize("path", ["/account/login", "/healthz"])
