@@ -1,11 +1,14 @@
-"""Conventions the docs must keep (Datasette-style): every setting documented."""
+"""Conventions the docs must keep (Datasette-style): every setting
+documented, and the curl examples work as written."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import httpx
+
 from server.config import SETTINGS
-from tests.live_server import live_server_factory  # noqa: F401  (fixture)
+from tests.live_server import live_server_factory, new_user  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,3 +92,45 @@ def test_the_readme_curl_quick_start_works_as_written(live_server_factory, tmp_p
     assert outputs[-1] == (work / "photo.jpg").read_bytes()  # the token reads the buffer: the last file set
     share = json.loads(next(output for output in outputs if b'"qr_url"' in output))
     assert share["url"].startswith(f"{server.base_url}/file/get?token=")
+
+
+def _sh_blocks(path: Path, heading: str) -> list[str]:
+    """The ```sh blocks of one section of a Markdown file."""
+    section = path.read_text().split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```sh\n")[1:]]
+
+
+def test_the_api_docs_script_examples_work_as_written(live_server_factory, tmp_path):  # noqa: F811
+    """docs/api.md's Scripts section, run by bash against a real server: the
+    token recipe, then the one-liners as one script (`set -e`, pipefail),
+    with the token the recipe printed."""
+    import subprocess
+
+    server = live_server_factory(tmp_path / "data")
+    new_user(server, "alice")  # the recipe logs in as alice
+    work = tmp_path / "client"
+    (work / "home" / "notes").mkdir(parents=True)
+    (work / "home" / "notes" / "todo.txt").write_text("water the plants\n")
+    (work / "Relevé de compte.pdf").write_bytes(b"%PDF-1.4 a statement")
+    token_recipe, one_liners = _sh_blocks(ROOT / "docs" / "api.md", "## Scripts")
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(work / "home"), "CB": server.base_url}
+
+    def bash(script: str, strict_curl: bool) -> bytes:
+        prelude = "set -eo pipefail\n"
+        if strict_curl:  # the recipe has no -f of its own: any error status must fail it here
+            prelude += 'curl() { command curl -sS --fail-with-body "$@"; }\n'
+        result = subprocess.run(["bash", "-c", prelude + script], cwd=work, env=env, capture_output=True, timeout=60)
+        assert result.returncode == 0, (script, result.stdout[-500:], result.stderr[-2000:])
+        return result.stdout
+
+    printed = bash(token_recipe, strict_curl=True).decode()  # three JSON answers, back to back
+    token = re.search(r'"token":\s*"(cb_[^"]+)"', printed).group(1)
+    assert not (work / "cookies.txt").exists()  # logged out and cleaned up
+    env["CB_TOKEN"] = token
+    lines = bash(one_liners, strict_curl=False).decode().splitlines()
+    assert "hello, phone" in lines
+    assert any(line.lower().startswith("x-data-type: text") for line in lines)
+    assert lines[-1].startswith(f"{server.base_url}/file/get?token=")
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}) as client:
+        names = [item["filename"] for item in client.get("/file/buffer/items").json()["items"] if item.get("filename")]
+    assert names[:2] == ["notes.tar.gz", "Relevé de compte.pdf"]
