@@ -20,6 +20,7 @@ import time
 import weakref
 from functools import partial
 from http import HTTPStatus
+from urllib.parse import unquote_plus
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,14 @@ from .rounds import Rounds
 
 log = logging.getLogger(__name__)
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
-_TOKEN_PATH = re.compile(r"(/file/(?:get|qr)/)[^/?\s]+")
-_TOKEN_QUERY = re.compile(r"(token=)[^&\s]+")
-_SECRET_ENV = re.compile(r"secret|key|token|pass|redis_url", re.IGNORECASE)
+# Werkzeug merges repeated slashes (answering //file//get/x with a redirect),
+# so the path pattern allows them; routes are case-sensitive, but a token in
+# a mistyped path that 404s is still a token.
+_TOKEN_PATH = re.compile(r"(/+file/+(?:get|qr)/+)[^/?\s]+", re.IGNORECASE)
+_QUERY_PAIR = re.compile(r"([^&=?\s]+)=([^&\s]*)")
+_URL_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+_SECRET_ENV = re.compile(r"secret|key|token|pass|redis_url|dsn|auth|credential", re.IGNORECASE)
+_SECRET_HEADERS = ("{authorization}i", "{proxy-authorization}i", "{cookie}i", "{set-cookie}o")
 
 
 class RedactedAtoms(dict):
@@ -70,17 +76,39 @@ class RedactedAtoms(dict):
     def __missing__(self, key: str):
         if key.startswith("{"):
             key = key.lower()  # header and environment names, case-insensitive as in Hypercorn
-            value = self[key] if key in self else _braced_atom(self, key)
+            value = dict.__getitem__(self, key) if dict.__contains__(self, key) else _braced_atom(self, key)
         else:
             atom = _ATOMS.get(key)
             value = atom(self) if atom is not None else "-"
         if isinstance(value, str):
-            if _is_secret_atom(key):
-                value = "[redacted]"
-            elif "/file/" in value or "token=" in value:  # the only values the patterns can match
-                value = _TOKEN_QUERY.sub(r"\1[redacted]", _TOKEN_PATH.sub(r"\1[redacted]", value))
+            value = "[redacted]" if _is_secret_atom(key) else _redacted(value)
         self[key] = value
         return value
+
+    def get(self, key: str, default=None):
+        """What the format would print. Only lookups by key work out atoms:
+        iterating, `in` or json.dumps see just the ones already asked for."""
+        return self[key]
+
+
+def _redacted(value: str) -> str:
+    """`value` without share tokens (in /file/get/… and /file/qr/… paths and
+    in `token=` query parameters, however percent-encoded their names) or the
+    user:password part of URLs."""
+    if "/" in value:
+        value = _TOKEN_PATH.sub(r"\1[redacted]", value)
+        if "@" in value:
+            value = _URL_USERINFO.sub(r"\1[redacted]@", value)
+    if "=" in value:
+        value = _QUERY_PAIR.sub(_redacted_pair, value)
+    return value
+
+
+def _redacted_pair(match: re.Match) -> str:
+    # Werkzeug decodes parameter names: ?tok%65n=… is a token too.
+    if unquote_plus(match.group(1)).lower() == "token":
+        return f"{match.group(1)}=[redacted]"
+    return match.group(0)
 
 
 def _braced_atom(atoms: RedactedAtoms, key: str) -> str:
@@ -91,14 +119,18 @@ def _braced_atom(atoms: RedactedAtoms, key: str) -> str:
         return _last_header(atoms.request.get("headers", ()), name)
     if kind == "o":
         return _last_header(atoms.response.get("headers", ()), name) if atoms.response is not None else "-"
-    if kind == "e":
-        return next((value for env, value in os.environ.items() if env.lower() == name), "-")
+    if kind == "e":  # the last one by that name, as AccessLogAtoms keeps it
+        matches = [value for env, value in os.environ.items() if env.lower() == name]
+        return matches[-1] if matches else "-"
     return "-"
 
 
 def _last_header(headers, name: str) -> str:
     """A header's last value (AccessLogAtoms keeps the last), or "-"."""
-    wanted = name.encode("latin1")
+    try:
+        wanted = name.encode("latin1")
+    except UnicodeEncodeError:  # no header can have that name
+        return "-"
     value = "-"
     for header, header_value in headers:
         if header.lower() == wanted:
@@ -175,7 +207,7 @@ class RedactingLogger(Logger):
 
 @functools.lru_cache(maxsize=1024)
 def _is_secret_atom(key: str) -> bool:
-    return key in ("{authorization}i", "{cookie}i", "{set-cookie}o") or (
+    return key in _SECRET_HEADERS or (
         key.endswith("}e") and _SECRET_ENV.search(key) is not None)
 
 

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import server.auth
+from server import create_app
+
+REAL_DUMMY_HASH = server.auth._dummy_hash  # before any test's patch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,17 +25,16 @@ def test_importing_the_server_computes_no_password_hash():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-async def test_the_warm_up_makes_the_dummy_hash_once_and_logins_use_it(monkeypatch):
-    made = []
-
-    def dummy_hash():
-        made.append(1)
-        return server.auth._hasher.hash("the dummy")
-
-    # The real one, behind the cache the tests' fast hasher replaces.
-    monkeypatch.setattr(server.auth, "_dummy_hash", server.auth.cache(dummy_hash))
-    await server.auth.warm_up_password_checks()
-    assert made == [1]
-    assert await server.auth.verify_password(None, "the dummy") is False  # an unknown user never passes
-    assert await server.auth.verify_password(None, "anything") is False
-    assert made == [1]
+async def test_the_server_makes_the_dummy_hash_before_serving_and_logins_reuse_it(monkeypatch, settings):
+    # The real, cached function (the tests' fast hasher patches the name
+    # for every test, not the function kept here).
+    monkeypatch.setattr(server.auth, "_dummy_hash", REAL_DUMMY_HASH)
+    REAL_DUMMY_HASH.cache_clear()
+    app = create_app(settings)
+    async with app.test_app():
+        assert REAL_DUMMY_HASH.cache_info().currsize == 1  # made by the startup, before any login
+        assert await server.auth.verify_password(None, "anything") is False
+        assert await server.auth.verify_password(None, "anything else") is False
+    info = REAL_DUMMY_HASH.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+    REAL_DUMMY_HASH.cache_clear()

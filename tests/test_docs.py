@@ -35,6 +35,11 @@ def test_every_setting_has_help_text():
         assert len(setting.help) > 20, setting.name
 
 
+def _clean_env(home: Path) -> dict[str, str]:
+    """No proxy settings and no ~/.curlrc of whoever runs the tests."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+
+
 def _quick_start_commands() -> list[str]:
     """The README's curl quick-start, one command per entry (continuation
     lines joined), comments and blank lines left out."""
@@ -82,7 +87,7 @@ def test_the_readme_curl_quick_start_works_as_written(live_server_factory, tmp_p
             command = command.replace("cb_…", token)
         result = subprocess.run(
             ["bash", "-c", 'curl() { command curl -sS --fail-with-body "$@"; }\n' + f"B={server.base_url}\n" + command],
-            cwd=work, capture_output=True, timeout=60)
+            cwd=work, env=_clean_env(work), capture_output=True, timeout=60)
         assert result.returncode == 0, (command, result.stdout[:500], result.stderr)
         outputs.append(result.stdout)
         if "/account/tokens" in command:
@@ -113,7 +118,7 @@ def test_the_api_docs_script_examples_work_as_written(live_server_factory, tmp_p
     (work / "home" / "notes" / "todo.txt").write_text("water the plants\n")
     (work / "Relevé de compte.pdf").write_bytes(b"%PDF-1.4 a statement")
     token_recipe, one_liners = _sh_blocks(ROOT / "docs" / "api.md", "## Scripts")
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(work / "home"), "CB": server.base_url}
+    env = {**_clean_env(work / "home"), "CB": server.base_url}
 
     def bash(script: str, strict_curl: bool) -> bytes:
         prelude = "set -eo pipefail\n"

@@ -328,7 +328,7 @@ async def test_any_split_of_pipelined_bodies_reaches_the_app_byte_for_byte(monke
     bodies = [rng.randbytes(rng.choice(sizes)) for _ in range(rng.randint(1, 3))]
     stream = b"".join(f"POST /up/{n} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
                       for n, body in enumerate(bodies))
-    async with hypercorn_serving(hashing_app(), monkeypatch) as port:
+    async with asyncio.timeout(60), hypercorn_serving(hashing_app(), monkeypatch) as port:  # fail, never hang
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         sent = 0
         while sent < len(stream):

@@ -185,15 +185,17 @@ async def test_an_app_that_returned_never_leaves_hypercorn_waiting_to_queue_for_
 
 SHARE_TOKEN = "Zq3share-token-Xy9"
 SECRETS = (SHARE_TOKEN, "cb_api-token-secret", "session-cookie-secret", "new-cookie-secret",
-           "referer-token-secret", "env-secret-value")
+           "referer-token-secret", "env-secret-value", "proxy-secret", "proxy-password", "dsn-key",
+           "encoded-name-secret")
 
 
-def _scopes(kind: str = "http"):
-    request = {"type": kind, "path": f"/file/get/{SHARE_TOKEN}", "query_string": f"token={SHARE_TOKEN}&x=1".encode(),
+def _scopes(kind: str = "http", path: str = f"/file/get/{SHARE_TOKEN}"):
+    request = {"type": kind, "path": path, "query_string": f"token={SHARE_TOKEN}&x=1".encode(),
                "http_version": "1.1", "client": ("203.0.113.9", 50123), "scheme": "http",
                "headers": [(b"user-agent", b"curl/8.5"), (b"authorization", b"Bearer cb_api-token-secret"),
                            (b"cookie", b"session=session-cookie-secret"),
-                           (b"referer", b"https://cb.example/file/get?token=referer-token-secret"),
+                           (b"proxy-authorization", b"Basic proxy-secret"),
+                           (b"referer", b"https://cb.example/file/get?tok%65n=encoded-name-secret&token=referer-token-secret"),
                            (b"x-thing", b"first"), (b"X-Thing", b"second")]}
     if kind == "http":
         request["method"] = "POST"
@@ -208,8 +210,11 @@ def test_access_log_atoms_are_hypercorns_without_secrets(monkeypatch):
 
     monkeypatch.setenv("CLOUDBUFFER_SECRET_KEY", "env-secret-value")
     monkeypatch.setenv("CLOUDBUFFER_PLAIN_SETTING", "plain-value")
-    for kind in ("http", "websocket"):
-        request, response = _scopes(kind)
+    monkeypatch.setenv("HTTPS_PROXY", "http://someone:proxy-password@proxy.example:3128")
+    monkeypatch.setenv("SENTRY_DSN", "https://dsn-key@sentry.example/1")
+    paths = [f"/file/get/{SHARE_TOKEN}", f"//file//qr/{SHARE_TOKEN}", f"/FILE/get//{SHARE_TOKEN}"]
+    for kind, path in [("http", path) for path in paths] + [("websocket", paths[0])]:
+        request, response = _scopes(kind, path)
         for answer in (response, None):
             theirs = AccessLogAtoms(request, answer, 0.0123)
             ours = RedactedAtoms(request, answer, 0.0123)
@@ -227,6 +232,12 @@ def test_access_log_atoms_are_hypercorns_without_secrets(monkeypatch):
     assert ours["R"] == "POST /file/get/[redacted]?token=[redacted]&x=1 1.1"
     assert ours["{x-thing}i"] == "second" and ours["{plain}e"] == "-" and ours["st"] == "Created"
     assert ours["{cloudbuffer_plain_setting}e"] == "plain-value"
+    assert ours["{https_proxy}e"] == "http://[redacted]@proxy.example:3128"
+    assert ours["f"] == "https://cb.example/file/get?tok%65n=[redacted]&token=[redacted]"
+    assert ours["{\u0130d}i"] == "-"  # lowercases to a name no header can have
+    # A formatter that asks with .get() gets what `%` would print, not None.
+    fresh = RedactedAtoms(request, response, 0.5)
+    assert fresh.get("s") == "201" and fresh.get("{Authorization}i") == "[redacted]"
 
 
 def test_the_access_log_line_is_formatted_from_the_atoms_it_names(monkeypatch):
