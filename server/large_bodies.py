@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from ssl import SSLError
 
 import h11
 from h11._readers import ContentLengthReader
@@ -52,7 +51,8 @@ LOWAT_FROM = 128 * 1024  # below this many bytes to come, wake on any byte
 PATIENCE = 0.2  # seconds to wait for a whole piece before taking what is there
 _STREAM_ID = 1  # h11 has one stream per connection; Hypercorn numbers it 1
 
-_READ_ERRORS = (ConnectionError, OSError, asyncio.TimeoutError, TimeoutError, SSLError)
+# Resets and SSL errors are OSErrors; since 3.11 asyncio's TimeoutError is the builtin one.
+_READ_ERRORS = (OSError, TimeoutError)
 
 
 def fast_path_available() -> bool:
@@ -122,7 +122,7 @@ class LargeBodyTCPServer(hypercorn_tcp_server.TCPServer):
                 if lowat > 1:
                     try:
                         data = await asyncio.wait_for(self.reader.read(lowat), PATIENCE)
-                    except (asyncio.TimeoutError, TimeoutError):
+                    except TimeoutError:
                         # Fewer than `lowat` bytes came in PATIENCE: wake on
                         # any byte for the rest of this body (Linux re-checks
                         # readiness at once).

@@ -20,9 +20,9 @@ import time
 import weakref
 from functools import partial
 from http import HTTPStatus
-from urllib.parse import unquote_plus
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from hypercorn.asyncio import task_group as hypercorn_task_group
 from hypercorn.asyncio import tcp_server as hypercorn_tcp_server
@@ -75,13 +75,14 @@ class RedactedAtoms(dict):
 
     def __missing__(self, key: str):
         if key.startswith("{"):
-            key = key.lower()  # header and environment names, case-insensitive as in Hypercorn
-            value = dict.__getitem__(self, key) if dict.__contains__(self, key) else _braced_atom(self, key)
+            name = key.lower()  # header and environment names, case-insensitive as in Hypercorn
+            value = _braced_atom(self, name)
         else:
+            name = key
             atom = _ATOMS.get(key)
             value = atom(self) if atom is not None else "-"
         if isinstance(value, str):
-            value = "[redacted]" if _is_secret_atom(key) else _redacted(value)
+            value = "[redacted]" if _is_secret_atom(name) else _redacted(value)
         self[key] = value
         return value
 
