@@ -169,9 +169,10 @@ def test_a_client_gone_mid_body_leaves_no_file_and_no_temp_file(server, token):
 
 
 @asynccontextmanager
-async def hypercorn_serving(app, monkeypatch, queue_size: int = 10):
-    """Hypercorn serving `app` in this event loop with LargeBodyTCPServer, as
-    `cloudbuffer serve` installs it; yields the port."""
+async def hypercorn_serving(http_app, monkeypatch, queue_size: int = 10):
+    """Hypercorn serving `http_app` (HTTP calls only; the lifespan is answered
+    here) in this event loop with LargeBodyTCPServer, as `cloudbuffer serve`
+    installs it; yields the port."""
     from hypercorn.asyncio import run as hypercorn_run
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
@@ -184,6 +185,15 @@ async def hypercorn_serving(app, monkeypatch, queue_size: int = 10):
     config.accesslog = None
     config.max_app_queue_size = queue_size
     config.graceful_timeout = 1  # slow test apps are cut at the end, not waited for
+
+    async def app(scope, receive, send):
+        if scope["type"] != "lifespan":
+            await http_app(scope, receive, send)
+            return
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+
     stop = asyncio.Event()
     serving = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     port = int(config.bind[0].rsplit(":", 1)[1])
@@ -205,11 +215,6 @@ def recording_app(events: list, gate: asyncio.Event | None = None):
     """An ASGI app that reads the whole body, recording each message, and
     answers 200; with a gate, it waits for it after the first piece."""
     async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         while True:
             message = await receive()
             events.append(message)
@@ -283,18 +288,14 @@ def hashing_app():
     """An ASGI app that answers every request with its body's length and
     SHA-256, read message by message as the upload handler reads it."""
     async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         digest, size = hashlib.sha256(), 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            digest.update(message.get("body", b""))
-            size += len(message.get("body", b""))
+            body = message.get("body", b"")
+            digest.update(body)
+            size += len(body)
             if not message.get("more_body"):
                 break
         answer = f"{size} {digest.hexdigest()}".encode()

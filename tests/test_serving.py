@@ -247,17 +247,18 @@ def test_the_access_log_line_is_formatted_from_the_atoms_it_names(monkeypatch):
 
     from server.serving import RedactingLogger, build_config
 
+    def line(config: Config) -> str:
+        """The access line as Hypercorn's access logger has logging format it."""
+        record = logging.LogRecord("hypercorn.access", logging.INFO, __file__, 1, config.access_log_format,
+                                   (config.log.atoms(*_scopes(), 0.25),), None)
+        return record.getMessage()
+
     monkeypatch.delenv("CLOUDBUFFER_REDIS_URL", raising=False)
     config = build_config(None, 1)
     assert isinstance(config.log, RedactingLogger)
-    request, response = _scopes()
-    record = logging.LogRecord("hypercorn.access", logging.INFO, __file__, 1, config.access_log_format,
-                               (config.log.atoms(request, response, 0.25),), None)
-    assert record.getMessage() == '203.0.113.9:50123 "POST /file/get/[redacted] 1.1" 201 42 0.250000s'
+    assert line(config) == '203.0.113.9:50123 "POST /file/get/[redacted] 1.1" 201 42 0.250000s'
     other = Config()
     other.logger_class = RedactingLogger
     other.access_log_format = "%(t)s %(a)s %({authorization}i)s %(Uq)s"
-    record = logging.LogRecord("hypercorn.access", logging.INFO, __file__, 1, other.access_log_format,
-                               (other.log.atoms(request, response, 0.25),), None)
-    line = record.getMessage()
-    assert line.endswith(" curl/8.5 [redacted] /file/get/[redacted]?token=[redacted]&x=1") and line.startswith("[")
+    custom = line(other)
+    assert custom.endswith(" curl/8.5 [redacted] /file/get/[redacted]?token=[redacted]&x=1") and custom.startswith("[")
