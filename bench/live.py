@@ -108,20 +108,24 @@ class Probe:
     b: ClientConnection
 
 
-async def open_probes(pairs: list[tuple[Target, Target]], attempts: int = 60) -> list[Probe]:
+async def open_elsewhere(target: Target, other_node: str, attempts: int = 60) -> ClientConnection:
+    """Open a socket on another worker than `other_node` (the kernel picks the
+    worker: reconnect until it is another one)."""
+    for _ in range(attempts):
+        ws, node = await open_socket(target)
+        if node != other_node:
+            return ws
+        await ws.close()
+        await asyncio.sleep(0.02)
+    raise RuntimeError(f"could not get a socket on another worker than {other_node}")
+
+
+async def open_probes(pairs: list[tuple[Target, Target]]) -> list[Probe]:
     """Open A and B of each probe user, B on another worker than A."""
     probes = []
     for target_a, target_b in pairs:
         a, node_a = await open_socket(target_a)
-        for _ in range(attempts):
-            b, node_b = await open_socket(target_b)
-            if node_b != node_a:
-                break
-            await b.close()
-            await asyncio.sleep(0.02)
-        else:
-            raise RuntimeError("could not get a receiver on a different worker than its sender")
-        probes.append(Probe(a, b))
+        probes.append(Probe(a, await open_elsewhere(target_b, node_a)))
     return probes
 
 

@@ -93,10 +93,33 @@ def markdown(run: dict) -> str:
                      f"{r['delivered'][1]:,} for {r['posted']:,} posts (each also got its snapshot on connect).")
         out.append(line)
     out.append("")
+    for r in run["results"]:
+        if r.get("stages"):
+            out += stages_markdown(r["stages"])
     if FINDINGS.exists():
         out.append(FINDINGS.read_text().strip())
         out.append("")
     return "\n".join(out)
+
+
+def stages_markdown(stages: list[dict]) -> list[str]:
+    """#7 taken apart: what each step of a text post costs the server core."""
+    out = [
+        "### Where a text post's server time goes (#7)",
+        "",
+        "CPU time per request of everything on the server core, read from /proc around each run (same "
+        "connections and duration as #7, median of the repetitions): the two workers' event loops, their "
+        "other threads (the database connections' threads), and redis-server.",
+        "",
+        "| request | requests/s | event loops | other threads | Redis | total (ms) | × /healthz |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for stage in stages:
+        out.append(f"| {stage['stage']} | {_num(stage['per_second'])} | {stage['loops']:.3f} | "
+                   f"{stage['other_threads']:.3f} | {stage['redis']:.3f} | {stage['total']:.3f} | "
+                   f"{stage['vs_healthz']:.2f}× |")
+    out.append("")
+    return out
 
 
 def _clean(value):

@@ -56,7 +56,7 @@ class _Redis:
 
     def start(self) -> str:
         self.server.start()
-        self.pinning.pin_pid_to_server(self.server._process.pid)
+        self.pinning.pin_pid_to_server(self.server.pid)
         return self.server.url
 
     def stop(self) -> None:
@@ -120,6 +120,10 @@ class CloudBufferStack:
 
     def worker_pids(self) -> list[int]:
         return _worker_pids(self.server.pid)
+
+    @property
+    def redis_pid(self) -> int:
+        return self.redis.server.pid
 
     # -- accounts ---------------------------------------------------------
 

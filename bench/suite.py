@@ -20,9 +20,9 @@ from pathlib import Path
 
 from bench import http
 from bench.hist import Histogram
-from bench.live import Driver, Pool, open_probes, open_socket
+from bench.live import Driver, Pool, open_elsewhere, open_probes, open_socket
 from bench.stacks import BaselineStack, CloudBufferStack, SendfileServer
-from bench.system import Pinning, peak_rss_bytes, reset_peak_rss, rss_bytes
+from bench.system import Pinning, cpu_seconds, peak_rss_bytes, reset_peak_rss, rss_bytes
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
 
@@ -64,6 +64,18 @@ PROFILES = {
                      settle=0.1, transfer_bytes=4 * MIB, rest_seconds=0.3, posts_seconds=0.3,
                      posts_connections=2, restart=False),
 }
+
+
+POST_TEXT = ("x" * 1023 + "\n").encode()  # #7's 1 KiB text
+
+
+async def _drain(ws) -> None:
+    """Read a listening device's events as a client would (unread, they pile up)."""
+    try:
+        async for _ in ws:
+            pass
+    except Exception:  # noqa: BLE001 - closed or cancelled at the end of its stage
+        pass
 
 
 def median(values: list[float]) -> float:
@@ -293,12 +305,24 @@ class Suite:
 
     # -- #7 text posts per second --------------------------------------------
 
+    def _post_headers(self, data_type: str | None = "text") -> dict[str, str]:
+        headers = {"Authorization": self.cb.auth_header("poster"), "Content-Type": "text/plain; charset=utf-8"}
+        if data_type:
+            headers["X-Data-Type"] = data_type
+        return headers
+
+    def _listener(self, device: str):
+        return f"ws://127.0.0.1:{self.cb.port}/ws", {"Authorization": self.cb.auth_header(device)}
+
+    async def _listeners(self) -> list:
+        """The poster's two other devices, each on its own worker, so every
+        post is delivered by both workers (what #7 measures)."""
+        first, node = await open_socket(self._listener("listener 1"))
+        return [first, await open_elsewhere(self._listener("listener 2"), node)]
+
     async def bench_posts(self) -> None:
         p = self.p
-        text = ("x" * 1023 + "\n").encode()
-        url = f"ws://127.0.0.1:{self.cb.port}/ws"
-        sockets = [await open_socket((url, {"Authorization": self.cb.auth_header(name)})) for name in
-                   ("listener 1", "listener 2")]
+        sockets = await self._listeners()
         received = [0, 0]
 
         async def count(index: int, ws) -> None:
@@ -309,15 +333,13 @@ class Suite:
             except Exception:  # noqa: BLE001 - closed at the end
                 pass
 
-        counters = [asyncio.create_task(count(i, ws)) for i, (ws, _) in enumerate(sockets)]
+        counters = [asyncio.create_task(count(i, ws)) for i, ws in enumerate(sockets)]
         posts, health = [], []
         try:
             for rep in range(p.reps):
                 self.log(f"#7 posts rep {rep + 1}/{p.reps}")
-                posts.append(await http.request_rate(
-                    self.cb.port, "POST", "/file/buffer",
-                    {"Authorization": self.cb.auth_header("poster"), "X-Data-Type": "text",
-                     "Content-Type": "text/plain; charset=utf-8"}, text, 201, p.posts_connections, p.posts_seconds))
+                posts.append(await http.request_rate(self.cb.port, "POST", "/file/buffer", self._post_headers(),
+                                                     POST_TEXT, 201, p.posts_connections, p.posts_seconds))
                 health.append(await http.request_rate(self.cb.port, "GET", "/healthz", {}, b"", 200,
                                                       p.posts_connections, p.posts_seconds))
             await asyncio.sleep(1.0)
@@ -325,7 +347,8 @@ class Suite:
             for task in counters:
                 task.cancel()
             await asyncio.gather(*counters, return_exceptions=True)
-            await asyncio.gather(*(ws.close() for ws, _ in sockets), return_exceptions=True)
+            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        stages = await self._post_stages()
         subject = median([r["per_second"] for r in posts])
         baseline = median([r["per_second"] for r in health])
         total_posts = sum(r["requests"] for r in posts)
@@ -333,9 +356,70 @@ class Suite:
                  "≥ 0.5× /healthz", subject >= 0.5 * baseline,
                  {"subject": [r["per_second"] for r in posts], "baseline": [r["per_second"] for r in health]},
                  how=f"{p.posts_connections} keep-alive connections, each sending its next request when the "
-                     f"answer arrived, {p.posts_seconds:g} s per repetition; baseline: GET /healthz, same way",
+                     f"answer arrived, {p.posts_seconds:g} s per repetition, the two listening devices on "
+                     f"different workers; baseline: GET /healthz, same way",
                  delivered=received, posted=total_posts,
-                 errors=[sum(r["errors"] for r in posts), sum(r["errors"] for r in health)])
+                 errors=[sum(r["errors"] for r in posts), sum(r["errors"] for r in health)], stages=stages)
+
+    async def _server_cpu(self, request) -> dict[str, float]:
+        """Run `request()` (a request_rate call) and read what the server core's
+        processes spent on it, per request, in ms: the workers' event loops,
+        their other threads, and redis-server."""
+        workers, redis_pid = self.cb.worker_pids(), self.cb.redis_pid
+
+        def snapshot() -> list[float]:
+            loops = others = 0.0
+            for pid in workers:
+                main, rest = cpu_seconds(pid)
+                loops, others = loops + main, others + rest
+            return [loops, others, sum(cpu_seconds(redis_pid))]
+
+        before = snapshot()
+        result = await request()
+        # Rounded: clock ticks summed as floats can leave a -1e-17 for an idle process.
+        spent = [round(after - start, 6) for after, start in zip(snapshot(), before)]
+        per = 1000 / max(result["requests"], 1)
+        return {"per_second": result["per_second"], "errors": result["errors"], "loops": spent[0] * per,
+                "other_threads": spent[1] * per, "redis": spent[2] * per, "total": sum(spent) * per}
+
+    async def _post_stages(self) -> list[dict]:
+        """#7 taken apart: the server core's CPU per request for a /healthz, a
+        post refused right after authentication, and a text post with none,
+        one and two devices listening -- what each step of a post adds."""
+        p = self.p
+        port, connections, seconds = self.cb.port, p.posts_connections, p.posts_seconds
+        stages = {
+            "GET /healthz": lambda: http.request_rate(port, "GET", "/healthz", {}, b"", 200, connections, seconds),
+            "post refused after authentication (400, no X-Data-Type)": lambda: http.request_rate(
+                port, "POST", "/file/buffer", self._post_headers(None), POST_TEXT, 400, connections, seconds),
+        }
+        for listening in ("no device", "one device", "two devices (on different workers)"):
+            stages[f"text post, {listening} listening"] = lambda: http.request_rate(
+                port, "POST", "/file/buffer", self._post_headers(), POST_TEXT, 201, connections, seconds)
+        measured: dict[str, list[dict]] = {name: [] for name in stages}
+        for rep in range(p.reps):
+            self.log(f"#7 stages rep {rep + 1}/{p.reps}")
+            sockets, drains, node = [], [], ""
+            try:
+                for index, (name, request) in enumerate(stages.items()):
+                    if index == 3:  # the first listening device; the second joins before the last stage
+                        first, node = await open_socket(self._listener("listener 1"))
+                        sockets.append(first)
+                    elif index == 4:
+                        sockets.append(await open_elsewhere(self._listener("listener 2"), node))
+                    drains = [asyncio.create_task(_drain(ws)) for ws in sockets]
+                    measured[name].append(await self._server_cpu(request))
+                    for task in drains:
+                        task.cancel()
+                    await asyncio.gather(*drains, return_exceptions=True)
+            finally:
+                await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        health = median([m["total"] for m in measured["GET /healthz"]])
+        return [{"stage": name, "errors": sum(m["errors"] for m in runs),
+                 **{key: median([m[key] for m in runs])
+                    for key in ("per_second", "loops", "other_threads", "redis", "total")},
+                 "vs_healthz": ratio(median([m["total"] for m in runs]), health)}
+                for name, runs in measured.items()]
 
     # -- #4 uploads, #5 downloads ----------------------------------------------
 

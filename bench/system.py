@@ -95,6 +95,24 @@ def reset_peak_rss(pid: int) -> bool:
         return False
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(stat_path: str) -> int:
+    with open(stat_path) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) of a process: its main thread's -- for a
+    server worker, the event loop's -- and its other threads' (database,
+    uploads), in seconds."""
+    main = _cpu_ticks(f"/proc/{pid}/task/{pid}/stat")
+    everything = _cpu_ticks(f"/proc/{pid}/stat")
+    return main / _TICKS, (everything - main) / _TICKS
+
+
 def children_of(pid: int) -> list[tuple[int, str]]:
     """Direct children (pid, command line) of a process, from /proc."""
     found = []

@@ -53,6 +53,12 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int:
+        """The running redis-server's process id (the benchmarks pin it and read its CPU time)."""
+        assert self._process is not None, "redis-server is not running"
+        return self._process.pid
+
     def client(self) -> redis.Redis:
         """A plain synchronous client, for inspecting the server from a test."""
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, socket_timeout=5)

@@ -45,8 +45,11 @@ def test_every_benchmark_produces_sane_figures(tmp_path):
     (posts,) = by_id["7"]
     assert posts["subject"] > 0 and posts["baseline"] > 0 and posts["errors"] == [0, 0]
     assert posts["delivered"][0] > 0 and posts["delivered"][1] > 0
+    stages = {stage["stage"]: stage for stage in posts["stages"]}
+    assert len(stages) == 5 and all(stage["errors"] == 0 and stage["per_second"] > 0 for stage in stages.values())
+    assert stages["GET /healthz"]["vs_healthz"] == 1.0 and all(math.isfinite(s["vs_healthz"]) for s in stages.values())
 
-    assert "## Results" in report.markdown(run)
+    assert "## Results" in report.markdown(run) and "Where a text post's server time goes" in report.markdown(run)
     assert "push latency" in report.table(results)
     report.write_json(run, tmp_path / "out.json")
     assert len(json.loads((tmp_path / "out.json").read_text())["results"]) == len(results)
