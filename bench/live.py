@@ -16,6 +16,7 @@ import json
 import secrets
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -102,6 +103,15 @@ async def open_socket(target: Target, compression: str | None = None) -> tuple[C
     return ws, hello.get("node", "")
 
 
+async def drain(ws: ClientConnection, on_message: Callable[[str], None] | None = None) -> None:
+    """Read a socket's messages as a client would (unread, they pile up in
+    the client) until it closes or the task is cancelled."""
+    with contextlib.suppress(Exception):
+        async for raw in ws:
+            if on_message is not None:
+                on_message(raw)
+
+
 @dataclass
 class Probe:
     a: ClientConnection
@@ -137,7 +147,7 @@ class Driver:
         self.pending: dict[str, tuple[float, Histogram]] = {}
         self.loop = asyncio.get_running_loop()
         self.readers = [asyncio.create_task(self._receive(p.b)) for p in probes]
-        self.readers += [asyncio.create_task(self._drain(p.a)) for p in probes]
+        self.readers += [asyncio.create_task(drain(p.a)) for p in probes]
         self.run_id = secrets.token_hex(3)
         self.sent = 0
         self.closed_senders: set[int] = set()
@@ -153,11 +163,6 @@ class Driver:
                     entry = self.pending.pop(text[len(MARK):], None)
                     if entry is not None:
                         entry[1].record(self.loop.time() - entry[0])
-
-    async def _drain(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(Exception):
-            async for _ in ws:
-                pass
 
     async def run(self, rate: float, hist: Histogram, duration: float, until: asyncio.Future | None = None,
                   max_duration: float = 600) -> Histogram:

@@ -16,11 +16,12 @@ import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from bench import http
 from bench.hist import Histogram
-from bench.live import Driver, Pool, open_elsewhere, open_probes, open_socket
+from bench.live import Driver, Pool, drain, open_elsewhere, open_probes, open_socket
 from bench.stacks import BaselineStack, CloudBufferStack, SendfileServer
 from bench.system import Pinning, cpu_seconds, peak_rss_bytes, reset_peak_rss, rss_bytes
 
@@ -67,15 +68,6 @@ PROFILES = {
 
 
 POST_TEXT = ("x" * 1023 + "\n").encode()  # #7's 1 KiB text
-
-
-async def _drain(ws) -> None:
-    """Read a listening device's events as a client would (unread, they pile up)."""
-    try:
-        async for _ in ws:
-            pass
-    except Exception:  # noqa: BLE001 - closed or cancelled at the end of its stage
-        pass
 
 
 def median(values: list[float]) -> float:
@@ -325,15 +317,11 @@ class Suite:
         sockets = await self._listeners()
         received = [0, 0]
 
-        async def count(index: int, ws) -> None:
-            try:
-                async for raw in ws:
-                    if raw.startswith('{"type":"buffer"'):
-                        received[index] += 1
-            except Exception:  # noqa: BLE001 - closed at the end
-                pass
+        def count(index: int, raw: str) -> None:
+            if raw.startswith('{"type":"buffer"'):
+                received[index] += 1
 
-        counters = [asyncio.create_task(count(i, ws)) for i, ws in enumerate(sockets)]
+        counters = [asyncio.create_task(drain(ws, partial(count, i))) for i, ws in enumerate(sockets)]
         posts, health = [], []
         try:
             for rep in range(p.reps):
@@ -411,7 +399,7 @@ class Suite:
                         sockets.append(first)
                     if listening == 2 and len(sockets) == 1:
                         sockets.append(await open_elsewhere(self._listener("listener 2"), node))
-                    drains = [asyncio.create_task(_drain(ws)) for ws in sockets]
+                    drains = [asyncio.create_task(drain(ws)) for ws in sockets]
                     measured[name].append(await self._server_cpu(request))
                     for task in drains:
                         task.cancel()
