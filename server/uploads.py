@@ -39,17 +39,18 @@ def is_multipart() -> bool:
     return request.mimetype == "multipart/form-data"
 
 
-async def receive_form(principal, field_limit: int):
+async def receive_form(principal, fields_limit: int):
     """Stream this request's multipart body: each file part into an Upload
     limited by the user's allowance (size limit and quota), text fields up
-    to field_limit. The uploads are open; the caller stores or closes them."""
+    up to fields_limit bytes in all. The uploads are open; the caller
+    stores or closes them."""
     settings = current_app.config["CLOUDBUFFER"]
     limit, too_large = await buffer.upload_allowance(principal.user_id)
     return await parse_form(
         iter_body(request.body, settings["UPLOAD_IDLE_SECONDS"]),
         boundary_of(request.headers.get("Content-Type", "")),
         lambda: current_app.storage.new_upload(limit, too_large),
-        field_limit=field_limit,
+        fields_limit=fields_limit,
     )
 
 
@@ -57,7 +58,7 @@ async def receive_single_file(principal, field_name: str = "file"):
     """Stream a multipart body with exactly one file part into an Upload.
     Returns (upload, filename, mime); the upload is open and must be stored
     or closed by the caller."""
-    form = await receive_form(principal, field_limit=4096)
+    form = await receive_form(principal, fields_limit=4096)
     parts = [part for part in form.files if part.field_name == field_name]
     try:
         if len(parts) != 1 or len(form.files) != 1:

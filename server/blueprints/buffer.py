@@ -13,6 +13,7 @@ from ..auth import login_required, require_principal
 from ..downloads import file_response
 from ..errors import APIError
 from ..forms import read_small_body
+from ..inflight import receives_body
 from ..models import files as files_model
 from ..models import items as items_model
 from ..share_links import share_json
@@ -36,6 +37,7 @@ def _data_type() -> str:
 @openapi(schema.BUFFER_BODY, errors=(400, 403, 408, 413, 507))
 @rate_limit(limits=ratelimits.UPLOAD)
 @login_required
+@receives_body
 async def post_buffer():
     principal = await require_principal()
     data_type = _data_type()

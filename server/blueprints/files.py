@@ -14,6 +14,7 @@ from .. import api_schema as schema
 from ..auth import login_required, public, require_principal
 from ..downloads import file_response
 from ..errors import APIError, wants_json
+from ..inflight import receives_body
 from ..models import files as files_model
 from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
 from ..uploads import receive_single_file
@@ -43,6 +44,7 @@ async def get_load():
 @openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 413, 507))
 @rate_limit(limits=ratelimits.UPLOAD)
 @login_required
+@receives_body
 async def post_load():
     principal = await require_principal()
     upload, filename, mime = await receive_single_file(principal)

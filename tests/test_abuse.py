@@ -1,0 +1,113 @@
+"""Issue 14's attacks replayed against the real `cloudbuffer serve`, the way
+they were found: floods of text fields at /share-target, and more bodies
+at once than one person sends."""
+from __future__ import annotations
+
+import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.live_server import (LiveServer, live_server_factory, new_user, raw_request_head,  # noqa: F401
+                               read_response, send_until_answered, wait_for)
+
+MIB = 1024 * 1024
+
+
+def memory_mib(pid: int) -> dict[str, int]:
+    """The process's resident memory now (VmRSS) and at its peak (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return {name: int(fields[name].split()[0]) // 1024 for name in ("VmRSS", "VmHWM")}
+
+
+def reset_peak_memory(pid: int) -> None:
+    """Start VmHWM afresh from VmRSS (Linux: clear_refs 5), so the peak
+    measured is the attack's, not the server's start-up's."""
+    with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def answer_of(raw: bytes) -> tuple[int, dict]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 "), raw[:200]
+    return int(head.split()[1]), json.loads(body)
+
+
+def items_of(server: LiveServer, token: str) -> list[dict]:
+    response = httpx.get(server.base_url + "/file/buffer/items", headers={"Authorization": f"Bearer {token}"})
+    return response.json()["items"]
+
+
+# --- memory through /share-target ---------------------------------------------------------------------
+
+# What the attack held: 12 requests at once, each of 64 text fields of 1 MiB
+# (MAX_TEXT_BYTES). It took the server from 67 to 668 MiB and left it at 616.
+REQUESTS, FIELDS = 12, 64
+# Fields held in memory are bounded to one text item's worth per request and
+# bodies in flight per user to UPLOADS_IN_FLIGHT (8), so the server holds a
+# few MiB per request. The bound is generous: a guard against the old
+# hundreds of MiB, not a measurement.
+MOST_GROWTH_MIB = 120
+
+
+def test_a_flood_of_text_fields_is_refused_and_memory_stays_flat(live_server_factory):  # noqa: F811
+    server = live_server_factory()
+    token = new_user(server, "flooder")
+    boundary = "flood"
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\n'.encode()
+                    + b"a" * MIB + b"\r\n" for n in range(FIELDS)) + f"--{boundary}--\r\n".encode()
+    request = (f"POST /share-target HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {token}\r\n"
+               f"Accept: application/json\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    reset_peak_memory(server.pid)
+    before = memory_mib(server.pid)
+    with ThreadPoolExecutor(REQUESTS) as pool:
+        answers = [answer_of(raw) for raw in pool.map(lambda _: send_until_answered(server, request),
+                                                      range(REQUESTS))]
+    after = memory_mib(server.pid)
+    refusals = {(status, body.get("error")) for status, body in answers}
+    assert refusals <= {(413, "too_large"), (429, "too_many_uploads")}, answers
+    assert (413, "too_large") in refusals
+    assert any("in all" in body["message"] for status, body in answers if status == 413)
+    assert items_of(server, token) == []
+    assert after["VmHWM"] - before["VmRSS"] < MOST_GROWTH_MIB, (before, after)
+    # The same share within its bound is stored.
+    response = httpx.post(server.base_url + "/share-target", headers={"Authorization": f"Bearer {token}"},
+                          files={"text": (None, "a" * (MIB - 10))})
+    assert response.status_code == 201 and response.json()["items"][0]["size"] == MIB - 10
+
+
+# --- bodies in flight --------------------------------------------------------------------------------------
+
+def test_one_user_can_send_only_so_many_bodies_at_once(live_server_factory):  # noqa: F811
+    server = live_server_factory(env={"CLOUDBUFFER_UPLOADS_IN_FLIGHT": "2"})
+    token, other = new_user(server, "busy"), new_user(server, "other")
+    auth = {"Authorization": f"Bearer {token}"}
+    # Two uploads of 1000 bytes, each stopped after 10: both in flight.
+    uploads = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(2)]
+    try:
+        for n, sock in enumerate(uploads):
+            sock.sendall(raw_request_head(server, token, 1000, name=f"slow{n}.bin") + b"x" * 10)
+        assert wait_for(lambda: len(list((server.data_dir / "tmp").iterdir())) == 2)
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+            # A third, of any kind, waits its turn; another user's does not.
+            for kwargs in ({"content": b"text", "headers": {**auth, "X-Data-Type": "text"}},
+                           {"files": {"file": ("c.bin", b"c")}, "headers": {**auth, "X-Data-Type": "file"}},
+                           {"files": {"text": (None, "shared")}, "headers": auth, "url": "/share-target"}):
+                response = http.post(kwargs.pop("url", "/file/buffer"), **kwargs)
+                assert response.status_code == 429, response.text
+                assert response.json()["error"] == "too_many_uploads"
+                assert response.headers["Retry-After"] == "1"
+            assert http.post("/file/buffer", content=b"mine", headers={"Authorization": f"Bearer {other}",
+                                                                        "X-Data-Type": "text"}).status_code == 201
+            # One upload ends: the next is taken.
+            uploads[0].sendall(b"x" * 990)
+            status, _ = answer_of(read_response(uploads[0]))
+            assert status == 201
+            assert http.post("/file/buffer", content=b"now", headers={**auth, "X-Data-Type": "text"}).status_code == 201
+    finally:
+        for sock in uploads:
+            sock.close()
+    assert wait_for(lambda: list((server.data_dir / "tmp").iterdir()) == [])
