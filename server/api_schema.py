@@ -37,9 +37,9 @@ from quart_schema.validation import (
     DataSource,
     ResponseSchemaValidationError,
 )
-from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE
 
 from .errors import APIError, wants_json
+from .ratelimits import is_rate_limited
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ class CloudBufferOpenAPI(OpenAPIProvider):
             operation["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
         else:
             operation["security"] = []
-        if getattr(func, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, None):
+        if is_rate_limited(func):
             statuses.add(429)
         if rule.arguments:
             statuses.add(404)

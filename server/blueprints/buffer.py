@@ -6,7 +6,7 @@ from quart import Blueprint, Response, current_app, jsonify, request
 
 from .. import buffer
 from .. import ratelimits
-from ..ratelimits import rate_limit
+from ..ratelimits import rate_limit, spends_write_budget
 from ..api_schema import openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, require_principal
@@ -35,7 +35,7 @@ def _data_type() -> str:
 @blueprint.post("/file/buffer")
 @responds({201: schema.Item})
 @openapi(schema.BUFFER_BODY, errors=(400, 403, 408, 413, 507))
-@rate_limit(limits=ratelimits.UPLOAD)
+@spends_write_budget
 @login_required
 @receives_body
 async def post_buffer():
@@ -141,7 +141,7 @@ async def delete_item(item_id: int):
 
 @blueprint.post("/file/buffer/items/<int:item_id>/share")
 @responds({201: schema.Share})
-@rate_limit(limits=ratelimits.UPLOAD)
+@spends_write_budget
 @login_required
 async def post_item_share(item_id: int):
     principal = await require_principal()

@@ -8,7 +8,7 @@ from quart import Blueprint, Response, current_app, jsonify, render_template, re
 
 from .. import buffer
 from .. import ratelimits
-from ..ratelimits import rate_limit
+from ..ratelimits import rate_limit, spends_write_budget
 from ..api_schema import openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, public, require_principal
@@ -42,7 +42,7 @@ async def get_load():
 @blueprint.post("/file/load")
 @responds({201: schema.Share})
 @openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 413, 507))
-@rate_limit(limits=ratelimits.UPLOAD)
+@spends_write_budget
 @login_required
 @receives_body
 async def post_load():

@@ -17,12 +17,12 @@ from quart import current_app
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import get_host
 
-from .. import __version__, buffer
+from .. import __version__, buffer, ratelimits
 from ..asgi_socket import ASGISocket, Disconnected
 from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials,
                     principal_still_valid, session_cookie_name)
 from ..broker import RESYNC
-from ..errors import APIError, internal_error
+from ..errors import APIError, RateLimited, internal_error
 from ..presence import PRESENCE_REFRESH
 from ..rounds import Rounds
 
@@ -116,8 +116,8 @@ class LiveConnection:
         devices = await current_app.presence.list(self.principal.user_id)
         await self.send({"type": "devices", "devices": devices})
 
-    async def error(self, code: str, message: str) -> None:
-        await self.send({"type": "error", "code": code, "message": message})
+    async def error(self, code: str, message: str, **extra) -> None:
+        await self.send({"type": "error", "code": code, "message": message, **extra})
 
 
 class LiveSocketsFirst:
@@ -312,7 +312,8 @@ async def _read_client(conn: LiveConnection) -> None:
                 if conn.strikes > RATE_BURST:
                     await conn.socket.close(CLOSE_POLICY, "too many messages")
                     return
-                await conn.error("rate_limited", f"Slow down: at most {RATE_PER_SECOND:g} messages per second.")
+                await conn.error("rate_limited", f"Slow down: at most {RATE_PER_SECOND:g} messages per second.",
+                                 retry_after=1)
                 continue
             conn.strikes = 0
             try:
@@ -341,9 +342,11 @@ async def _handle(conn: LiveConnection, message: dict) -> None:
             await conn.error("invalid_message", "`set` needs a string `text`.")
             return
         try:
+            await ratelimits.spend_write(ratelimits.key_of_user(conn.principal.user_id))
             item = await buffer.store_text(conn.principal, text)
         except APIError as error:
-            await conn.error(error.code, error.message)
+            extra = {"retry_after": error.retry_after} if isinstance(error, RateLimited) else {}
+            await conn.error(error.code, error.message, **extra)
             return
         await conn.send({"type": "ack", "id": message.get("id"), "seq": item.seq})
     elif kind == "sync":

@@ -27,7 +27,7 @@ from werkzeug.security import safe_join
 
 from .. import buffer
 from .. import ratelimits
-from ..ratelimits import rate_exempt, rate_limit
+from ..ratelimits import rate_exempt, rate_limit, spends_write_budget
 from ..auth import current_principal, public
 from ..errors import APIError, wants_json
 from ..inflight import receives_body
@@ -342,7 +342,7 @@ async def get_share_target():
 
 
 @blueprint.post("/share-target")
-@rate_limit(limits=ratelimits.UPLOAD)
+@spends_write_budget
 @public  # a logged-out share is sent to the login page (see docs/pwa.md)
 @receives_body
 async def post_share_target():
