@@ -1,6 +1,7 @@
 """Issue 14's attacks replayed against the real `cloudbuffer serve`, the way
 they were found: floods of text fields at /share-target, more bodies at
-once than one person sends, and 20 sockets writing as fast as they may."""
+once than one person sends, 20 sockets writing as fast as they may, and
+odd messages on the live socket."""
 from __future__ import annotations
 
 import asyncio
@@ -185,3 +186,57 @@ def test_twenty_sockets_cannot_write_more_than_the_budget(live_server_factory, r
     assert limited and all(r.json()["error"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1
                            for r in limited)
     assert "Traceback" not in server.log_text()
+
+
+# --- odd messages on the live socket ---------------------------------------------------------------------
+
+ODD_MESSAGES = [
+    ('{"type": "set", "text": "\\ud800"}', "invalid_text"),  # a lone surrogate
+    ('{"type": "set", "text": "a\\udc00b", "id": "x"}', "invalid_text"),
+    ("[" * 100_000 + "]" * 100_000, "invalid_json"),  # nested 100,000 deep
+    ('{"type": "ping", "t": ' + "[" * 500 + "]" * 500 + "}", "invalid_message"),  # deep, then echoed
+    ('{"type": "set", "text": "x", "id": {"a": [1, 2]}}', "invalid_message"),
+    ('{"type": "ping", "t": 1e999}', "invalid_json"),  # read as infinity, which JSON cannot send back
+    ('{"type": "ping", "t": NaN}', "invalid_json"),
+    ('{"type": "ping", "t": -Infinity}', "invalid_json"),
+    ("1" * 5000, "invalid_json"),  # beyond Python's digits for int()
+    ('"just a string"', "invalid_message"),
+    ("[1, 2]", "invalid_message"),
+    ("null", "invalid_message"),
+    ('{"type": 7}', "invalid_message"),
+    ('{"type": "set"}', "invalid_message"),
+    ('{"type": "' + "x" * 100_000 + '"}', "unknown_type"),
+    (b"\xff\xfe\x00 not UTF-8", "invalid_json"),  # a binary frame
+]
+
+
+def test_odd_messages_get_an_error_and_the_socket_stays_open(live_server_factory):  # noqa: F811
+    server = live_server_factory()
+    token = new_user(server, "oddity")
+
+    async def run():
+        async with connect(server.ws_url + "/ws", additional_headers={"Authorization": f"Bearer {token}"},
+                           open_timeout=10, close_timeout=1, max_size=None) as ws:
+            async def next_answer():
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if message["type"] not in ("hello", "buffer", "devices"):
+                        return message
+
+            got = []
+            for raw, _ in ODD_MESSAGES:
+                await ws.send(raw)
+                got.append(await next_answer())
+            await ws.send('{"type": "ping", "t": ' + "9" * 4000 + "}")  # long, but a number JSON can carry
+            pong = await next_answer()
+            await ws.send('{"type": "set", "text": "still here", "id": 1}')
+            ack = await next_answer()
+            return got, pong, ack
+
+    got, pong, ack = asyncio.run(run())
+    assert [(m["type"], m["code"]) for m in got] == [("error", code) for _, code in ODD_MESSAGES]
+    assert all(len(m["message"]) < 200 for m in got)  # nothing echoed at length
+    assert pong == {"type": "pong", "t": int("9" * 4000)}
+    assert ack["type"] == "ack" and ack["id"] == 1
+    log = server.log_text()
+    assert "Traceback" not in log and "unhandled" not in log

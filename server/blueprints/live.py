@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
 
@@ -317,8 +318,8 @@ async def _read_client(conn: LiveConnection) -> None:
                 continue
             conn.strikes = 0
             try:
-                message = json.loads(raw)
-            except (TypeError, ValueError):
+                message = parse_message(raw)
+            except (TypeError, ValueError, RecursionError):
                 await conn.error("invalid_json", "Messages are JSON objects with a type.")
                 continue
             if not isinstance(message, dict) or not isinstance(message.get("type"), str):
@@ -331,15 +332,50 @@ async def _read_client(conn: LiveConnection) -> None:
         conn.subscription.put_nowait(WAKE_UP)
 
 
+def _not_finite(value: str) -> float:
+    raise ValueError(f"{value} is not a number JSON can carry")
+
+
+def _finite_float(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        _not_finite(value)
+    return number
+
+
+def parse_message(raw: str | bytes):
+    """A client message as JSON, refusing what JSON cannot send back: NaN,
+    Infinity and numbers too big for a double (Python reads all three, and
+    echoing one in a `pong` wrote invalid JSON). Too deep a nesting raises
+    RecursionError, too long an integer ValueError."""
+    return json.loads(raw, parse_constant=_not_finite, parse_float=_finite_float)
+
+
+MAX_ECHO_CHARS = 256
+
+
+def _echoable(value) -> bool:
+    """Whether a client's `id` or `t` may be sent back as it came: a short
+    string, a number or null, never a structure (a deep one could not be
+    encoded again)."""
+    return value is None or isinstance(value, (bool, int, float)) or (
+        isinstance(value, str) and len(value) <= MAX_ECHO_CHARS)
+
+
 async def _handle(conn: LiveConnection, message: dict) -> None:
     kind = message["type"]
     if kind == "ping":
+        if not _echoable(message.get("t")):
+            await conn.error("invalid_message", f"`t` is a string of up to {MAX_ECHO_CHARS} characters, "
+                                                "a number or null.")
+            return
         conn.heartbeats = True
         await conn.send({"type": "pong", "t": message.get("t")})
     elif kind == "set":
         text = message.get("text")
-        if not isinstance(text, str):
-            await conn.error("invalid_message", "`set` needs a string `text`.")
+        if not isinstance(text, str) or not _echoable(message.get("id")):
+            await conn.error("invalid_message", f"`set` needs a string `text`, and an `id` that is a string of up "
+                                                f"to {MAX_ECHO_CHARS} characters, a number or null.")
             return
         try:
             await ratelimits.spend_write(ratelimits.key_of_user(conn.principal.user_id))
@@ -352,7 +388,8 @@ async def _handle(conn: LiveConnection, message: dict) -> None:
     elif kind == "sync":
         await conn.send_snapshot()
     else:
-        await conn.error("unknown_type", f"Unknown message type {kind!r}.")
+        # Its type is the client's own input: named, but only so much of it.
+        await conn.error("unknown_type", f"Unknown message type {kind[:40]!r}.")
 
 
 class _KeepAlive:
