@@ -7,7 +7,7 @@ Upload as it arrives, so memory stays flat whatever the size.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AsyncIterable, Callable
+from typing import AsyncIterable, Callable, Union
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
@@ -20,12 +20,38 @@ MAX_HEADER_BYTES = 8 * 1024
 MAX_PARTS = 64
 
 
+class MemoryPart:
+    """A file part kept in memory instead of a temp file, up to `limit`
+    bytes: the text that the original clients post as a form's one file
+    part. It takes the place of an Upload for parse_form."""
+
+    def __init__(self, limit: int, too_large: Callable[[], APIError]) -> None:
+        self._limit = limit
+        self._too_large = too_large
+        self.data = bytearray()
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    async def __aenter__(self) -> "MemoryPart":
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        pass
+
+    async def write(self, data: bytes) -> None:
+        if len(self.data) + len(data) > self._limit:
+            raise self._too_large()
+        self.data += data
+
+
 @dataclass
 class FilePart:
     field_name: str
     filename: str
     content_type: str
-    upload: Upload
+    upload: Union[Upload, MemoryPart]
 
 
 @dataclass
@@ -49,7 +75,7 @@ def boundary_of(content_type: str) -> bytes:
 async def parse_form(
     chunks: AsyncIterable[bytes],
     boundary: bytes,
-    open_upload: Callable[[], Upload],
+    open_upload: Callable[[], Union[Upload, MemoryPart]],
     fields_limit: int,
 ) -> FormResult:
     """Parse the whole body. Every Upload in the result is open (entered) and
