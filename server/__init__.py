@@ -19,7 +19,8 @@ from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
 from .storage import Storage
 from .sweeper import run_sweeper
-from .wrappers import BackpressureHTTPConnection, CloudBufferRequest, CloudBufferResponse
+from .patches import apply_app_patches
+from .wrappers import CloudBufferResponse
 
 __version__ = "0.1.0"
 
@@ -33,12 +34,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
 
     app = Quart(__name__, template_folder="../templates", static_folder="../static")
     app.response_class = CloudBufferResponse
-    app.request_class = CloudBufferRequest
-    app.asgi_http_class = BackpressureHTTPConnection
     # <int:…> ids beyond SQLite's 64-bit integers are a 404, not an
     # OverflowError in the query (found by tests/test_fuzz.py).
     app.url_map.converters["int"] = SQLiteIntConverter
     app.config["CLOUDBUFFER"] = settings
+    apply_app_patches(app)
     app.secret_key = settings["SECRET_KEY"] or load_or_create_secret_key(settings["DATA_DIR"])
     # Uploads are streamed and limited by our own code, per request; Quart's
     # global cap only stops bodies that are far beyond any allowed upload.

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from server import large_bodies
+from server.patches import large_bodies
 from tests.helpers import stored_files, temp_files
 from tests.live_server import LiveServer, new_user, raw_request_head, wait_for
 
@@ -81,8 +81,8 @@ def test_the_fast_path_is_on_with_the_installed_h11_and_hypercorn(monkeypatch):
     from hypercorn.asyncio import run as hypercorn_run
 
     monkeypatch.setattr(hypercorn_run, "TCPServer", hypercorn_run.TCPServer)  # restored afterwards
-    assert large_bodies.fast_path_available()
-    assert large_bodies.install()
+    assert large_bodies.problem() is None
+    large_bodies.apply({})
     assert hypercorn_run.TCPServer is large_bodies.LargeBodyTCPServer
 
 
@@ -92,8 +92,7 @@ def test_without_the_names_it_needs_hypercorn_keeps_its_own_reader(monkeypatch):
     original = hypercorn_run.TCPServer
     monkeypatch.setattr(hypercorn_run, "TCPServer", original)
     monkeypatch.delattr(large_bodies.H11Protocol, "_handle_events")  # as if Hypercorn had renamed it
-    assert not large_bodies.fast_path_available()
-    assert not large_bodies.install()
+    assert large_bodies.problem() == "Hypercorn's H11Protocol has no _handle_events"
     assert hypercorn_run.TCPServer is original
 
 

@@ -22,13 +22,13 @@ read loop replaced:
   body and whatever follows on the connection.
 
 Everything else (HTTP/2, TLS, chunked bodies, WebSockets, pipelined bytes
-after a body) takes Hypercorn's path unchanged. The fast path leans on
-private names of h11 (the connection's `_reader` and `_receive_buffer`, the
-reader's `_remaining`) and Hypercorn (the protocol's `stream`,
-`_handle_events`): Hypercorn is pinned below 0.19 and h11 to 0.16, and
-`fast_path_available()` turns the fast path off, rather than misbehaving, if
-an upgrade renames them (tests/test_large_bodies.py checks that it is on
-with the versions we install).
+after a body) takes Hypercorn's path unchanged.
+
+Changes: the module-level name `hypercorn.asyncio.run.TCPServer`; private
+names of h11 (the connection's `_reader` and `_receive_buffer`, the reader's
+`_remaining`) and Hypercorn (the protocol's `stream`, `_handle_events`).
+
+Checked against: hypercorn 0.18.0, h11 0.16.0.
 """
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ from hypercorn.asyncio import tcp_server as hypercorn_tcp_server
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol.events import Body
 from hypercorn.protocol.h11 import H11Protocol
+
+from .base import Patch
 
 # Bytes per wake-up while a large body arrives: asyncio's recv() size. 1 MiB
 # cost no less CPU per GiB (0.66-0.82 s of the loop vs 0.76) but held 10 MiB
@@ -55,12 +57,20 @@ _STREAM_ID = 1  # h11 has one stream per connection; Hypercorn numbers it 1
 _READ_ERRORS = (OSError, TimeoutError)
 
 
-def fast_path_available() -> bool:
-    """Whether h11 and Hypercorn still have the private names the fast path uses."""
+def problem() -> str | None:
+    """What h11 and Hypercorn no longer have of the private names the fast path uses."""
+    from hypercorn.asyncio import run as hypercorn_run
+
+    if getattr(hypercorn_run, "TCPServer", None) not in (hypercorn_tcp_server.TCPServer, LargeBodyTCPServer):
+        return "hypercorn.asyncio.run no longer serves connections with TCPServer"
     probe = h11.Connection(h11.SERVER)
-    return (hasattr(probe, "_reader") and hasattr(probe, "_receive_buffer")
-            and hasattr(ContentLengthReader(1), "_remaining")
-            and hasattr(H11Protocol, "_handle_events"))
+    if not (hasattr(probe, "_reader") and hasattr(probe, "_receive_buffer")):
+        return "h11's Connection has no _reader or _receive_buffer"
+    if not hasattr(ContentLengthReader(1), "_remaining"):
+        return "h11's ContentLengthReader has no _remaining"
+    if not hasattr(H11Protocol, "_handle_events"):
+        return "Hypercorn's H11Protocol has no _handle_events"
+    return None
 
 
 def _body_reader(protocol) -> ContentLengthReader | None:
@@ -146,12 +156,11 @@ class LargeBodyTCPServer(hypercorn_tcp_server.TCPServer):
         await self.protocol.handle(Closed())
 
 
-def install() -> bool:
-    """Make Hypercorn's workers serve connections with LargeBodyTCPServer.
-    Returns whether the fast path is on."""
-    if not fast_path_available():
-        return False
+def apply(settings: dict) -> None:
+    """Make Hypercorn's workers serve connections with LargeBodyTCPServer."""
     from hypercorn.asyncio import run as hypercorn_run
 
     hypercorn_run.TCPServer = LargeBodyTCPServer
-    return True
+
+
+PATCH = Patch("large_bodies", {"hypercorn": "0.18.0", "h11": "0.16.0"}, problem, apply)
