@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import Any
 
-from quart import Quart, Response
+from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
 from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
@@ -13,6 +13,7 @@ from .broker import create_broker
 from .config import ensure_data_dir, load_or_create_secret_key, load_settings
 from .db import Database
 from .errors import register_error_handlers
+from .log_safety import request_for_log
 from .presence import create_presence
 from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
@@ -30,10 +31,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     settings = load_settings(overrides=overrides)
     ensure_data_dir(settings["DATA_DIR"])
 
-    app = Quart(__name__, template_folder="../templates", static_folder="../static")
-    app.response_class = CloudBufferResponse
-    app.request_class = CloudBufferRequest
-    app.asgi_http_class = BackpressureHTTPConnection
+    app = CloudBufferQuart(__name__, template_folder="../templates", static_folder="../static")
     # <int:…> ids beyond SQLite's 64-bit integers are a 404, not an
     # OverflowError in the query (found by tests/test_fuzz.py).
     app.url_map.converters["int"] = SQLiteIntConverter
@@ -98,6 +96,23 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         app.storage.close()
 
     return app
+
+
+class CloudBufferQuart(Quart):
+    response_class = CloudBufferResponse
+    request_class = CloudBufferRequest
+    asgi_http_class = BackpressureHTTPConnection
+
+    def log_exception(self, exception_info) -> None:
+        """Quart's, with the request as a log may show it (server/log_safety.py):
+        Quart's own names the path as it came, share token and all. It runs
+        for an error in an error handler or in an after_request function."""
+        if has_request_context():
+            self.logger.error("Exception on request %s", request_for_log(request), exc_info=exception_info)
+        elif has_websocket_context():
+            self.logger.error("Exception on websocket %s", request_for_log(websocket), exc_info=exception_info)
+        else:
+            self.logger.error("Exception", exc_info=exception_info)
 
 
 class SQLiteIntConverter(IntegerConverter):
