@@ -32,7 +32,24 @@ BULK_THREADS = 4  # uploads writing at the same moment; more wait their turn
 def sanitize_filename(name: str) -> str:
     """The user's filename as harmless metadata: no directories, control or
     separator characters, no leading dots, bounded length. Empty if nothing
-    usable is left (the caller decides whether that is an error)."""
+    usable is left (the caller decides whether that is an error).
+
+    Idempotent: the steps are repeated until none changes anything, as each
+    can undo another's work (removing a character can leave dots in front
+    or a name that is no longer NFC, ". .." loses its space only after its
+    first dot, cutting a long name can leave a space at its end)."""
+    for _ in range(_MAX_PASSES):
+        cleaned = _sanitized_once(name)
+        if cleaned == name:
+            return cleaned
+        name = cleaned
+    return ""  # never seen: a name that does not settle is no name
+
+
+_MAX_PASSES = 8
+
+
+def _sanitized_once(name: str) -> str:
     name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" and ch not in '<>:"|?*')
@@ -47,10 +64,17 @@ def sanitize_filename(name: str) -> str:
 
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
-    """RFC 6266 header: an ASCII fallback plus RFC 8187 filename* in UTF-8."""
-    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    fallback = "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%;' else "_" for ch in fallback).strip()
-    fallback = fallback or "download"
+    """RFC 6266 header: an ASCII fallback plus RFC 8187 filename* in UTF-8.
+
+    The fallback is what curl -OJ and other old clients write to disk, so it
+    is sanitized again after folding to ASCII: NFKD turns fullwidth
+    "．．／．bashrc" into "../.bashrc". A name whose start folds away
+    ("日本語.txt" → ".txt") becomes "download.txt" rather than a dotfile."""
+    folded = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    folded = "".join("_" if ch in '"\\%;' else ch for ch in folded).lstrip()  # quoted-string safe
+    if folded.startswith("."):
+        folded = "download" + folded
+    fallback = sanitize_filename(folded) or "download"
     encoded = quote(filename, safe="!#$&+-.^_`|~")
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 

@@ -3,6 +3,9 @@ real server, the way the attacker sent them (RFC 9110 §14)."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -94,3 +97,37 @@ def test_head_if_range_and_preconditions(routes):
         # An unsatisfiable range of another version is the whole new one.
         beyond = client.get(path, headers={"Range": "bytes=5000-", "If-Range": '"another-version"'})
         assert beyond.status_code == 200 and beyond.content == DATA, path
+
+
+def curl_save(url: str, directory, headers=()) -> list[str]:
+    """`curl -OJ url` in an empty directory (real curl, no proxy, no
+    ~/.curlrc); the names of the files it wrote there, dotfiles included."""
+    assert shutil.which("curl"), "this test needs curl"
+    args = ["curl", "-q", "-sS", "--fail", "--noproxy", "*", "-OJ", url]
+    for header in headers:
+        args[1:1] = ["-H", header]
+    subprocess.run(args, cwd=directory, check=True, timeout=30, capture_output=True,
+                   env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(directory)})
+    return sorted(os.listdir(directory))
+
+
+@pytest.mark.parametrize("name, saved", [
+    ("．．／．．／．bashrc", "bashrc"),  # NFKD makes the fallback ../../.bashrc
+    ("．ssh／authorized_keys", "authorized_keys"),
+    ("日本語.txt", "download.txt"),
+    ("..．profile", "download.profile"),  # stored as ．profile
+])
+def test_curl_OJ_writes_a_shared_file_inside_the_directory_and_never_a_dotfile(routes, tmp_path, name, saved):
+    client, _ = routes
+    base = str(client.base_url).rstrip("/")
+    item = client.post("/file/buffer", content=b"echo pwned\n",
+                       headers={"X-Data-Type": "file", "X-File-Name": quote(name)}).json()
+    share = client.post(f"/file/buffer/items/{item['id']}/share").json()
+    for n, (url, headers) in enumerate([(share["url"], ()), (f"{base}/file/get/{share['token']}", ()),
+                                        (f"{base}/file/buffer", (client.headers["Authorization"],))]):
+        directory = tmp_path / f"d{n}"
+        (directory / "inner").mkdir(parents=True)
+        work = directory / "inner"
+        assert curl_save(url, work, [f"Authorization: {h}" for h in headers]) == [saved], url
+        assert (work / saved).read_bytes() == b"echo pwned\n"
+        assert os.listdir(directory) == ["inner"] and not (tmp_path / ".bashrc").exists()

@@ -40,6 +40,9 @@ from server.storage import (
         ("..", ""),
         ("/", ""),
         ("\x00\x01", ""),
+        (". ..", ""),  # was "..", then "" on a second pass
+        (".\x00.\u200b.x", "x"),
+        ("a" * 199 + " b", "a" * 199),  # cut short, then its trailing space
     ],
 )
 def test_sanitize_filename(raw, clean):
@@ -63,7 +66,11 @@ def test_long_names_keep_their_extension():
         ("Relevé.pdf", "Releve.pdf"),
         ('say "hi"; 100%\\.txt', "say _hi__ 100__.txt"),
         ("日本語", "download"),
-        ("日本語.txt", ".txt"),
+        ("日本語.txt", "download.txt"),  # not a dotfile
+        ("．．／．．／．bashrc", "bashrc"),  # NFKD makes it ../../.bashrc: cleaned again
+        ("．ssh／authorized_keys", "authorized_keys"),
+        ("＼＼server＼share＼x.txt", "__server_share_x.txt"),  # no separator left
+        ("é．．", "e.."),
     ],
 )
 def test_content_disposition_round_trips(name, fallback):
