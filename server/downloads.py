@@ -17,7 +17,7 @@ from werkzeug.sansio.http import is_resource_modified
 
 from .errors import APIError
 from .models.files import StoredFile
-from .storage import content_disposition
+from .storage import content_disposition, served_mime
 
 DOWNLOAD_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -61,7 +61,7 @@ def _range_applies(response: Response) -> bool:
 async def file_response(stored: StoredFile, *, data_type: str | None = None) -> Response:
     path = current_app.storage.path_of(stored.stored_name)
     try:
-        response = await send_file(path, mimetype=stored.mime, conditional=False)
+        response = await send_file(path, mimetype=served_mime(stored.mime), conditional=False)
     except FileNotFoundError:
         # The row outlived its file (a sweep in between): same answer as expiry.
         raise APIError(404, "not_found", "That file is gone. It may have expired.") from None

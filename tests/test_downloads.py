@@ -4,32 +4,38 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.live_server import LiveServer, new_user
+from tests.live_server import LiveServer, live_server_factory, new_user  # noqa: F401  (fixture)
 
 SIZE = 1000
 DATA = os.urandom(SIZE)
 
 
 @pytest.fixture(scope="module")
-def routes(tmp_path_factory):
-    """The four download routes of one 1000-byte file, and a client."""
+def live(tmp_path_factory):
     server = LiveServer(tmp_path_factory.mktemp("downloads"))
     server.start()
-    token = new_user(server, "ranges")
-    with httpx.Client(base_url=server.base_url, timeout=30,
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def routes(live):
+    """The four download routes of one 1000-byte file, and a client."""
+    token = new_user(live, "ranges")
+    with httpx.Client(base_url=live.base_url, timeout=30,
                       headers={"Authorization": f"Bearer {token}"}) as client:
         item = client.post("/file/buffer", content=DATA,
                            headers={"X-Data-Type": "file", "X-File-Name": "data.bin"}).json()
         share = client.post(f"/file/buffer/items/{item['id']}/share").json()
         yield client, [f"/file/get?token={share['token']}", f"/file/get/{share['token']}",
                        "/file/buffer", f"/file/buffer/items/{item['id']}"]
-    server.stop()
 
 
 # (Range header, status, the bytes expected, Content-Range)
@@ -131,3 +137,86 @@ def test_curl_OJ_writes_a_shared_file_inside_the_directory_and_never_a_dotfile(r
         assert curl_save(url, work, [f"Authorization: {h}" for h in headers]) == [saved], url
         assert (work / saved).read_bytes() == b"echo pwned\n"
         assert os.listdir(directory) == ["inner"] and not (tmp_path / ".bashrc").exists()
+
+
+# The issue's input: a part whose Content-Type holds a vertical tab, and the
+# same with ESC and DEL, then other types that are not RFC 9110 media types.
+BAD_TYPES = [b"a/b\x0bc", b"a/b\x1bc", b"a/b\x7fc", b"text/html\x1b[31m", b"image/png; x=\"open"]
+
+
+def multipart_with_type(field: str, filename: str, content_type: bytes) -> tuple[bytes, str]:
+    boundary = "cloudbuffer-mime-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            "Content-Type: ").encode() + content_type + f"\r\n\r\nbody\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def assert_served_as_octet_stream(client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.text)
+    assert response.content == b"body"
+    assert response.headers["Content-Type"] == "application/octet-stream", path
+
+
+def stored_types(server) -> set[str]:
+    with sqlite3.connect(server.data_dir / "cloudbuffer.sqlite3") as db:
+        return {mime for (mime,) in db.execute("SELECT mime FROM files")}
+
+
+def test_a_bad_type_is_stored_as_octet_stream_on_every_upload_path(live, routes):
+    client, _ = routes
+    for bad in BAD_TYPES:
+        stored = []
+        body, content_type = multipart_with_type("file", "part.png", bad)
+        response = client.post("/file/buffer", content=body, headers={"X-Data-Type": "file",
+                                                                       "Content-Type": content_type})
+        assert response.status_code == 201, response.text
+        stored.append(response.json()["id"])
+        response = client.post("/file/load", content=body, headers={"Content-Type": content_type,
+                                                                     "Accept": "application/json"})
+        assert response.status_code == 201, response.text
+        assert_served_as_octet_stream(client, f"/file/get/{response.json()['token']}")
+        body, content_type = multipart_with_type("files", "shared.png", bad)
+        response = client.post("/share-target", content=body, headers={"Content-Type": content_type,
+                                                                        "Accept": "application/json"})
+        assert response.status_code == 201, response.text
+        stored += [item["id"] for item in response.json()["items"]]
+        for item_id in stored:
+            assert_served_as_octet_stream(client, f"/file/buffer/items/{item_id}")
+        items = {item["id"]: item for item in client.get("/file/buffer/items").json()["items"]}
+        assert all(items[item_id]["mime"] == "application/octet-stream" for item_id in stored)
+    # A raw body's Content-Type: h11 refuses control characters in a header,
+    # so these are the broken types that get through to the app.
+    for bad in ("image/png x", "image/png; charset=\"open", "image/png;=x", "image/", "imag(e)/png"):
+        item = client.post("/file/buffer", content=b"body", headers={
+            "X-Data-Type": "file", "X-File-Name": "raw.png", "Content-Type": bad}).json()
+        assert item["mime"] == "application/octet-stream", bad
+        assert_served_as_octet_stream(client, f"/file/buffer/items/{item['id']}")
+    item = client.post("/file/buffer", content=b"body", headers={
+        "X-Data-Type": "file", "X-File-Name": "raw.png", "Content-Type": "Image/PNG; q=\"a b\""}).json()
+    assert item["mime"] == "image/png"  # a valid one is kept
+    # What is stored, not only what is served (served_mime would hide it).
+    assert stored_types(live) <= {"application/octet-stream", "image/png"}, stored_types(live)
+
+
+def test_a_bad_type_already_in_the_database_is_served_as_octet_stream(live_server_factory):  # noqa: F811
+    server = live_server_factory()
+    api_token = new_user(server, "olddb")
+    with httpx.Client(base_url=server.base_url, timeout=30, headers={"Authorization": f"Bearer {api_token}"}) as http:
+        ids = [http.post("/file/buffer", content=b"body", headers={
+            "X-Data-Type": "file", "X-File-Name": f"{n}.png"}).json()["id"] for n in range(len(BAD_TYPES))]
+        share = http.post(f"/file/buffer/items/{ids[-1]}/share").json()
+        # A database written before types were checked.
+        server.stop()
+        with sqlite3.connect(server.data_dir / "cloudbuffer.sqlite3") as db:
+            for item_id, bad in zip(ids, BAD_TYPES):
+                db.execute("UPDATE files SET mime = ? WHERE id = (SELECT file_id FROM items WHERE id = ?)",
+                           (bad.decode("latin-1"), item_id))
+        server.start()
+        for item_id in ids:
+            assert_served_as_octet_stream(http, f"/file/buffer/items/{item_id}")
+        assert_served_as_octet_stream(http, "/file/buffer")
+        assert_served_as_octet_stream(http, f"/file/get/{share['token']}")
+        assert {item["mime"] for item in http.get("/file/buffer/items").json()["items"]} == {
+            "application/octet-stream"}
+    assert "Illegal header value" not in server.log_text() and "Traceback" not in server.log_text()
