@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import Any
 
-from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
+from quart import Quart, Response, current_app, has_request_context, has_websocket_context, request, websocket
 from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
@@ -124,8 +124,20 @@ class SQLiteIntConverter(IntegerConverter):
         return number if number < 2**63 else -1
 
 
+# Two years, the preload list's minimum; sent only when PUBLIC_URL says the
+# server is reached over https (a browser ignores it over plain http).
+HSTS = "max-age=63072000; includeSubDomains"
+
+
 async def _security_headers(response: Response) -> Response:
     headers = response.headers
+    # Unless a handler chose its caching (downloads, the app shell, static
+    # files), an answer is never stored: JSON answers and pages carry a
+    # user's data (the profile page lists devices and tokens), and neither
+    # a shared cache nor the back button after a logout may show them.
+    headers.setdefault("Cache-Control", "no-store")
+    if (current_app.config["CLOUDBUFFER"]["PUBLIC_URL"] or "").startswith("https://"):
+        headers.setdefault("Strict-Transport-Security", HSTS)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
