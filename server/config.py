@@ -102,7 +102,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_UPLOAD_BYTES", 1024**3, _positive_int, "Largest accepted file or text body, in bytes; enforced while streaming."),
     Setting("MAX_TEXT_BYTES", 1024**2, _positive_int, "Largest text item, in bytes (texts live in the database; send bigger ones as files)."),
     Setting("QUOTA_BYTES", 5 * 1024**3, _positive_int, "Disk space each user may hold in files, in bytes; an upload over it is refused with 413."),
-    Setting("PUBLIC_URL", None, _url, "Base URL of share links (e.g. https://buffer.example.com); else taken from the request."),
+    Setting("PUBLIC_URL", None, _url, "Base URL of share links (e.g. https://buffer.example.com); else taken from the request. "
+            "An https URL also turns on Secure cookies and Strict-Transport-Security."),
     Setting("REDIS_URL", None, _redis_url, "Redis URL for live sync across workers and hosts; unset means in-process only (one worker)."),
     Setting("ALLOWED_ORIGINS", (), _origins, "Extra origins (comma-separated) allowed to use cookie sessions and the WebSocket."),
     Setting("WS_MAX_PER_USER", 20, _positive_int, "Live sockets one user may hold open, counted across all workers and hosts (with Redis, through presence); the next is closed with 1013."),
