@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import app_queue, large_bodies, request_body, ws_compression, ws_pings
+from . import app_queue, request_body, ws_compression, ws_pings
 from .base import Patch, apply_patches
 
 # Applied to each app by create_app.
 APP_PATCHES: tuple[Patch, ...] = (request_body.PATCH,)
 # Applied to Hypercorn once per worker process, before it serves.
-SERVER_PATCHES: tuple[Patch, ...] = (ws_compression.PATCH, ws_pings.PATCH, app_queue.PATCH,
-                                     large_bodies.PATCH)
+SERVER_PATCHES: tuple[Patch, ...] = (ws_compression.PATCH, ws_pings.PATCH, app_queue.PATCH)
 NAMES = tuple(patch.name for patch in (*APP_PATCHES, *SERVER_PATCHES))
 
 

@@ -11,25 +11,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypercorn.asyncio import run as hypercorn_run
 from hypercorn.asyncio import task_group as hypercorn_task_group
 from hypercorn.asyncio import tcp_server as hypercorn_tcp_server
 from hypercorn.config import Config
 from hypercorn.protocol import h2 as h2_protocol
 from hypercorn.protocol import h11 as h11_protocol
 from hypercorn.protocol import ws_stream
-from hypercorn.protocol.h11 import H11Protocol
 from quart.wrappers.request import Body
 from wsproto.extensions import PerMessageDeflate
 
 from server import create_app, patches, serving
-from server.patches import app_queue, large_bodies, request_body, ws_compression, ws_pings
+from server.patches import app_queue, request_body, ws_compression, ws_pings
 from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # The module-level names the server patches replace, restored after each test.
 SWAPPED = ((ws_stream, "PerMessageDeflate"), (h11_protocol, "WSStream"), (h2_protocol, "WSStream"),
-           (hypercorn_tcp_server, "TaskGroup"), (hypercorn_run, "TCPServer"))
+           (hypercorn_tcp_server, "TaskGroup"))
 
 
 @pytest.fixture
@@ -47,10 +45,6 @@ def _rewritten(function):
     return rewritten
 
 
-class _MovedTCPServer(hypercorn_tcp_server.TCPServer):  # as if Hypercorn served with another class
-    pass
-
-
 class _RenamedDeflate(PerMessageDeflate):  # as if Hypercorn built another extension
     pass
 
@@ -61,7 +55,6 @@ BREAKS = {
     "ws_compression": lambda m: m.setattr(ws_stream, "PerMessageDeflate", _RenamedDeflate),
     "ws_pings": lambda m: m.setattr(ws_stream.WSStream, "_accept", _rewritten(ws_stream.WSStream._accept)),
     "app_queue": lambda m: m.setattr(hypercorn_task_group, "_handle", _rewritten(hypercorn_task_group._handle)),
-    "large_bodies": lambda m: m.setattr(hypercorn_run, "TCPServer", _MovedTCPServer),
 }
 
 
@@ -75,7 +68,6 @@ def test_every_patch_is_applied_with_the_installed_libraries(restored, tmp_path,
     assert ws_stream.PerMessageDeflate is ws_compression.DeclinedDeflate
     assert h11_protocol.WSStream is h2_protocol.WSStream is ws_pings.SweptPingsWSStream
     assert hypercorn_tcp_server.TaskGroup is app_queue.LightQueueTaskGroup
-    assert hypercorn_run.TCPServer is large_bodies.LargeBodyTCPServer
     app = create_app({"DATA_DIR": tmp_path})
     assert app.request_class is request_body.StreamingRequest
     assert app.asgi_http_class is request_body.BackpressureHTTPConnection
