@@ -5,6 +5,19 @@ Order on connect matters: authenticate and check Origin before accepting,
 subscribe to the user's events, and only then read the snapshot, so a change
 committed in between arrives as an event (clients drop events whose seq is not
 newer than what they have). What messages mean is protocol.py's.
+
+Not a Quart websocket route: measured in one process with 600 idle sockets,
+Quart's route holds 13.7 KiB per socket where this ASGI path holds 1.0 KiB
+for the same accept-and-wait (its Websocket object and Headers copy, the
+websocket context, an asyncio.Queue, three tasks), which would take benchmark
+#3 to ~34.5 KiB per socket, past its bounds (bench/findings.md, session 7).
+What the handshake reads comes from the same code requests use: werkzeug's
+sansio cookie and Host parsers (those behind Quart's request.cookies and
+request.host), auth.origin_is_allowed and auth.principal_from_credentials;
+refusals are errors.APIError with the API's JSON shape. The app's error
+handlers themselves read Quart's `request`, which a socket outside Quart
+has not got; and Quart's own root_path split is private (quart.asgi), hence
+_app_path.
 """
 from __future__ import annotations
 
