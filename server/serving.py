@@ -27,7 +27,7 @@ from hypercorn.config import Config
 from hypercorn.logging import Logger
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
-from .blueprints.live import max_message_chars
+from .live.protocol import max_message_chars
 from .config import ConfigError, load_settings
 from .log_safety import LogSafeFormatter, escaped, log_safe_path, log_safe_text, redacted_query
 from .patches import apply_server_patches
