@@ -25,6 +25,7 @@ from ..auth import (
     verify_password,
 )
 from ..buffer import publish_revoked
+from ..redirects import safe_next
 from ..errors import APIError, wants_json
 from ..forms import read_input, string_field
 from ..models import files as files_model
@@ -60,13 +61,6 @@ PASSWORD_CODES = {"new_password": ("invalid_password", PASSWORD_RULE)}
 DEVICE_NAME_CODES = {"name": ("invalid_device_name", "A device name cannot be empty.")}
 
 
-def _safe_next(target: str | None) -> str:
-    """Only local paths, so the login form is no open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
-
-
 async def _form_error(template: str, error: APIError, **context):
     if wants_json():
         raise error
@@ -79,7 +73,7 @@ async def _form_error(template: str, error: APIError, **context):
 @rate_limit(limits=ratelimits.PAGE)
 @public
 async def get_register():
-    return await render_template("account/register.html", next=_safe_next(request.args.get("next")))
+    return await render_template("account/register.html", next=safe_next(request.args.get("next")))
 
 
 @blueprint.post("/account/register")
@@ -102,18 +96,18 @@ async def post_register():
             raise APIError(409, "username_taken", f"The username {username!r} is taken; choose another.")
     except APIError as error:
         return await _form_error("account/register.html", error, username=data.get("username", ""),
-                                 next=_safe_next(data.get("next")))
+                                 next=safe_next(data.get("next")))
     session = await start_session(user, device_name_from_user_agent(request.headers.get("User-Agent", "")))
     if wants_json():
         return jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name}), 201
-    return redirect(_safe_next(data.get("next")), 303)
+    return redirect(safe_next(data.get("next")), 303)
 
 
 @blueprint.get("/account/login")
 @rate_limit(limits=ratelimits.PAGE)
 @public
 async def get_login():
-    return await render_template("account/login.html", next=_safe_next(request.args.get("next")))
+    return await render_template("account/login.html", next=safe_next(request.args.get("next")))
 
 
 @blueprint.post("/account/login")
@@ -133,11 +127,11 @@ async def post_login():
             raise APIError(401, "invalid_credentials", "That username and password do not match an account.")
     except APIError as error:
         return await _form_error("account/login.html", error, username=data.get("username", ""),
-                                 next=_safe_next(data.get("next")))
+                                 next=safe_next(data.get("next")))
     session = await start_session(user, device_name_from_user_agent(request.headers.get("User-Agent", "")))
     if wants_json():
         return jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name})
-    return redirect(_safe_next(data.get("next")), 303)
+    return redirect(safe_next(data.get("next")), 303)
 
 
 @blueprint.post("/account/logout")
