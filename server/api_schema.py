@@ -8,7 +8,7 @@ Handlers declare what they take and give with two decorators:
   before the handler runs; a failure is 400 `invalid_input` in our error
   shape. A browser's form skips this step so the handler can show its own
   message in the page; the handler applies the same rules either way
-  (username and password rules live in blueprints/account.py and are
+  (username and password rules live in server/credentials.py and are
   stated in the schema as patterns and lengths).
 - `@responds({201: Model, ...})`: the JSON answer for each status. The body
   the handler produced is validated against the model; a mismatch is our
@@ -39,6 +39,7 @@ from quart_schema.validation import (
 )
 from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE
 
+from .credentials import MAX_PASSWORD, MIN_PASSWORD, PASSWORD_PATTERN, PASSWORD_RULE, USERNAME_PATTERN
 from .errors import APIError, wants_json
 
 log = logging.getLogger(__name__)
@@ -60,21 +61,25 @@ class Error(Strict):
     message: str
 
 
+def _new_password():
+    return Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD, pattern=PASSWORD_PATTERN, description=PASSWORD_RULE)
+
+
 class Registration(Strict):
-    username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
-    password: str = Field(min_length=8, max_length=1024)
+    username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
+    password: str = _new_password()
     next: str | None = Field(None, max_length=2048, description="Where a browser goes afterwards (a local path).")
 
 
 class Credentials(Strict):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
     next: str | None = Field(None, max_length=2048)
 
 
 class PasswordChange(Strict):
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=8, max_length=1024)
+    current_password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+    new_password: str = _new_password()
 
 
 class NewToken(Strict):
@@ -203,11 +208,11 @@ class Health(Strict):
 
 # --- decorators ---------------------------------------------------------------
 
-def accepts(model: type[BaseModel], codes: dict[str, tuple[str, str]] | None = None):
+def accepts(model: type[BaseModel], codes: dict[str, Any] | None = None):
     """Document the body as `model` (JSON or a form) and validate API calls.
     `codes` gives a field's own error code and message (e.g. invalid_username)
-    for values that break its rules; a missing or mistyped field is
-    `invalid_input`."""
+    for values that break its rules, or a function of the value giving the
+    APIError; a missing or mistyped field is `invalid_input`."""
     codes = codes or {}
 
     def decorator(func):
@@ -228,7 +233,7 @@ def accepts(model: type[BaseModel], codes: dict[str, tuple[str, str]] | None = N
     return decorator
 
 
-def _input_error(error: ValidationError, codes: dict[str, tuple[str, str]]) -> APIError:
+def _input_error(error: ValidationError, codes: dict[str, Any]) -> APIError:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "body"
     if first["type"] == "missing":
@@ -236,7 +241,7 @@ def _input_error(error: ValidationError, codes: dict[str, tuple[str, str]]) -> A
     if first["type"] in ("string_type", "int_type", "bool_type", "model_type", "dict_type"):
         return APIError(400, "invalid_input", f"'{field}' must be a {first['type'].split('_')[0]}.")
     if field in codes:
-        return APIError(400, *codes[field])
+        return codes[field](first.get("input")) if callable(codes[field]) else APIError(400, *codes[field])
     return APIError(400, "invalid_input", f"'{field}': {first['msg']}.")
 
 

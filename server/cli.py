@@ -41,13 +41,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     from .auth import hash_password
-    from .blueprints.account import validate_password, validate_username
+    from .credentials import check_password, check_username
     from .errors import APIError
     from .models import users as users_model
 
     try:
-        username = validate_username(args.username)
-        password = validate_password(_read_password(args))
+        username = check_username(args.username)
+        password = check_password(_read_password(args), username)
     except APIError as error:
         raise SystemExit(f"error: {error.message}") from None
 
@@ -64,13 +64,13 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     from .auth import hash_password
-    from .blueprints.account import validate_password
+    from .credentials import check_password
     from .errors import APIError
     from .models import sessions as sessions_model
     from .models import users as users_model
 
     try:
-        password = validate_password(_read_password(args))
+        password = check_password(_read_password(args), args.username)
     except APIError as error:
         raise SystemExit(f"error: {error.message}") from None
 

@@ -61,12 +61,14 @@ async def _parse_input(limit: int) -> dict[str, str]:
     raise APIError(415, "unsupported_media_type", "Send a JSON object or an HTML form.")
 
 
-def string_field(data: dict, name: str, *, required: bool = True, max_length: int = 1024) -> str:
+def string_field(data: dict, name: str, *, required: bool = True, max_length: int | None = 1024) -> str:
+    """`max_length` None: the caller's own rule says how long it may be
+    (a new password, whose refusal says why)."""
     value = data.get(name, "")
     if not isinstance(value, str):
         raise APIError(400, "invalid_input", f"'{name}' must be a string.")
     if required and not value:
         raise APIError(400, "invalid_input", f"'{name}' is required.")
-    if len(value) > max_length:
+    if max_length is not None and len(value) > max_length:
         raise APIError(400, "invalid_input", f"'{name}' is longer than {max_length} characters.")
     return value

@@ -1,7 +1,6 @@
 """Accounts: register, log in and out, the profile with devices and tokens."""
 from __future__ import annotations
 
-import re
 import secrets
 import time
 
@@ -25,6 +24,15 @@ from ..auth import (
     verify_password,
 )
 from ..buffer import publish_revoked
+from ..credentials import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    USERNAME_PATTERN,
+    USERNAME_RULE,
+    check_password,
+    check_username,
+    password_error,
+)
 from ..redirects import safe_next
 from ..errors import APIError, wants_json
 from ..forms import read_input, string_field
@@ -34,31 +42,18 @@ from ..models import users as users_model
 
 blueprint = Blueprint("account", __name__)
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
-MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
-
-
-def validate_username(username: str) -> str:
-    if not USERNAME_RE.match(username):
-        raise APIError(400, "invalid_username",
-                       "A username has 3 to 32 letters, digits, dots, dashes or underscores, starting with a letter or digit.")
-    return username
-
-
-def validate_password(password: str) -> str:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise APIError(400, "invalid_password", f"A password has {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
-    return password
-
-
-USERNAME_RULE = "A username has 3 to 32 letters, digits, dots, dashes or underscores, starting with a letter or digit."
-PASSWORD_RULE = f"A password has {MIN_PASSWORD} to {MAX_PASSWORD} characters."
 # The codes API calls get when a field breaks the rules stated in the schema
-# (the same codes validate_username / validate_password give forms).
-REGISTRATION_CODES = {"username": ("invalid_username", USERNAME_RULE), "password": ("invalid_password", PASSWORD_RULE)}
-PASSWORD_CODES = {"new_password": ("invalid_password", PASSWORD_RULE)}
+# (the same codes, and the same sentences, as forms get from the handlers).
+REGISTRATION_CODES = {"username": ("invalid_username", USERNAME_RULE), "password": password_error}
+PASSWORD_CODES = {"new_password": password_error}
 DEVICE_NAME_CODES = {"name": ("invalid_device_name", "A device name cannot be empty.")}
+
+
+@blueprint.context_processor
+def _credential_rules() -> dict:
+    """The forms' own hints (HTML patterns are anchored already)."""
+    return {"username_html_pattern": USERNAME_PATTERN.strip("^$"), "min_password": MIN_PASSWORD,
+            "max_password": MAX_PASSWORD}
 
 
 async def _form_error(template: str, error: APIError, **context):
@@ -87,8 +82,8 @@ async def post_register():
     data: dict = {}
     try:
         data = await read_input()
-        username = validate_username(string_field(data, "username", max_length=64).strip())
-        password = validate_password(string_field(data, "password", max_length=MAX_PASSWORD))
+        username = check_username(string_field(data, "username", max_length=64).strip())
+        password = check_password(string_field(data, "password", max_length=None), username)
         password_hash = await hash_password(password)
         async with current_app.db.transaction() as conn:
             user = await users_model.insert_user(conn, username, password_hash)
@@ -165,7 +160,7 @@ async def post_password():
     try:
         data = await read_input()
         current = string_field(data, "current_password", max_length=MAX_PASSWORD)
-        new = validate_password(string_field(data, "new_password", max_length=MAX_PASSWORD))
+        new = check_password(string_field(data, "new_password", max_length=None), principal.username)
         user = await users_model.select_user_by_id(current_app.db.reader, principal.user_id)
         if user is None or not await verify_password(user.password_hash, current):
             raise APIError(403, "wrong_password", "The current password is not right.")
