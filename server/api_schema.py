@@ -80,10 +80,15 @@ class Credentials(Strict):
 class PasswordChange(Strict):
     current_password: str = Field(min_length=1, max_length=MAX_PASSWORD)
     new_password: str = _new_password()
+    keep_tokens: bool = Field(False, description="Keep the API tokens working; by default they end too "
+                                                 "(a new password usually answers a leak).")
 
 
 class NewToken(Strict):
     name: str | None = Field(None, max_length=64, description="A label; control characters are dropped.")
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD,
+                          description="The account's password, asked again: a stolen session alone cannot "
+                                      "mint a token that outlives it.")
 
 
 class DeviceName(Strict):
@@ -110,6 +115,7 @@ class Ok(Strict):
 class PasswordChanged(Strict):
     ok: Literal[True]
     sessions_ended: int = Field(ge=0, description="Other sessions logged out (their sockets close with 4401).")
+    tokens_ended: int = Field(ge=0, description="API tokens revoked (none with keep_tokens); their sockets close too.")
 
 
 class Item(Strict):
@@ -296,7 +302,7 @@ HIDDEN_RULE_SUFFIXES = ("/delete", "/rename", "/registet")
 ERROR_DESCRIPTIONS = {
     400: "The request is malformed or a value is invalid.",
     401: "Not logged in, or the API token is not valid.",
-    403: "Refused (another site's request, or a wrong current password).",
+    403: "Refused (another site's request, or a wrong password).",
     404: "No such item, link or token (or it has expired).",
     408: "The upload stalled or trickled and was dropped.",
     409: "Conflict (the username is taken).",

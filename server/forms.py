@@ -72,3 +72,16 @@ def string_field(data: dict, name: str, *, required: bool = True, max_length: in
     if max_length is not None and len(value) > max_length:
         raise APIError(400, "invalid_input", f"'{name}' is longer than {max_length} characters.")
     return value
+
+
+def flag_field(data: dict, name: str) -> bool:
+    """A yes/no field: a JSON boolean, or a form's checkbox (sent as `on`
+    when ticked, left out when not)."""
+    value = data.get(name, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("on", "true", "1", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("", "off", "false", "0", "no"):
+        return False
+    raise APIError(400, "invalid_input", f"'{name}' must be true or false.")

@@ -67,7 +67,7 @@ class Credentials:
         with httpx.Client(base_url=self.base_url, timeout=10) as client:
             response = client.post("/account/login", json={"username": USERNAME, "password": PASSWORD})
             assert response.status_code == 200, response.text
-            created = client.post("/account/tokens", json={"name": "fuzzer"}).json()
+            created = client.post("/account/tokens", json={"name": "fuzzer", "password": PASSWORD}).json()
         self.token_id, self.token = created["id"], created["token"]
 
     @property
