@@ -6,7 +6,8 @@ import asyncio
 import getpass
 import sys
 
-from .config import ConfigError, ensure_data_dir, load_settings
+from .config import ConfigError, load_settings
+from .data_dir import ensure_data_dir
 
 
 def _read_password(args: argparse.Namespace) -> str:

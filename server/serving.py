@@ -40,6 +40,7 @@ from wsproto.extensions import PerMessageDeflate
 from . import large_bodies
 from .blueprints.live import max_message_chars
 from .config import ConfigError, load_settings
+from .data_dir import ensure_data_dir
 from .queues import BoundedLightQueue
 from .rounds import Rounds
 
@@ -453,6 +454,9 @@ def run(config: Config) -> int:
     """Serve until SIGINT/SIGTERM. One worker runs in this process; more run
     as spawned processes sharing the listening sockets, restarted if one dies."""
     _configure_logging()
+    # Here, before any worker starts, so that tightening an old data dir is
+    # said once (each worker's create_app then finds nothing left to do).
+    ensure_data_dir(load_settings()["DATA_DIR"])
     if config.workers <= 1:
         _worker(config)
         return 0
