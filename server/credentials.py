@@ -23,7 +23,9 @@ from importlib import resources
 
 from .errors import APIError
 
-USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
+# `\-`, not a bare `-` at the class's end: browsers read an HTML pattern
+# attribute with the `v` flag, which refuses the bare one.
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{2,31}$"
 USERNAME_RULE = "A username has 3 to 32 letters, digits, dots, dashes or underscores, starting with a letter or digit."
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024

@@ -31,7 +31,8 @@ from tests.live_server import live_server_factory  # noqa: F401  (fixture)
 EXAMPLES_PER_OPERATION_AND_MODE = 15
 # Each case here costs the server real argon2 hashes (~0.25 s each on 2 busy
 # cores, and several checks re-send the request), so fewer examples.
-PASSWORD_HASHING = {"POST /account/login": 5, "POST /account/register": 5, "POST /account/password": 4}
+PASSWORD_HASHING = {"POST /account/login": 5, "POST /account/register": 5, "POST /account/password": 4,
+                    "POST /account/tokens": 5}
 USERNAME = "fuzzer"
 
 # The two places the description cannot say everything, where a
