@@ -10,7 +10,8 @@ from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
 from .broker import create_broker
-from .config import ensure_data_dir, load_or_create_secret_key, load_settings
+from .config import load_settings
+from .data_dir import ensure_data_dir, load_or_create_secret_key
 from .db import Database
 from .errors import register_error_handlers
 from .inflight import BodiesInFlight

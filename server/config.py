@@ -6,7 +6,6 @@ the defaults cannot drift apart (a test checks the README lists each one).
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -72,7 +71,7 @@ def _origins(raw: str) -> tuple[str, ...]:
 
 def _secret(raw: str) -> str:
     # A short key makes session cookies forgeable by brute force; the same
-    # bar as the generated key file (load_or_create_secret_key).
+    # bar as the generated key file (data_dir.load_or_create_secret_key).
     if len(raw.strip()) < 32:
         raise ValueError("must be at least 32 characters, e.g. the output of "
                          "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
@@ -104,7 +103,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("DATA_DIR", "user_files", str, "Directory for the SQLite database, uploaded files and the generated secret key."),
+    Setting("DATA_DIR", "user_files", str, "Directory for the SQLite database, uploaded files and the generated secret key; owner-only (0700 directories, 0600 files), an older looser one is tightened at start-up."),
     Setting("SECRET_KEY", None, _secret, "Key that signs session cookies (at least 32 characters). If unset, one is generated once and kept in DATA_DIR/secret_key (mode 0600)."),
     Setting("EXPIRE_SECONDS", 7200, _positive_int, "Lifetime of buffer items and share links, in seconds."),
     Setting("MAX_FILES", 10, _positive_int, "Files kept per user (buffer files and share links); over it the oldest go."),
@@ -155,35 +154,3 @@ def load_settings(environ: dict[str, str] | None = None, overrides: dict[str, An
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
     settings["DATA_DIR"] = Path(settings["DATA_DIR"]).resolve()
     return settings
-
-
-def ensure_data_dir(data_dir: Path) -> None:
-    try:
-        (data_dir / "files").mkdir(parents=True, exist_ok=True)
-        (data_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"CLOUDBUFFER_DATA_DIR={str(data_dir)!r} cannot be created: {error.strerror}") from None
-
-
-def load_or_create_secret_key(data_dir: Path) -> str:
-    """Keep one generated key in the data dir so sessions survive restarts."""
-    path = data_dir / "secret_key"
-    if not path.exists():
-        # Written aside then hard-linked so that two workers starting at once
-        # agree on one key and neither can read a half-written file.
-        tmp = data_dir / f"secret_key.{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise ConfigError(f"{path} is too short to be a secret key; delete it to generate a new one")
-    return key

@@ -9,6 +9,7 @@ from quart import Quart, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .log_safety import request_for_log
+from .redirects import safe_next
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ async def error_response(status: int, code: str, message: str, headers: dict[str
     elif status == 401 and request.method in ("GET", "HEAD"):
         # A person opening a page while logged out is sent to log in and
         # brought back afterwards, rather than shown an error.
-        target = request.full_path.rstrip("?") if request.query_string else request.path
+        target = safe_next(request.full_path.rstrip("?") if request.query_string else request.path)
         response = redirect(f"/account/login?next={quote(target, safe='/')}", 303)
         response.headers.update(headers or {})
         return response

@@ -8,6 +8,7 @@ graceful timeout is over, so live sockets would be cut instead of closed with
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 import multiprocessing
@@ -29,6 +30,7 @@ from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
 from .live.protocol import max_message_chars
 from .config import ConfigError, load_settings
+from .data_dir import ensure_data_dir
 from .log_safety import LogSafeFormatter, escaped, log_safe_path, log_safe_text, redacted_query
 from .patches import apply_server_patches
 
@@ -294,14 +296,42 @@ def _worker(config: Config, sockets: Any = None, shutdown_event: Any = None) -> 
     asyncio.run(_serve(config, sockets, trigger))
 
 
+def listen(config: Config):
+    """Bind every address before anything else starts. Left to Hypercorn,
+    the bind came after the app's start-up: an address in use was a
+    traceback, then a wait of up to a minute for what had started to stop."""
+    try:
+        return config.create_sockets()
+    except OSError as error:
+        raise SystemExit(f"error: cannot listen on {_failing_bind(config)}: {error.strerror or error}; "
+                         "choose another address with --bind HOST:PORT (or make run BIND=HOST:PORT)") from None
+
+
+def _failing_bind(config: Config) -> str:
+    """Which of the configured addresses cannot be bound (tried one by one)."""
+    for bind in config.bind:
+        probe = copy.copy(config)
+        probe.bind = [bind]
+        try:
+            sockets = probe.create_sockets()
+        except OSError:
+            return bind
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+            sock.close()
+    return ", ".join(config.bind)
+
+
 def run(config: Config) -> int:
     """Serve until SIGINT/SIGTERM. One worker runs in this process; more run
     as spawned processes sharing the listening sockets, restarted if one dies."""
     _configure_logging()
+    sockets = listen(config)
+    # Here, before any worker starts, so that tightening an old data dir is
+    # said once (each worker's create_app then finds nothing left to do).
+    ensure_data_dir(load_settings()["DATA_DIR"])
     if config.workers <= 1:
-        _worker(config)
+        _worker(config, sockets)
         return 0
-    sockets = config.create_sockets()
     ctx = multiprocessing.get_context("spawn")
     shutdown_event = ctx.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # children inherit: the parent decides shutdown

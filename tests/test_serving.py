@@ -2,18 +2,71 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from server.log_safety import REDACTED
 from tests.helpers import temp_files
-from tests.live_server import (live_server_factory, new_user, raw_request_head,  # noqa: F401
-                               sigterm_with_sockets_open, wait_for)
+from tests.live_server import (cloudbuffer_executable, live_server_factory, new_user,  # noqa: F401
+                               raw_request_head, sigterm_with_sockets_open, wait_for)
 
 REPO = Path(__file__).resolve().parent.parent
 GRACEFUL_TIMEOUT = 30  # this test's hypercorn.toml: long, so waiting it out cannot pass for a prompt exit
+
+
+# A server that hangs instead of exiting is killed here and fails the test.
+HANG = 30
+
+
+@pytest.fixture
+def busy_port():
+    """A port some other program is listening on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def serve_env(tmp_path, **extra) -> dict[str, str]:
+    # Not the settings of this run, nor the `make test` around it (MAKEFLAGS…).
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("CLOUDBUFFER_", "MAKE", "MFLAGS"))}
+    return {**env, "CLOUDBUFFER_DATA_DIR": str(tmp_path / "data"), **extra}
+
+
+def assert_one_line_about(result: subprocess.CompletedProcess, address: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if not (line.startswith("make") and "***" in line)]
+    assert lines == [f"error: cannot listen on {address}: Address already in use; choose another address "
+                     "with --bind HOST:PORT (or make run BIND=HOST:PORT)"], result.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_busy_address_is_one_line_and_an_exit(busy_port, tmp_path, workers):
+    """`cloudbuffer serve` on a taken port: it printed a traceback, then
+    hung for up to a minute; now it says which address and what to do."""
+    address = f"127.0.0.1:{busy_port}"
+    result = subprocess.run(
+        [cloudbuffer_executable(), "serve", "--bind", "127.0.0.1:0", "--bind", address, "--workers", str(workers)],
+        capture_output=True, text=True, timeout=HANG,
+        env=serve_env(tmp_path, CLOUDBUFFER_REDIS_URL="redis://127.0.0.1:1/0"))
+    assert_one_line_about(result, address)
+
+
+def test_make_run_takes_bind(busy_port, tmp_path):
+    """The README's `make run`, told another address with BIND= (here a
+    busy one, so that it exits). `-o` keeps make from reinstalling .venv."""
+    address = f"127.0.0.1:{busy_port}"
+    result = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "run", f"BIND={address}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=HANG, env=serve_env(tmp_path))
+    assert result.stdout.splitlines()[-1].endswith(f"cloudbuffer serve --bind {address}")
+    assert_one_line_about(result, address)
 
 
 def server_with_hypercorn(live_server_factory, tmp_path, **settings):  # noqa: F811
