@@ -119,21 +119,47 @@ class Item(Strict):
     created_at: float
     expires_at: float
     filename: str | None = None
+    links: list["LiveLink"] | None = Field(
+        None, description="A file's live share links, most time left first (in GET /file/buffer/items).")
 
 
 class Items(Strict):
     items: list[Item]
 
 
+class LiveLink(Strict):
+    """A live share link of a file. url and token are missing only for links
+    made before this server could hand a link out again."""
+
+    id: int
+    created_at: float
+    expires_at: float
+    url: str | None = None
+    token: str | None = None
+
+
+Item.model_rebuild()  # its `links` names LiveLink, defined just above
+
+
+class ShareRequest(Strict):
+    expires_in: int | None = Field(
+        None, ge=60, description="Seconds the link lives, up to CLOUDBUFFER_SHARE_MAX_SECONDS; "
+                                 "default CLOUDBUFFER_EXPIRE_SECONDS. Ignored when a live link is reused.")
+    new: bool = Field(False, description="Make a new link even when the file has a live one.")
+
+
 class Share(Strict):
     """A share link: anyone with the URL may download until expires_at."""
 
+    id: int = Field(description="Delete it with DELETE /account/shares/{id}.")
     token: str
     url: str
     qr_url: str
     filename: str
     size: int = Field(ge=0)
-    expires_at: float
+    created_at: float
+    expires_at: float = Field(description="When the link ends; the file is kept at least this long.")
+    reused: bool = Field(description="True when this is the file's existing live link (200), not a new one (201).")
 
 
 class TokenCreated(Strict):
@@ -433,7 +459,12 @@ BUFFER_BODY = {
 UPLOAD_FORM = {
     "description": "Stores a file as a share link: a multipart form with exactly one `file` field "
                    "(its filename is required). Answers JSON when asked (Accept: application/json), "
-                   "else the page with the link and its QR code.",
+                   "else the page with the link and its QR code. Past CLOUDBUFFER_MAX_SHARES live links: 409 "
+                   "`too_many_links`, before the file is read.",
+    "parameters": [{"name": "expires_in", "in": "query", "required": False,
+                    "description": "Seconds the link lives (60 up to CLOUDBUFFER_SHARE_MAX_SECONDS); "
+                                   "default CLOUDBUFFER_EXPIRE_SECONDS.",
+                    "schema": {"type": "integer", "minimum": 60}}],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},

@@ -84,6 +84,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX shares_file ON shares(file_id);
     CREATE INDEX shares_expiry ON shares(expires_at);
     """,
+    # 2: a share link's token is derived from this random nonce and the
+    # server's secret key (share_links.derive_token), so sharing the same file
+    # again can hand back the same link while the database still holds no
+    # usable token. Older rows have none and are simply not reused.
+    """
+    ALTER TABLE shares ADD COLUMN nonce BLOB;
+    """,
 )
 
 

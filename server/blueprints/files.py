@@ -40,14 +40,17 @@ async def get_load():
 
 @blueprint.post("/file/load")
 @responds({201: schema.Share})
-@openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 413, 507))
+@openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 409, 413, 507))
 @rate_limit(limits=ratelimits.UPLOAD)
 @login_required
 async def post_load():
     principal = await require_principal()
+    # Both checked before a byte of the file is read.
+    lifetime = buffer.share_lifetime(request.args.get("expires_in"))
+    await buffer.check_share_room(principal.user_id)
     upload, filename, mime = await receive_single_file(principal)
     async with upload:
-        token, stored = await buffer.store_shared_file(principal, upload, filename, mime)
+        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime)
     share = share_json(token, stored)
     if wants_json():
         return jsonify(share), 201
