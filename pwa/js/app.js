@@ -45,7 +45,7 @@ const actions = {
   },
   async share(item) {
     try {
-      await openShareDialog(item);
+      await openShareDialog(item, refreshHistory);
     } catch (error) {
       showToast(error.message, "error");
     }
