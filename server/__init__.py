@@ -16,6 +16,7 @@ from .errors import register_error_handlers
 from .presence import create_presence
 from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
+from .reveal_once import init_reveal_once
 from .storage import Storage
 from .sweeper import run_sweeper
 from .wrappers import BackpressureHTTPConnection, CloudBufferRequest, CloudBufferResponse
@@ -49,6 +50,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     if secure is None:
         secure = bool(settings["PUBLIC_URL"] and settings["PUBLIC_URL"].startswith("https://"))
     app.config["QUART_AUTH_COOKIE_SECURE"] = secure
+    init_reveal_once(app, secure)
     app.config["TEMPLATES_AUTO_RELOAD"] = False
     init_auth(app)
 

@@ -30,6 +30,7 @@ from ..forms import read_input, string_field
 from ..models import files as files_model
 from ..models import sessions as sessions_model
 from ..models import users as users_model
+from ..reveal_once import keep_new_token, take_new_token
 
 blueprint = Blueprint("account", __name__)
 
@@ -232,7 +233,10 @@ async def get_profile():
     data = await _profile_data(principal)
     if wants_json():
         return jsonify(data)
-    return await render_template("account/profile.html", profile=data, new_token=None)
+    new_token = take_new_token()
+    page = await render_template("account/profile.html", profile=data, new_token=new_token)
+    # The page with a token in it must not be kept anywhere.
+    return page, 200, {"Cache-Control": "no-store"} if new_token else {}
 
 
 @blueprint.post("/account/tokens")
@@ -249,8 +253,9 @@ async def post_token():
         api_token = await sessions_model.insert_api_token(conn, principal.user_id, name, token)
     if wants_json():
         return jsonify(id=api_token.id, name=api_token.name, token=token, created_at=api_token.created_at), 201
-    profile = await _profile_data(principal)
-    return await render_template("account/profile.html", profile=profile, new_token={"name": name, "token": token}), 201
+    # Redirect-after-POST: reloading the page repeats the GET, not this POST.
+    keep_new_token(name, token)
+    return redirect("/account/profile#new-token-title", 303)
 
 
 @blueprint.delete("/account/tokens/<int:token_id>")
