@@ -476,7 +476,9 @@ TOKEN_QUERY = {"parameters": [{"name": "token", "in": "query", "required": True,
 
 SHARED_FILE = {
     "description": "The shared file, to anyone holding the token, until the link expires. Always an "
-                   "attachment, sandboxed by its Content-Security-Policy, never sniffed.",
+                   "attachment, sandboxed by its Content-Security-Policy, never sniffed. A browser "
+                   "(Accept ranking text/html above */*) gets the link's landing page instead, unless "
+                   "?download=1; ?preview=1 is the landing page's inline frame of a PDF.",
     "responses": {"200": {"description": "The file (its own type; Range requests honoured).",
                           "content": {"*/*": _ANY_FILE}}},
 }

@@ -20,15 +20,20 @@ DOWNLOAD_HEADERS = {
 }
 
 
-async def file_response(stored: StoredFile, *, data_type: str | None = None) -> Response:
+async def file_response(stored: StoredFile, *, data_type: str | None = None, disposition: str = "attachment",
+                        csp: str | None = None) -> Response:
+    """The file with DOWNLOAD_HEADERS. Only the share page's PDF frame asks
+    for `disposition="inline"` and its own `csp` (server/previews.py)."""
     path = current_app.storage.path_of(stored.stored_name)
     try:
         response = await send_file(path, mimetype=stored.mime, conditional=True)
     except FileNotFoundError:
         # The row outlived its file (a sweep in between): same answer as expiry.
         raise APIError(404, "not_found", "That file is gone. It may have expired.") from None
-    response.headers["Content-Disposition"] = content_disposition(stored.filename)
+    response.headers["Content-Disposition"] = content_disposition(stored.filename, disposition)
     response.headers.update(DOWNLOAD_HEADERS)
+    if csp is not None:
+        response.headers["Content-Security-Policy"] = csp
     response.headers.pop("Expires", None)
     response.headers["Accept-Ranges"] = "bytes"
     if data_type is not None:

@@ -3,6 +3,7 @@ their own expiry, the person's choice of it, and the same link handed back
 when the same file is shared again."""
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -119,3 +120,58 @@ def test_the_person_chooses_the_expiry_up_to_the_operators_maximum(server):
         # The link, not the buffer's 2 h, decides how long the file is kept.
         (day_share,) = [s for s in alice.get("/account/profile").json()["shares"] if s["filename"] == "day.bin"]
         assert day_share["expires_at"] == a_day["expires_at"]
+
+
+@pytest.fixture(scope="module")
+def landing_link(server):
+    with register(server, "landing") as alice:
+        yield load(alice, "photo.png", b"\x89PNG not really").json()
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("accept, query, page", [
+    (BROWSER_ACCEPT, "", True),
+    ("*/*", "", False),  # curl, wget
+    (None, "", False),
+    ("image/avif,image/webp,*/*;q=0.8", "", False),  # an <img> of the page
+    (BROWSER_ACCEPT, "&download=1", False),
+    (BROWSER_ACCEPT, "&preview=1", False),  # the inline answer is for PDFs only
+], ids=["browser", "curl", "no-accept", "img", "download", "preview-of-no-pdf"])
+def test_a_browser_gets_the_landing_page_everything_else_the_bytes(server, landing_link, accept, query, page):
+    link = landing_link
+    snapshot = db_snapshot(server)
+    with client_for(server) as stranger:
+        for url in (link["url"] + query, f"{server.base_url}/file/get/{link['token']}?{query.lstrip('&')}"):
+            response = stranger.get(url, headers={"Accept": accept} if accept else {})
+            assert response.status_code == 200 and "Accept" in response.headers["Vary"]
+            if page:
+                assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+                assert "photo.png" in response.text and "link expires" in response.text
+                assert response.headers["Referrer-Policy"] == "no-referrer"
+                assert response.headers["Cache-Control"] == "private, no-store"
+            else:
+                assert response.content == b"\x89PNG not really"
+                assert response.headers["Content-Disposition"].startswith("attachment;")
+                assert response.headers["Content-Security-Policy"].startswith("sandbox;")
+    assert db_snapshot(server) == snapshot  # opening a link changes nothing (link-preview bots)
+
+
+def db_snapshot(server: LiveServer) -> list:
+    with sqlite3.connect(server.data_dir / "cloudbuffer.sqlite3") as conn:
+        return [(table, conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall())
+                for table in ("users", "sessions", "api_tokens", "files", "items", "shares")]
+
+
+def test_a_pdfs_preview_is_inline_only_as_a_pdf_and_sandboxed(server):
+    with register(server, "pdfs") as alice:
+        slides = load(alice, "slides.pdf", b"%PDF-1.1 <script>alert(1)</script>").json()
+    with client_for(server) as stranger:
+        preview = stranger.get(slides["url"] + "&preview=1", headers={"Accept": BROWSER_ACCEPT})
+        assert preview.headers["Content-Type"] == "application/pdf"
+        assert preview.headers["Content-Disposition"].startswith("inline;")
+        assert preview.headers["Content-Security-Policy"] == (
+            "sandbox; default-src 'none'; object-src 'none'; frame-ancestors 'self'")
+        assert preview.headers["X-Content-Type-Options"] == "nosniff"
+        assert preview.headers["X-Frame-Options"] == "SAMEORIGIN"
