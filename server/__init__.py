@@ -13,6 +13,7 @@ from .broker import create_broker
 from .config import ensure_data_dir, load_or_create_secret_key, load_settings
 from .db import Database
 from .errors import register_error_handlers
+from .inflight import BodiesInFlight
 from .presence import create_presence
 from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
@@ -59,6 +60,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.broker = create_broker(settings["REDIS_URL"])
     app.presence = create_presence(settings["REDIS_URL"])
     app.live_counts = {}
+    app.bodies_in_flight = BodiesInFlight(settings["UPLOADS_IN_FLIGHT"])
     app.shutting_down = asyncio.Event()
 
     register_error_handlers(app)

@@ -86,11 +86,20 @@ async def publish_current(user_id: int) -> None:
     await publish(user_id, await snapshot(user_id))
 
 
-def check_text(text: str) -> bytes:
-    encoded = text.encode("utf-8")
+def text_too_large() -> APIError:
     limit = _settings()["MAX_TEXT_BYTES"]
-    if len(encoded) > limit:
-        raise APIError(413, "too_large", f"Text is limited to {limit} bytes; send it as a file instead.")
+    return APIError(413, "too_large", f"Text is limited to {limit} bytes; send it as a file instead.")
+
+
+def check_text(text: str) -> bytes:
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Only a lone surrogate cannot be encoded, and JSON can carry one
+        # ("\ud800" in a socket's `set`); it is no text anyone copied.
+        raise APIError(400, "invalid_text", "Text must be valid Unicode (it holds a lone surrogate).") from None
+    if len(encoded) > _settings()["MAX_TEXT_BYTES"]:
+        raise text_too_large()
     return encoded
 
 

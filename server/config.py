@@ -110,6 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WS_MAX_PER_USER", 20, _positive_int, "Live sockets one user may hold open, counted across all workers and hosts (with Redis, through presence); the next is closed with 1013."),
     Setting("WS_COMPRESSION", False, _bool, "Accept permessage-deflate on live sockets when a client offers it (browsers do). Off by default: each compressed socket keeps zlib state, about 130 KiB more per idle socket (docs/benchmarks.md), for messages that are small JSON."),
     Setting("SWEEP_SECONDS", 60, _positive_int, "Interval of the sweeper that deletes expired items and orphan files."),
+    Setting("UPLOADS_IN_FLIGHT", 8, _positive_int, "Request bodies (uploads, text posts, shares) one user may be sending to one worker process at once; the next gets 429 until one has finished. Bounds the memory one account can make a worker hold."),
     Setting("UPLOAD_IDLE_SECONDS", 60, _positive_int, "An upload that sends nothing for this long is dropped and its temp file removed."),
     Setting("SECURE_COOKIES", None, _bool, "Force the Secure cookie flag on or off; by default it is set when PUBLIC_URL is https."),
     Setting("UPLOAD_NICE", 10, _nice, "How many nice levels below the rest of the server the threads run that write upload bytes to disk (0–19, Linux). Their CPU goes to live pushes and requests first when a core is busy; 0 treats them the same."),

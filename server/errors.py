@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-
+import math
 from urllib.parse import quote
 
 from quart import Quart, Response, jsonify, redirect, render_template, request
@@ -46,6 +46,16 @@ class APIError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+
+class RateLimited(APIError):
+    """429 with the whole seconds to wait, as Retry-After for HTTP and as
+    `retry_after` in the live socket's error message."""
+
+    def __init__(self, wait: float, message: str) -> None:
+        self.retry_after = max(1, math.ceil(wait))
+        super().__init__(429, "rate_limited", f"{message} Please wait {self.retry_after} s before trying again.",
+                         {"Retry-After": str(self.retry_after)})
 
 
 def internal_error() -> APIError:
