@@ -70,12 +70,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.before_request(check_same_origin)
     app.after_request(_security_headers)
 
-    from .blueprints import account, api_docs, buffer, files, live, pwa, system
+    from .blueprints import account, api_docs, buffer, files, live, pairing, pwa, system
 
     app.asgi_app = live.LiveSocketsFirst(app, app.asgi_app)
 
-    for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pwa.blueprint, system.blueprint,
-                      api_docs.blueprint):
+    for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pairing.blueprint, pwa.blueprint,
+                      system.blueprint, api_docs.blueprint):
         app.register_blueprint(blueprint)
 
     @app.before_serving

@@ -162,6 +162,61 @@ class Share(Strict):
     reused: bool = Field(description="True when this is the file's existing live link (200), not a new one (201).")
 
 
+class PairingCode(Strict):
+    """A one-time code for "Add a device" (single use, 2 minutes)."""
+
+    id: int
+    code: str = Field(description="ABCDE-FGHJK: 10 Crockford base32 characters; case, dashes, O/0 and I/L/1 are forgiven.")
+    url: str = Field(description="The link the QR code holds: /pair?code=….")
+    qr_svg: str = Field(description="The QR code of `url`, as an SVG document.")
+    expires_at: float
+
+
+class PairingState(Strict):
+    """A pairing as its account sees it; also the live `pairing` message."""
+
+    type: Literal["pairing"]
+    id: int
+    status: Literal["open", "claimed", "approved", "refused"]
+    device_name: str | None = Field(description="The name the new device asked for, once it has claimed the code.")
+    request_payload: str | None = Field(description="The new device's opaque payload (e.g. its public key), until answered.")
+    expires_at: float
+
+
+class PairingApproval(Strict):
+    payload: str | None = Field(None, max_length=16384,
+                                description="Opaque, handed to the new device once (e.g. a key wrapped for it).")
+
+
+class PairingRequest(Strict):
+    code: str = Field(min_length=1, max_length=32)
+    device_name: str = Field(min_length=1, max_length=64)
+    payload: str | None = Field(None, max_length=16384,
+                                description="Opaque, shown to the approving device (e.g. this device's public key).")
+
+
+class PairingClaim(Strict):
+    """The code is used up; wait with `claim` (also set as a cookie on /pair)."""
+
+    claim: str = Field(description="Send it back as X-Pairing-Claim (or the cookie) to /pair/status and /pair/complete.")
+    status: Literal["claimed"]
+    expires_at: float
+
+
+class PairingStatus(Strict):
+    status: Literal["claimed", "approved", "refused"]
+    expires_at: float
+
+
+class PairingDone(Strict):
+    """The new session (its cookie is set) and the approving device's payload."""
+
+    id: int
+    username: str
+    device: DeviceRef
+    payload: str | None
+
+
 class TokenCreated(Strict):
     """Shown once: only a hash of the token is stored."""
 
@@ -308,7 +363,7 @@ def openapi(extra: dict[str, Any] | None = None, errors: tuple[int, ...] = ()):
 # Pages for people and the app shell: not part of the API.
 HIDDEN_ENDPOINTS = {
     "account.get_register", "account.get_login", "files.get_load", "api_docs.get_docs",
-    "api_docs.get_openapi", "static",
+    "api_docs.get_openapi", "static", "pairing.get_pair_page", "pairing.get_join_page", "pairing.get_wait_page",
 }
 HIDDEN_BLUEPRINTS = {"pwa"}
 # Aliases for HTML forms (which can only GET and POST) and the original spelling.

@@ -7,6 +7,7 @@ history length, seq in the same transaction, and the broker event after commit.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -200,13 +201,16 @@ def share_lifetime(raw: Any) -> int:
     SHARE_MAX_SECONDS, else EXPIRE_SECONDS (or the maximum, if lower)."""
     settings = _settings()
     longest = settings["SHARE_MAX_SECONDS"]
-    if raw is None or raw == "":
+    if raw is None:
         return min(settings["EXPIRE_SECONDS"], longest)
-    try:
+    # Only plain digits (or a JSON integer): int() would also take " 60", "6_0" and "٦٠".
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        seconds = raw
+    elif isinstance(raw, str) and re.fullmatch(r"[0-9]{1,12}", raw):
         seconds = int(raw)
-    except (TypeError, ValueError):
+    else:
         seconds = 0
-    if isinstance(raw, bool) or not MIN_SHARE_SECONDS <= seconds <= longest:
+    if not MIN_SHARE_SECONDS <= seconds <= longest:
         raise APIError(400, "invalid_expiry",
                        f"expires_in is a whole number of seconds from {MIN_SHARE_SECONDS} to {longest}.")
     return seconds

@@ -158,7 +158,6 @@ async def delete_item(item_id: int):
 @openapi(errors=(409,))
 @spends_write_budget
 @login_required
-@receives_body
 @accepts(schema.ShareRequest, codes=SHARE_CODES)
 async def post_item_share(item_id: int):
     """The file's live link (200) or, if it has none or `new` is asked, a new one (201)."""
