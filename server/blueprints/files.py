@@ -19,6 +19,7 @@ from ..inflight import receives_body
 from ..models import files as files_model
 from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
 from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
+from ..storage import served_mime
 from ..uploads import receive_single_file
 
 blueprint = Blueprint("files", __name__)
@@ -95,7 +96,7 @@ async def _shared_answer(share, base: str) -> Response:
     stored = share.file
     if _wants_landing_page():
         response = await _landing_page(share, base)
-    elif "preview" in request.args and preview_kind(stored.mime) == "pdf":
+    elif "preview" in request.args and preview_kind(served_mime(stored.mime)) == "pdf":
         response = await file_response(stored, disposition="inline", csp=PDF_PREVIEW_CSP)
         response.headers["X-Frame-Options"] = "SAMEORIGIN"
     else:
@@ -106,13 +107,14 @@ async def _shared_answer(share, base: str) -> Response:
 
 async def _landing_page(share, base: str) -> Response:
     stored = share.file
-    kind = preview_kind(stored.mime)
+    mime = served_mime(stored.mime)
+    kind = preview_kind(mime)
     text = None
     if kind == "text":
         text = await text_preview(current_app.storage.path_of(stored.stored_name))
         if text is None:
             raise APIError(404, "not_found", "That file is gone. It may have expired.")
-    page = await render_template("file/shared.html", share=share, file=stored, kind=kind, text=text,
+    page = await render_template("file/shared.html", share=share, file=stored, mime=mime, kind=kind, text=text,
                                  download_url=base + "download=1", preview_url=base + "preview=1")
     return Response(page, content_type="text/html; charset=utf-8", headers={
         "Cache-Control": "private, no-store",
