@@ -70,6 +70,8 @@ class Registration(Strict):
 class Credentials(Strict):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
+    device_name: str | None = Field(None, max_length=64,
+                                    description="A name for this device; by default one from its User-Agent.")
     next: str | None = Field(None, max_length=2048)
 
 
@@ -104,6 +106,11 @@ class Ok(Strict):
 
 
 class PasswordChanged(Strict):
+    ok: Literal[True]
+    sessions_ended: int = Field(ge=0, description="Other sessions logged out (their sockets close with 4401).")
+
+
+class LoggedOutOthers(Strict):
     ok: Literal[True]
     sessions_ended: int = Field(ge=0, description="Other sessions logged out (their sockets close with 4401).")
 

@@ -284,8 +284,12 @@ async def delete_item(principal: Principal, item_id: int) -> None:
     await publish_current(principal.user_id)
 
 
-async def publish_revoked(user_id: int, device_keys: list[str]) -> None:
+async def publish_revoked(user_id: int, device_keys: list[str], by: str | None = None) -> None:
     """Tell every worker to close these devices' sockets (logout, revoke).
     The `_revoke` type is internal: the live endpoint acts on it and never
-    forwards it to clients."""
-    await publish(user_id, {"type": "_revoke", "devices": device_keys})
+    forwards it to clients. `by`: the device that did it, named in the close
+    reason so the logged-out device can say why."""
+    event: dict[str, Any] = {"type": "_revoke", "devices": device_keys}
+    if by:
+        event["by"] = by
+    await publish(user_id, event)

@@ -134,11 +134,19 @@ async def post_login():
             raise APIError(401, "invalid_credentials", "That username and password do not match an account.")
     except APIError as error:
         return await _form_error("account/login.html", error, username=data.get("username", ""),
-                                 next=_safe_next(data.get("next")))
-    session = await start_session(user, device_name_from_user_agent(request.headers.get("User-Agent", "")))
+                                 device_name=data.get("device_name", ""), next=_safe_next(data.get("next")))
+    session = await start_session(user, _device_name(data))
     if wants_json():
         return jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name})
     return redirect(_safe_next(data.get("next")), 303)
+
+
+def _device_name(data: dict) -> str:
+    """The name the person gave this device on the form, else one from its browser."""
+    given = data.get("device_name")
+    if isinstance(given, str) and given.strip():
+        return clean_device_name(given[:64])
+    return device_name_from_user_agent(request.headers.get("User-Agent", ""))
 
 
 @blueprint.post("/account/logout")
@@ -187,7 +195,7 @@ async def post_password():
     async with current_app.db.transaction() as conn:
         await users_model.update_user_password(conn, principal.user_id, password_hash)
         ended = await sessions_model.delete_other_sessions(conn, principal.user_id, keep)
-    await publish_revoked(principal.user_id, [f"s{session_id}" for session_id in ended])
+    await publish_revoked(principal.user_id, [f"s{session_id}" for session_id in ended], by=principal.device_name)
     if wants_json():
         return jsonify(ok=True, sessions_ended=len(ended))
     return await render_template("account/profile.html", profile=await _profile_data(principal),
@@ -286,10 +294,28 @@ async def delete_device(session_id: int):
         deleted = await sessions_model.delete_session(conn, principal.user_id, session_id)
     if not deleted:
         raise APIError(404, "not_found", "No device with that id.")
-    await publish_revoked(principal.user_id, [f"s{session_id}"])
+    await publish_revoked(principal.user_id, [f"s{session_id}"], by=principal.device_name)
     if principal.device_kind == "session" and principal.device_id == session_id:
         logout_user()
     return _done()
+
+
+@blueprint.post("/account/sessions/log-out-others")
+@responds({200: schema.LoggedOutOthers})
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
+@login_required
+async def log_out_other_devices():
+    """Every session but this one ends and its sockets close (an API token
+    asking ends them all: it is no session itself). Tokens stay."""
+    principal = await require_principal()
+    keep = principal.device_id if principal.device_kind == "session" else None
+    async with current_app.db.transaction() as conn:
+        ended = await sessions_model.delete_other_sessions(conn, principal.user_id, keep)
+    await publish_revoked(principal.user_id, [f"s{session_id}" for session_id in ended], by=principal.device_name)
+    if wants_json():
+        return jsonify(ok=True, sessions_ended=len(ended))
+    return redirect("/account/profile", 303)
 
 
 @blueprint.patch("/account/sessions/<int:session_id>")

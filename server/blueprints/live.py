@@ -39,6 +39,17 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_REVOKED = 4401
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 §5.5: a control frame's payload is at most 125 bytes
+
+
+def revoked_reason(by: str | None) -> str:
+    """The 4401 close reason; the app shows it ("logged out from Laptop")."""
+    if not by:
+        return "this device was logged out"
+    reason = f"logged out from {by}"
+    while len(reason.encode()) > MAX_CLOSE_REASON_BYTES:
+        reason = reason[:-1]
+    return reason
 HEARTBEAT_TIMEOUT = 60.0  # for clients that send `ping`: silence this long means a dead link
 RATE_PER_SECOND = 10.0
 RATE_BURST = 30.0
@@ -272,7 +283,7 @@ async def _pass_on(conn: LiveConnection, message, reader: asyncio.Task) -> bool:
         if event["type"] == "_presence":
             await conn.send_devices()
         elif event["type"] == "_revoke" and conn.principal.device_key in event["devices"]:
-            await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
+            await conn.socket.close(CLOSE_REVOKED, revoked_reason(event.get("by")))
             return False
     else:
         # Already-encoded JSON: one encode per event, not per socket.

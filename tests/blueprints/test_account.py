@@ -146,6 +146,16 @@ async def test_login_json_with_any_case_of_the_username(client):
     assert (await client.get("/file/buffer")).status_code == 204
 
 
+async def test_login_takes_the_name_the_person_gives_the_device(client):
+    await register(client.app.test_client(), "alice")
+    response = await client.post("/account/login", headers={"User-Agent": CHROME_ANDROID}, json={
+        "username": "alice", "password": PASSWORD, "device_name": "  Sam's phone\x07 "})
+    assert (await response.get_json())["device"]["name"] == "Sam's phone"
+    blank = await client.app.test_client().post("/account/login", headers={"User-Agent": CHROME_ANDROID}, json={
+        "username": "alice", "password": PASSWORD, "device_name": " "})
+    assert (await blank.get_json())["device"]["name"] == "Chrome on Android"
+
+
 async def test_login_bad_credentials_are_401_with_one_message(client):
     await register(client.app.test_client(), "alice")
     wrong_password = await error_of(await login(client, "alice", "not the password"), 401, "invalid_credentials")

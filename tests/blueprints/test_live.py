@@ -416,3 +416,12 @@ async def test_the_socket_is_found_below_a_root_path(app, alice):
     assert sent[0] == {"type": "websocket.accept"}
     sent = await raw_socket(app, headers, path="/ws", root_path="/cb")
     assert sent[0]["status"] == 404
+
+
+def test_the_revoked_close_reason_names_the_device_and_fits_a_close_frame():
+    from server.blueprints.live import revoked_reason
+
+    assert revoked_reason(None) == "this device was logged out"
+    assert revoked_reason("Laptop") == "logged out from Laptop"
+    long = revoked_reason("ü" * 64)  # 64 characters, 128 bytes
+    assert len(long.encode()) <= 123 and long.startswith("logged out from ü")
