@@ -192,14 +192,14 @@ class PairingState(Strict):
 
 
 class PairingApproval(Strict):
-    payload: str | None = Field(None, max_length=16384,
+    payload: str | None = Field(None, max_length=4096,
                                 description="Opaque, handed to the new device once (e.g. a key wrapped for it).")
 
 
 class PairingRequest(Strict):
     code: str = Field(min_length=1, max_length=32)
     device_name: str = Field(min_length=1, max_length=64)
-    payload: str | None = Field(None, max_length=16384,
+    payload: str | None = Field(None, max_length=4096,
                                 description="Opaque, shown to the approving device (e.g. this device's public key).")
 
 

@@ -35,7 +35,7 @@ from .models.pairings import Pairing
 PAIRING_SECONDS = 120
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 CODE_LENGTH = 10
-MAX_PAYLOAD_CHARS = 16 * 1024
+MAX_PAYLOAD_CHARS = 4096  # a public key or a wrapped key is far less; any JSON of it stays under the 64 KiB body limit
 _CONFUSABLE = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
 
 
@@ -75,6 +75,10 @@ def check_payload(value) -> str | None:
     return value
 
 
+def no_such_pairing() -> APIError:
+    return APIError(404, "not_found", "No such pairing: it may have expired or been completed.")
+
+
 def invalid_code() -> APIError:
     return APIError(404, "invalid_code", "That code is not valid: it may have expired (codes last 2 minutes), "
                                          "been used already, or been mistyped.")
@@ -110,7 +114,7 @@ async def decide(user_id: int, pairing_id: int, approve: bool, payload: str | No
     now = time.time()
     async with current_app.db.transaction() as conn:
         if await pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
-            raise APIError(404, "not_found", "No such pairing: it may have expired or been completed.")
+            raise no_such_pairing()
         pairing = await pairings_model.decide_pairing(conn, user_id, pairing_id,
                                                       "approved" if approve else "refused",
                                                       payload if approve else None, now)

@@ -66,7 +66,7 @@ async def get_pairing(pairing_id: int):
     principal = await require_principal()
     found = await pairings_model.select_pairing(current_app.db.reader, principal.user_id, pairing_id, time.time())
     if found is None:
-        raise APIError(404, "not_found", "No such pairing: it may have expired or been completed.")
+        raise pairing.no_such_pairing()
     return jsonify(pairing.pairing_message(found))
 
 
@@ -144,6 +144,10 @@ def _claim() -> str:
     return claim
 
 
+def _expired_claim() -> APIError:
+    return APIError(404, "invalid_claim", "This request to join has expired: enter a new code.")
+
+
 @blueprint.get("/pair/wait")
 @rate_limit(limits=ratelimits.PAGE)
 @public
@@ -160,7 +164,7 @@ async def get_join_status():
     found = await pairings_model.select_pairing_by_claim(current_app.db.reader, pairing.claim_digest(_claim()),
                                                          time.time())
     if found is None:
-        raise APIError(404, "invalid_claim", "This request to join has expired: enter a new code.")
+        raise _expired_claim()
     return jsonify(status=found.status, expires_at=found.expires_at)
 
 
@@ -177,7 +181,7 @@ async def post_join_complete():
     if taken is None:
         found = await pairings_model.select_pairing_by_claim(current_app.db.reader, digest, time.time())
         if found is None:
-            raise APIError(404, "invalid_claim", "This request to join has expired: enter a new code.")
+            raise _expired_claim()
         if found.status == "refused":
             raise APIError(409, "refused", "The other device refused this one.")
         raise APIError(409, "not_approved", "The other device has not answered yet.")
