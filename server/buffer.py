@@ -19,7 +19,7 @@ from .models import files as files_model
 from .models import items as items_model
 from .models import users as users_model
 from .models.items import Item
-from .share_links import derive_token, new_nonce
+from .share_links import derive_token, new_nonce, reusable_token
 from .storage import Upload, served_mime
 
 INLINE_TEXT_BYTES = 64 * 1024  # texts up to this ride along in the event
@@ -267,9 +267,10 @@ async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: 
         if item is None or item.kind != "file":
             raise APIError(404, "not_found", "No file with that id is in your buffer history.")
         if not new:
-            existing = await files_model.select_reusable_share(conn, principal.user_id, item.file_id, now)
-            if existing is not None:
-                return derive_token(existing.nonce), existing, True
+            for existing in await files_model.select_reusable_shares(conn, principal.user_id, item.file_id, now):
+                token = reusable_token(existing)
+                if token is not None:
+                    return token, existing, True
         token, share = await _insert_share(conn, principal.user_id, item.file_id, now, lifetime)
     return token, share, False
 

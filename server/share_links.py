@@ -18,6 +18,7 @@ import qrcode.image.svg
 from quart import current_app, request
 
 from .models.files import Share
+from .models.sessions import hash_secret
 
 MAX_TOKEN_CHARS = 128
 NONCE_BYTES = 16
@@ -38,6 +39,16 @@ def public_base_url() -> str:
     return configured or request.host_url.rstrip("/")
 
 
+def reusable_token(share: Share) -> str | None:
+    """The link's token derived again, or None if it cannot be: a row from
+    before migration 2, or a secret key changed since it was made (the old
+    link still opens; this server just cannot hand it out again)."""
+    if share.nonce is None:
+        return None
+    token = derive_token(share.nonce)
+    return token if hmac.compare_digest(hash_secret(token), share.token_hash) else None
+
+
 def share_json(token: str, share: Share, *, reused: bool = False) -> dict:
     base = public_base_url()
     return {
@@ -56,8 +67,8 @@ def share_json(token: str, share: Share, *, reused: bool = False) -> dict:
 def link_json(share: Share) -> dict:
     """A live link as listed beside its file (no token if it cannot be derived)."""
     data = {"id": share.id, "created_at": share.created_at, "expires_at": share.expires_at}
-    if share.nonce is not None:
-        token = derive_token(share.nonce)
+    token = reusable_token(share)
+    if token is not None:
         data["url"] = f"{public_base_url()}/file/get?token={token}"
         data["token"] = token
     return data

@@ -35,11 +35,12 @@ class Share:
     expires_at: float
     file: StoredFile
     nonce: bytes | None = None  # what the token is derived from (share_links.derive_token)
+    token_hash: bytes | None = None
 
 
 _FILE_COLUMNS = "f.id, f.user_id, f.stored_name, f.filename, f.mime, f.size, f.created_at, f.expires_at"
 _SHARE_COLUMNS = ("s.id AS share_id, s.created_at AS share_created_at, s.expires_at AS share_expires_at,"
-                  " s.nonce AS share_nonce")
+                  " s.nonce AS share_nonce, s.token_hash AS share_token_hash")
 
 
 def _share(row: aiosqlite.Row) -> Share:
@@ -48,8 +49,9 @@ def _share(row: aiosqlite.Row) -> Share:
     created_at = data.pop("share_created_at")
     expires_at = data.pop("share_expires_at")
     nonce = data.pop("share_nonce")
+    token_hash = data.pop("share_token_hash")
     stored = StoredFile(**data)
-    return Share(share_id, stored.user_id, stored.id, created_at, expires_at, stored, nonce)
+    return Share(share_id, stored.user_id, stored.id, created_at, expires_at, stored, nonce, token_hash)
 
 
 async def insert_file(
@@ -122,17 +124,17 @@ async def select_share(conn: aiosqlite.Connection, user_id: int, share_id: int) 
     return None if row is None else _share(row)
 
 
-async def select_reusable_share(conn: aiosqlite.Connection, user_id: int, file_id: int, now: float) -> Share | None:
-    """The file's live link with the most time left whose token can be
-    derived again (rows from before migration 2 have no nonce)."""
+async def select_reusable_shares(conn: aiosqlite.Connection, user_id: int, file_id: int, now: float) -> list[Share]:
+    """The file's live links that may be handed out again, most time left
+    first (rows from before migration 2 have no nonce; the caller also checks
+    the derived token against the hash)."""
     async with conn.execute(
         f"SELECT {_FILE_COLUMNS}, {_SHARE_COLUMNS} FROM shares s JOIN files f ON f.id = s.file_id"
         " WHERE s.user_id = ? AND s.file_id = ? AND s.expires_at > ? AND f.expires_at > ? AND s.nonce IS NOT NULL"
-        " ORDER BY s.expires_at DESC LIMIT 1",
+        " ORDER BY s.expires_at DESC",
         (user_id, file_id, now, now),
     ) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else _share(row)
+        return [_share(row) for row in await cursor.fetchall()]
 
 
 async def count_live_shares(conn: aiosqlite.Connection, user_id: int, now: float) -> int:

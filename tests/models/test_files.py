@@ -71,9 +71,9 @@ async def test_a_reusable_share_is_the_live_one_with_a_nonce_and_most_time_left(
         longest = await files_model.insert_share(conn, user.id, stored.id, "long", b"n2", 900.0)
         await conn.execute("INSERT INTO shares (user_id, file_id, token_hash, created_at, expires_at)"
                            " VALUES (?, ?, x'00', 0, 2000)", (user.id, stored.id))  # from before migration 2
-    found = await files_model.select_reusable_share(db.reader, user.id, stored.id, 100.0)
-    assert (found.id, found.nonce) == (longest.id, b"n2")
-    assert await files_model.select_reusable_share(db.reader, user.id, stored.id, 900.0) is None
+    found = await files_model.select_reusable_shares(db.reader, user.id, stored.id, 100.0)
+    assert [(share.id, share.nonce) for share in found][0] == (longest.id, b"n2") and len(found) == 2
+    assert await files_model.select_reusable_shares(db.reader, user.id, stored.id, 900.0) == []
     assert await files_model.count_live_shares(db.reader, user.id, 100.0) == 3
     assert await files_model.count_live_shares(db.reader, user.id, 600.0) == 2
 
