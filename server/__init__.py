@@ -19,6 +19,7 @@ from .log_safety import request_for_log
 from .presence import create_presence
 from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
+from .reveal_once import init_reveal_once
 from .storage import Storage
 from .sweeper import run_sweeper
 from .patches import apply_app_patches
@@ -51,6 +52,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     if secure is None:
         secure = bool(settings["PUBLIC_URL"] and settings["PUBLIC_URL"].startswith("https://"))
     app.config["QUART_AUTH_COOKIE_SECURE"] = secure
+    init_reveal_once(app, secure)
     app.config["TEMPLATES_AUTO_RELOAD"] = False
     init_auth(app)
 
@@ -69,14 +71,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.before_request(check_same_origin)
     app.after_request(_security_headers)
 
-    from .blueprints import account, api_docs, buffer, files, pwa, system
+    from .blueprints import account, api_docs, buffer, files, pairing, pwa, system
     from .live.connection import LiveSocketsFirst
     from .live.keepalive import KeepAlive
 
     app.asgi_app = LiveSocketsFirst(app, app.asgi_app, KeepAlive(app))
 
-    for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pwa.blueprint, system.blueprint,
-                      api_docs.blueprint):
+    for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pairing.blueprint, pwa.blueprint,
+                      system.blueprint, api_docs.blueprint):
         app.register_blueprint(blueprint)
 
     @app.before_serving

@@ -75,6 +75,8 @@ class Registration(Strict):
 class Credentials(Strict):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+    device_name: str | None = Field(None, max_length=64,
+                                    description="A name for this device; by default one from its User-Agent.")
     next: str | None = Field(None, max_length=2048)
 
 
@@ -119,6 +121,11 @@ class PasswordChanged(Strict):
     tokens_ended: int = Field(ge=0, description="API tokens revoked (none with keep_tokens); their sockets close too.")
 
 
+class LoggedOutOthers(Strict):
+    ok: Literal[True]
+    sessions_ended: int = Field(ge=0, description="Other sessions logged out (their sockets close with 4401).")
+
+
 class Item(Strict):
     """A buffer item. Its content is at GET /file/buffer/items/{id}."""
 
@@ -131,21 +138,102 @@ class Item(Strict):
     created_at: float
     expires_at: float
     filename: str | None = None
+    links: list["LiveLink"] | None = Field(
+        None, description="A file's live share links, most time left first (in GET /file/buffer/items).")
 
 
 class Items(Strict):
     items: list[Item]
 
 
+class LiveLink(Strict):
+    """A live share link of a file. url and token are missing only for links
+    made before this server could hand a link out again."""
+
+    id: int
+    created_at: float
+    expires_at: float
+    url: str | None = None
+    token: str | None = None
+
+
+Item.model_rebuild()  # its `links` names LiveLink, defined just above
+
+
+class ShareRequest(Strict):
+    expires_in: int | None = Field(
+        None, ge=60, description="Seconds the link lives, up to CLOUDBUFFER_SHARE_MAX_SECONDS; "
+                                 "default CLOUDBUFFER_EXPIRE_SECONDS. Ignored when a live link is reused.")
+    new: bool = Field(False, description="Make a new link even when the file has a live one.")
+
+
 class Share(Strict):
     """A share link: anyone with the URL may download until expires_at."""
 
+    id: int = Field(description="Delete it with DELETE /account/shares/{id}.")
     token: str
     url: str
     qr_url: str
     filename: str
     size: int = Field(ge=0)
+    created_at: float
+    expires_at: float = Field(description="When the link ends; the file is kept at least this long.")
+    reused: bool = Field(description="True when this is the file's existing live link (200), not a new one (201).")
+
+
+class PairingCode(Strict):
+    """A one-time code for "Add a device" (single use, 2 minutes)."""
+
+    id: int
+    code: str = Field(description="ABCDE-FGHJK: 10 Crockford base32 characters; case, dashes, O/0 and I/L/1 are forgiven.")
+    url: str = Field(description="The link the QR code holds: /pair?code=….")
+    qr_svg: str = Field(description="The QR code of `url`, as an SVG document.")
     expires_at: float
+
+
+class PairingState(Strict):
+    """A pairing as its account sees it; also the live `pairing` message."""
+
+    type: Literal["pairing"]
+    id: int
+    status: Literal["open", "claimed", "approved", "refused"]
+    device_name: str | None = Field(description="The name the new device asked for, once it has claimed the code.")
+    request_payload: str | None = Field(description="The new device's opaque payload (e.g. its public key), until answered.")
+    expires_at: float
+
+
+class PairingApproval(Strict):
+    payload: str | None = Field(None, max_length=4096,
+                                description="Opaque, handed to the new device once (e.g. a key wrapped for it).")
+
+
+class PairingRequest(Strict):
+    code: str = Field(min_length=1, max_length=32)
+    device_name: str = Field(min_length=1, max_length=64)
+    payload: str | None = Field(None, max_length=4096,
+                                description="Opaque, shown to the approving device (e.g. this device's public key).")
+
+
+class PairingClaim(Strict):
+    """The code is used up; wait with `claim` (also set as a cookie on /pair)."""
+
+    claim: str = Field(description="Send it back as X-Pairing-Claim (or the cookie) to /pair/status and /pair/complete.")
+    status: Literal["claimed"]
+    expires_at: float
+
+
+class PairingStatus(Strict):
+    status: Literal["claimed", "approved", "refused"]
+    expires_at: float
+
+
+class PairingDone(Strict):
+    """The new session (its cookie is set) and the approving device's payload."""
+
+    id: int
+    username: str
+    device: DeviceRef
+    payload: str | None
 
 
 class TokenCreated(Strict):
@@ -297,7 +385,7 @@ def openapi(extra: dict[str, Any] | None = None, errors: tuple[int, ...] = ()):
 # Pages for people and the app shell: not part of the API.
 HIDDEN_ENDPOINTS = {
     "account.get_register", "account.get_login", "files.get_load", "api_docs.get_docs",
-    "api_docs.get_openapi", "static",
+    "api_docs.get_openapi", "static", "pairing.get_pair_page", "pairing.get_join_page", "pairing.get_wait_page",
 }
 HIDDEN_BLUEPRINTS = {"pwa"}
 # Aliases for HTML forms (which can only GET and POST) and the original spelling.
@@ -449,7 +537,12 @@ BUFFER_BODY = {
 UPLOAD_FORM = {
     "description": "Stores a file as a share link: a multipart form with exactly one `file` field "
                    "(its filename is required). Answers JSON when asked (Accept: application/json), "
-                   "else the page with the link and its QR code.",
+                   "else the page with the link and its QR code. Past CLOUDBUFFER_MAX_SHARES live links: 409 "
+                   "`too_many_links`, before the file is read.",
+    "parameters": [{"name": "expires_in", "in": "query", "required": False,
+                    "description": "Seconds the link lives (60 up to CLOUDBUFFER_SHARE_MAX_SECONDS); "
+                                   "default CLOUDBUFFER_EXPIRE_SECONDS.",
+                    "schema": {"type": "integer", "minimum": 60}}],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},
@@ -461,7 +554,9 @@ TOKEN_QUERY = {"parameters": [{"name": "token", "in": "query", "required": True,
 
 SHARED_FILE = {
     "description": "The shared file, to anyone holding the token, until the link expires. Always an "
-                   "attachment, sandboxed by its Content-Security-Policy, never sniffed.",
+                   "attachment, sandboxed by its Content-Security-Policy, never sniffed. A browser "
+                   "(Accept ranking text/html above */*) gets the link's landing page instead, unless "
+                   "?download=1; ?preview=1 is the landing page's inline frame of a PDF.",
     "responses": {"200": {"description": "The file (its own type; Range requests honoured).",
                           "content": {"*/*": _ANY_FILE}}},
 }

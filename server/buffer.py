@@ -7,7 +7,7 @@ history length, seq in the same transaction, and the broker event after commit.
 from __future__ import annotations
 
 import json
-import secrets
+import re
 import time
 from typing import Any
 
@@ -19,6 +19,7 @@ from .models import files as files_model
 from .models import items as items_model
 from .models import users as users_model
 from .models.items import Item
+from .share_links import derive_token, new_nonce, reusable_token
 from .storage import Upload, served_mime
 
 INLINE_TEXT_BYTES = 64 * 1024  # texts up to this ride along in the event
@@ -160,8 +161,9 @@ async def _insert_file(conn, principal: Principal, upload: Upload, filename: str
 async def _trim(conn, user_id: int) -> list[str]:
     settings = _settings()
     await items_model.delete_items_beyond(conn, user_id, settings["HISTORY_SIZE"])
-    removed = await files_model.delete_files_over_cap(conn, user_id, settings["MAX_FILES"])
-    return removed + await files_model.delete_unreferenced_files(conn, user_id)
+    await files_model.delete_items_of_files_over_cap(conn, user_id, settings["MAX_FILES"])
+    # A file leaves the disk only once neither the history nor a link needs it.
+    return await files_model.delete_unreferenced_files(conn, user_id)
 
 
 async def _commit_upload_row(upload: Upload, write):
@@ -194,33 +196,83 @@ async def store_file_item(principal: Principal, upload: Upload, filename: str, m
     return item
 
 
-async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str):
+def share_lifetime(raw: Any) -> int:
+    """Seconds a new link lives: the person's choice (`expires_in`) up to
+    SHARE_MAX_SECONDS, else EXPIRE_SECONDS (or the maximum, if lower)."""
+    settings = _settings()
+    longest = settings["SHARE_MAX_SECONDS"]
+    if raw is None:
+        return min(settings["EXPIRE_SECONDS"], longest)
+    # Only plain digits (or a JSON integer): int() would also take " 60", "6_0" and "٦٠".
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        seconds = raw
+    elif isinstance(raw, str) and re.fullmatch(r"[0-9]{1,12}", raw):
+        seconds = int(raw)
+    else:
+        seconds = 0
+    if not MIN_SHARE_SECONDS <= seconds <= longest:
+        raise APIError(400, "invalid_expiry",
+                       f"expires_in is a whole number of seconds from {MIN_SHARE_SECONDS} to {longest}.")
+    return seconds
+
+
+MIN_SHARE_SECONDS = 60
+
+
+def _too_many_links() -> APIError:
+    limit = _settings()["MAX_SHARES"]
+    return APIError(409, "too_many_links",
+                    f"You have {limit} live share links, the most this server allows. "
+                    "Delete one on your profile page or wait for one to expire.")
+
+
+async def check_share_room(user_id: int) -> None:
+    """Refuse early (before an upload is received) when no link can be added."""
+    if await files_model.count_live_shares(current_app.db.reader, user_id, time.time()) >= _settings()["MAX_SHARES"]:
+        raise _too_many_links()
+
+
+async def _insert_share(conn, user_id: int, file_id: int, now: float, lifetime: int):
+    # Counted inside the write transaction, so parallel requests cannot both
+    # take the last place.
+    if await files_model.count_live_shares(conn, user_id, now) >= _settings()["MAX_SHARES"]:
+        raise _too_many_links()
+    nonce = new_nonce()
+    token = derive_token(nonce)
+    # The file lives at least as long as its link; the history's own expiry
+    # and trims no longer decide for it.
+    await files_model.extend_file_expiry(conn, file_id, now + lifetime)
+    return token, await files_model.insert_share(conn, user_id, file_id, token, nonce, now + lifetime)
+
+
+async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str, lifetime: int):
     """A /file/load upload: a stored file with a share link, not a buffer item."""
-    token = secrets.token_urlsafe(24)
 
     async def write(conn):
         now = time.time()
         stored = await _insert_file(conn, principal, upload, filename, mime, now)
-        await files_model.insert_share(conn, principal.user_id, stored.id, token, stored.expires_at)
-        return principal.user_id, stored
+        token, share = await _insert_share(conn, principal.user_id, stored.id, now, lifetime)
+        return principal.user_id, token, share
 
-    _, stored = await _commit_upload_row(upload, write)
-    return token, stored
+    _, token, share = await _commit_upload_row(upload, write)
+    return token, share
 
 
-async def share_item(principal: Principal, item_id: int):
-    """A share link for a file already in the history."""
+async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: bool = False):
+    """A share link for a file in the history: its live link if it has one
+    (unless `new`), else a new one. Returns (token, share, reused)."""
     now = time.time()
-    token = secrets.token_urlsafe(24)
     async with current_app.db.transaction() as conn:
         item = await items_model.select_item(conn, principal.user_id, item_id, now)
         if item is None or item.kind != "file":
             raise APIError(404, "not_found", "No file with that id is in your buffer history.")
-        expires_at = now + _settings()["EXPIRE_SECONDS"]
-        await files_model.extend_file_expiry(conn, item.file_id, expires_at)
-        await files_model.insert_share(conn, principal.user_id, item.file_id, token, expires_at)
-        stored = await files_model.select_file(conn, principal.user_id, item.file_id, now)
-    return token, stored
+        if not new:
+            for existing in await files_model.select_reusable_shares(conn, principal.user_id, item.file_id, now):
+                token = reusable_token(existing)
+                if token is not None:
+                    return token, existing, True
+        token, share = await _insert_share(conn, principal.user_id, item.file_id, now, lifetime)
+    return token, share, False
 
 
 async def delete_item(principal: Principal, item_id: int) -> None:
@@ -233,8 +285,12 @@ async def delete_item(principal: Principal, item_id: int) -> None:
     await publish_current(principal.user_id)
 
 
-async def publish_revoked(user_id: int, device_keys: list[str]) -> None:
+async def publish_revoked(user_id: int, device_keys: list[str], by: str | None = None) -> None:
     """Tell every worker to close these devices' sockets (logout, revoke).
     The `_revoke` type is internal: the live endpoint acts on it and never
-    forwards it to clients."""
-    await publish(user_id, {"type": "_revoke", "devices": device_keys})
+    forwards it to clients. `by`: the device that did it, named in the close
+    reason so the logged-out device can say why."""
+    event: dict[str, Any] = {"type": "_revoke", "devices": device_keys}
+    if by:
+        event["by"] = by
+    await publish(user_id, event)

@@ -105,8 +105,10 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATA_DIR", "user_files", str, "Directory for the SQLite database, uploaded files and the generated secret key; owner-only (0700 directories, 0600 files), an older looser one is tightened at start-up."),
     Setting("SECRET_KEY", None, _secret, "Key that signs session cookies (at least 32 characters). If unset, one is generated once and kept in DATA_DIR/secret_key (mode 0600)."),
-    Setting("EXPIRE_SECONDS", 7200, _positive_int, "Lifetime of buffer items and share links, in seconds."),
-    Setting("MAX_FILES", 10, _positive_int, "Files kept per user (buffer files and share links); over it the oldest go."),
+    Setting("EXPIRE_SECONDS", 7200, _positive_int, "Lifetime of buffer items, in seconds, and of a share link whose owner chose none."),
+    Setting("MAX_FILES", 10, _positive_int, "Files kept per user in the buffer history; over it the oldest leave the history (a file that has a live share link stays for its link)."),
+    Setting("MAX_SHARES", 20, _positive_int, "Live share links per user, counted apart from MAX_FILES; past it a new link is refused with 409 until one expires or is deleted. A link ends only at its own expiry or when its owner deletes it."),
+    Setting("SHARE_MAX_SECONDS", 7 * 24 * 3600, _positive_int, "Longest lifetime a person may choose for a share link, in seconds."),
     Setting("HISTORY_SIZE", 20, _positive_int, "Buffer items (text and files) kept per user; the newest is the buffer."),
     Setting("MAX_UPLOAD_BYTES", 1024**3, _positive_int, "Largest accepted file or text body, in bytes; enforced while streaming."),
     Setting("MAX_TEXT_BYTES", 1024**2, _positive_int, "Largest text item, in bytes (texts live in the database; send bigger ones as files)."),

@@ -87,6 +87,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX shares_file ON shares(file_id);
     CREATE INDEX shares_expiry ON shares(expires_at);
     """,
+    # 2: a share link's token is derived from this random nonce and the
+    # server's secret key (share_links.derive_token), so sharing the same file
+    # again can hand back the same link while the database still holds no
+    # usable token. Older rows have none and are simply not reused.
+    """
+    ALTER TABLE shares ADD COLUMN nonce BLOB;
+    """,
+    # 3: "Add a device" (server/pairing.py). Only digests of the code and of
+    # the waiting device's claim are kept; the opaque payloads (a public key,
+    # a wrapped key) live only until the new device has taken the approval.
+    """
+    CREATE TABLE pairings (
+        id               INTEGER PRIMARY KEY,
+        user_id          INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        session_id       INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        code_digest      BLOB NOT NULL UNIQUE,
+        claim_digest     BLOB UNIQUE,
+        status           TEXT NOT NULL CHECK (status IN ('open', 'claimed', 'approved', 'refused')),
+        device_name      TEXT,
+        request_payload  TEXT,
+        approval_payload TEXT,
+        created_at       REAL NOT NULL,
+        expires_at       REAL NOT NULL
+    );
+    CREATE INDEX pairings_user ON pairings(user_id);
+    CREATE INDEX pairings_expiry ON pairings(expires_at);
+    """,
 )
 
 

@@ -58,7 +58,10 @@ def _range_applies(response: Response) -> bool:
         ignore_if_range=False)
 
 
-async def file_response(stored: StoredFile, *, data_type: str | None = None) -> Response:
+async def file_response(stored: StoredFile, *, data_type: str | None = None, disposition: str = "attachment",
+                        csp: str | None = None) -> Response:
+    """The file with DOWNLOAD_HEADERS. Only the share page's PDF frame asks
+    for `disposition="inline"` and its own `csp` (server/previews.py)."""
     path = current_app.storage.path_of(stored.stored_name)
     try:
         response = await send_file(path, mimetype=served_mime(stored.mime), conditional=False)
@@ -76,8 +79,10 @@ async def file_response(stored: StoredFile, *, data_type: str | None = None) -> 
             response.status_code = 206
             response.content_length = stop - start
             response.content_range = ContentRange("bytes", start, stop, size)
-    response.headers["Content-Disposition"] = content_disposition(stored.filename)
+    response.headers["Content-Disposition"] = content_disposition(stored.filename, disposition)
     response.headers.update(DOWNLOAD_HEADERS)
+    if csp is not None:
+        response.headers["Content-Security-Policy"] = csp
     response.headers.pop("Expires", None)
     response.headers["Accept-Ranges"] = "bytes"
     if data_type is not None:

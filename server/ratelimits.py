@@ -138,6 +138,14 @@ ACCOUNT_WRITE = [_limit(60, MINUTE, user_key)]
 READ = [_limit(600, MINUTE, user_key)]
 # Pages and the API description, per address.
 PAGE = [_limit(300, MINUTE, ip_key)]
+# "Add a device": a logged-in device shows at most 10 codes per 10 minutes
+# (its user's count); a new device tries at most 10 codes a minute from one
+# address and 30 an hour. A code has 50 random bits and lives 2 minutes, so
+# even a million addresses would need millions of years to hit one.
+PAIR_CREATE = [_limit(10, 10 * MINUTE, user_key)]
+PAIR_CLAIM = [_limit(10, MINUTE, ip_key), _limit(30, HOUR, ip_key)]
+# The waiting device asks for news about once a second.
+PAIR_WAIT = [_limit(240, MINUTE, ip_key)]
 
 
 # --- where counts are kept ---------------------------------------------------

@@ -1,15 +1,37 @@
-"""Share links: their JSON, absolute URL and QR code."""
+"""Share links: their tokens, JSON, absolute URL and QR code.
+
+A link's token is HMAC(secret key, the row's random nonce). The database
+keeps the nonce and a hash of the token, never the token: a copy of the
+database alone opens no link, while the server can hand the same link out
+again when its owner shares the same file twice.
+"""
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
+import secrets
 
 import qrcode
 import qrcode.image.svg
 from quart import current_app, request
 
-from .models.files import StoredFile
+from .models.files import Share
+from .models.sessions import hash_secret
 
 MAX_TOKEN_CHARS = 128
+NONCE_BYTES = 16
+
+
+def new_nonce() -> bytes:
+    return secrets.token_bytes(NONCE_BYTES)
+
+
+def derive_token(nonce: bytes) -> str:
+    """32 URL-safe characters (192 bits), like secrets.token_urlsafe(24)."""
+    digest = hmac.new(current_app.secret_key.encode(), b"cloudbuffer share link\0" + nonce, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
 def public_base_url() -> str:
@@ -17,16 +39,39 @@ def public_base_url() -> str:
     return configured or request.host_url.rstrip("/")
 
 
-def share_json(token: str, stored: StoredFile) -> dict:
+def reusable_token(share: Share) -> str | None:
+    """The link's token derived again, or None if it cannot be: a row from
+    before migration 2, or a secret key changed since it was made (the old
+    link still opens; this server just cannot hand it out again)."""
+    if share.nonce is None:
+        return None
+    token = derive_token(share.nonce)
+    return token if hmac.compare_digest(hash_secret(token), share.token_hash) else None
+
+
+def share_json(token: str, share: Share, *, reused: bool = False) -> dict:
     base = public_base_url()
     return {
+        "id": share.id,
         "token": token,
         "url": f"{base}/file/get?token={token}",
         "qr_url": f"{base}/file/qr?token={token}",
-        "filename": stored.filename,
-        "size": stored.size,
-        "expires_at": stored.expires_at,
+        "filename": share.file.filename,
+        "size": share.file.size,
+        "created_at": share.created_at,
+        "expires_at": share.expires_at,
+        "reused": reused,
     }
+
+
+def link_json(share: Share) -> dict:
+    """A live link as listed beside its file (no token if it cannot be derived)."""
+    data = {"id": share.id, "created_at": share.created_at, "expires_at": share.expires_at}
+    token = reusable_token(share)
+    if token is not None:
+        data["url"] = f"{public_base_url()}/file/get?token={token}"
+        data["token"] = token
+    return data
 
 
 def qr_svg(data: str) -> bytes:

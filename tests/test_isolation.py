@@ -48,7 +48,9 @@ def test_a_never_reaches_b(live_server_factory, tmp_path):  # noqa: F811
     b_share = b.post("/file/load", files={"file": (B_NAMES[1], B_SHARED)}).json()
     b_item_share = b.post(f"/file/buffer/items/{b_file['id']}/share").json()
     b_profile = b.get("/account/profile").json()
+    b_pairing = b.post("/account/pairings").json()
     b_ids = {
+        "pairing_id": [b_pairing["id"]],
         "item_id": [b_text["id"], b_file["id"]],
         "session_id": [b_device["id"]],
         "token_id": [t["id"] for t in b_profile["tokens"]],
@@ -130,6 +132,7 @@ def test_a_never_reaches_b(live_server_factory, tmp_path):  # noqa: F811
         assert [t["id"] for t in profile["tokens"]] == b_ids["token_id"]
         assert [s["id"] for s in profile["shares"]] == b_ids["share_id"]
     assert b.get("/file/buffer").status_code == 200  # B's cookie session still works
+    assert b.get(f"/account/pairings/{b_pairing['id']}").json()["status"] == "open"  # nobody claimed or answered it
     assert httpx.get(b_share["url"]).content == B_SHARED
     b.close()
     a.close()

@@ -360,3 +360,23 @@ async def test_a_handshake_with_a_body_is_refused_and_holds_no_socket(live_serve
                 await ws.close()
     finally:
         await device.close()
+
+
+async def test_log_out_all_other_devices_says_who_in_the_close_reason(cluster):
+    phone = await Device(cluster, "olga", register=True).login()
+    laptop = await Device(cluster, "olga").login()
+    phone_ws, phone_ws_elsewhere = await sockets_on_two_workers(phone)
+    try:
+        me = (await laptop.http.get("/account/profile")).json()["device"]
+        assert (await laptop.http.patch(f"/account/sessions/{me['id']}", json={"name": "Work laptop"})).status_code == 200
+        response = await laptop.http.post("/account/sessions/log-out-others")
+        assert response.json() == {"ok": True, "sessions_ended": 1}
+        for ws in (phone_ws, phone_ws_elsewhere):
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(_drain(ws), CONVERGE_SECONDS)
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "logged out from Work laptop")
+        assert (await phone.http.get("/file/buffer")).status_code == 401
+        assert (await laptop.http.get("/file/buffer")).status_code == 204  # this device stays
+    finally:
+        await phone.close()
+        await laptop.close()

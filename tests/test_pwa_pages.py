@@ -59,7 +59,10 @@ async def test_signed_in_pages_share_the_header(client):
 async def test_profile_shows_a_new_token_once(client):
     await register(client, "alice")
     response = await client.post("/account/tokens", form={"name": "backup", "password": PASSWORD}, headers=HTML)
-    page = await response.get_data(as_text=True)
+    assert response.status_code == 303 and response.headers["Location"].startswith("/account/profile")
+    shown = await client.get("/account/profile", headers=HTML)
+    assert shown.headers["Cache-Control"] == "no-store"
+    page = await shown.get_data(as_text=True)
     token = re.search(r'id="new-token"[^>]*>(cb_[^<]+)<', page).group(1)
     assert "will not be shown again" in page and 'data-copy-from="new-token"' in page
     again = await (await client.get("/account/profile", headers=HTML)).get_data(as_text=True)

@@ -68,8 +68,13 @@ async def walk(app, client):
     share = await upload.get_json()
     item_id = (await text.get_json())["id"]
     module = sorted(JS_DIR.glob("*.js"))[0].name
+    pairing = await (await client.post("/account/pairings")).get_json()
+    # A device claiming the code: its claim cookie lets /pair/status answer.
+    claimed = await client.post("/pair", json={"code": pairing["code"], "device_name": "phone"})
+    assert claimed.status_code == 201
     values = {"item_id": item_id, "token": share["token"], "version": js_version(), "name": module,
-              "filename": "icons/icon.svg", "session_id": 1, "token_id": 1, "share_id": 1}
+              "filename": "icons/icon.svg", "session_id": 1, "token_id": 1, "share_id": 1,
+              "pairing_id": pairing["id"]}
     values_for = {"static": {"filename": "style.css"}}
 
     answers = []

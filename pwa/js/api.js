@@ -57,8 +57,12 @@ export function deleteItem(id) {
   return requestJSON(`/file/buffer/items/${id}`, {method: "DELETE"});
 }
 
-export function shareItem(id) {
-  return requestJSON(`/file/buffer/items/${id}/share`, {method: "POST"});
+/** The item's live link, or a new one; {new: true, expiresIn} always makes a new one. */
+export function shareItem(id, {new: makeNew = false, expiresIn} = {}) {
+  const body = makeNew ? {new: true, expires_in: expiresIn} : {};
+  return requestJSON(`/file/buffer/items/${id}/share`, {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+  });
 }
 
 export const itemURL = (id) => `/file/buffer/items/${id}`;

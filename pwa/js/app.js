@@ -9,6 +9,7 @@ import {forgetDevice} from "./forget-on-logout.js";
 import {LiveClient} from "./live.js";
 import {addPending, countPending, flushPending} from "./pending-shares.js";
 import {openShareDialog} from "./share-dialog.js";
+import {noteRevoked} from "./revoked-notice.js";
 import {loadState, saveState} from "./state.js";
 import {showToast} from "./toast.js";
 import {sendFiles, uploadWithRow} from "./uploads.js";
@@ -45,7 +46,7 @@ const actions = {
   },
   async share(item) {
     try {
-      await openShareDialog(item);
+      await openShareDialog(item, refreshHistory);
     } catch (error) {
       showToast(error.message, "error");
     }
@@ -167,8 +168,9 @@ live.addEventListener("state", ({detail}) => {
   if (detail === "connected") sendPending();
 });
 
-live.addEventListener("revoked", () => {
+live.addEventListener("revoked", ({detail: reason}) => {
   forgetDevice();
+  noteRevoked(reason);
   location.assign("/account/login");
 });
 

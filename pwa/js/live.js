@@ -4,7 +4,7 @@
 // about the buffer; the app listens to its events:
 //   "state"   detail: "connecting" | "connected" | "reconnecting" | "offline"
 //   "message" detail: a parsed server message ({type: "hello" | "buffer" | …})
-//   "revoked" this device was logged out (close code 4401)
+//   "revoked" this device was logged out (close code 4401; detail: the reason)
 // docs/protocol.md describes the messages.
 
 const PING_EVERY = 25_000; // the server drops pinging clients after 60 s of silence
@@ -89,7 +89,7 @@ export class LiveClient extends EventTarget {
       this.failWaiting(new Error("The connection was lost before the server confirmed."));
       if (event.code === 4401) {
         this.stopped = true;
-        this.dispatchEvent(new Event("revoked"));
+        this.dispatchEvent(new CustomEvent("revoked", {detail: event.reason}));
         return;
       }
       this.scheduleReconnect(event.code === 1013 ? TRY_AGAIN_LATER : null);

@@ -1,12 +1,14 @@
-// "Share link" on a file: ask the server for an expiring /file/get link and
-// show it with its QR code, expiry and a Copy-link button.
+// "Share link" on a file: the file's live link (the server hands the same
+// one back), or a new one with the lifetime the person picks; shown with its
+// QR code, expiry and time left, Copy link and, on phones, the share sheet.
 import {$} from "./dom.js";
 import {qrURL, shareItem} from "./api.js";
 import {copyText} from "./clipboard.js";
-import {absoluteTime, formatSize, isoTime} from "./format.js";
+import {absoluteTime, formatSize, isoTime, relativeTime} from "./format.js";
 import {showToast} from "./toast.js";
 
 const dialog = $("share-dialog");
+let shown = null; // {item, share, onChange}
 
 $("share-copy")?.addEventListener("click", async () => {
   try {
@@ -18,14 +20,51 @@ $("share-copy")?.addEventListener("click", async () => {
   }
 });
 
-export async function openShareDialog(item) {
-  const share = await shareItem(item.id);
+// The native share sheet is offered where there is one (phones, mostly).
+const nativeShare = $("share-native");
+if (nativeShare && typeof navigator.share === "function") {
+  nativeShare.hidden = false;
+  nativeShare.addEventListener("click", async () => {
+    const data = {title: shown.share.filename, url: shown.share.url};
+    if (navigator.canShare && !navigator.canShare(data)) return;
+    try {
+      await navigator.share(data);
+    } catch (error) {
+      if (error.name !== "AbortError") showToast(`Could not share: ${error.message}`, "error");
+    }
+  });
+}
+
+$("share-make-new")?.addEventListener("click", async () => {
+  if (!shown) return;
+  try {
+    const share = await shareItem(shown.item.id, {new: true, expiresIn: Number($("share-lifetime").value)});
+    show(share);
+    showToast(`New link, valid for ${relativeTime(share.expires_at).replace(/^in /, "")}.`);
+    shown.onChange?.();
+  } catch (error) {
+    showToast(error.message, "error");
+  }
+});
+
+function show(share) {
+  shown.share = share;
   $("share-name").textContent = share.filename;
   $("share-size").textContent = formatSize(share.size);
   $("share-expiry").textContent = absoluteTime(share.expires_at);
   $("share-expiry").dateTime = isoTime(share.expires_at);
+  $("share-left").textContent = `expires ${relativeTime(share.expires_at)}`;
+  $("share-reused").hidden = !share.reused;
   $("share-url").value = share.url;
   $("share-qr").src = qrURL(share.token);
+}
+
+/** onChange: called when a link was made, so the history can list it. */
+export async function openShareDialog(item, onChange) {
+  const share = await shareItem(item.id);
+  shown = {item, share, onChange};
+  show(share);
+  if (!share.reused) onChange?.();
   dialog.showModal();
   $("share-copy").focus();
   return share;

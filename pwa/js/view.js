@@ -3,6 +3,7 @@
 import {$, h, replaceChildren} from "./dom.js";
 import {absoluteTime, fileKind, formatSize, isoTime, isPreviewable, relativeTime} from "./format.js";
 import {itemURL} from "./api.js";
+import {linksNote} from "./links.js";
 
 const SHOWN_TEXT = 100_000; // characters drawn; Copy always copies everything
 
@@ -109,7 +110,8 @@ function historyItem(item, text, isCurrent, actions, offline) {
     h("div", {},
       preview,
       h("div", {class: "meta"}, isText ? "" : `${formatSize(item.size)} · `, metaLine(item),
-        isCurrent ? h("span", {class: "tag"}, "in the buffer") : "")),
+        isCurrent ? h("span", {class: "tag"}, "in the buffer") : ""),
+      isText ? "" : linksNote(item)),
     h("div", {class: "actions"}, buttons));
 }
 

@@ -39,6 +39,7 @@ from ..forms import flag_field, read_input, string_field
 from ..models import files as files_model
 from ..models import sessions as sessions_model
 from ..models import users as users_model
+from ..reveal_once import keep_new_token, take_new_token
 
 blueprint = Blueprint("account", __name__)
 
@@ -122,11 +123,19 @@ async def post_login():
             raise APIError(401, "invalid_credentials", "That username and password do not match an account.")
     except APIError as error:
         return await _form_error("account/login.html", error, username=data.get("username", ""),
-                                 next=safe_next(data.get("next")))
-    session = await start_session(user, device_name_from_user_agent(request.headers.get("User-Agent", "")))
+                                 device_name=data.get("device_name", ""), next=safe_next(data.get("next")))
+    session = await start_session(user, _device_name(data))
     if wants_json():
         return jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name})
     return redirect(safe_next(data.get("next")), 303)
+
+
+def _device_name(data: dict) -> str:
+    """The name the person gave this device on the form, else one from its browser."""
+    given = data.get("device_name")
+    if isinstance(given, str) and given.strip():
+        return clean_device_name(given[:64])
+    return device_name_from_user_agent(request.headers.get("User-Agent", ""))
 
 
 @blueprint.post("/account/logout")
@@ -174,7 +183,7 @@ async def post_password():
     async with current_app.db.transaction() as conn:
         await users_model.update_user_password(conn, principal.user_id, password_hash)
         ended = await sessions_model.end_devices_after_password_change(conn, principal.user_id, keep, keep_tokens)
-    await publish_revoked(principal.user_id, ended)
+    await publish_revoked(principal.user_id, ended, by=principal.device_name)
     sessions_ended = sum(key.startswith("s") for key in ended)
     tokens_ended = len(ended) - sessions_ended
     if wants_json():
@@ -233,7 +242,7 @@ async def get_profile():
     principal = await require_principal()
     if wants_json():
         return jsonify(await _profile_data(principal))
-    return await _profile_page(principal, 200)
+    return await _profile_page(principal, 200, new_token=take_new_token())
 
 
 @blueprint.post("/account/tokens")
@@ -261,7 +270,9 @@ async def post_token():
         api_token = await sessions_model.insert_api_token(conn, principal.user_id, name, token)
     if wants_json():
         return jsonify(id=api_token.id, name=api_token.name, token=token, created_at=api_token.created_at), 201
-    return await _profile_page(principal, 201, new_token={"name": name, "token": token})
+    # Redirect-after-POST: reloading the page repeats the GET, not this POST.
+    keep_new_token(name, token)
+    return redirect("/account/profile#new-token-title", 303)
 
 
 @blueprint.delete("/account/tokens/<int:token_id>")
@@ -292,10 +303,28 @@ async def delete_device(session_id: int):
         deleted = await sessions_model.delete_session(conn, principal.user_id, session_id)
     if not deleted:
         raise APIError(404, "not_found", "No device with that id.")
-    await publish_revoked(principal.user_id, [f"s{session_id}"])
+    await publish_revoked(principal.user_id, [f"s{session_id}"], by=principal.device_name)
     if principal.device_kind == "session" and principal.device_id == session_id:
         logout_user()
     return _done()
+
+
+@blueprint.post("/account/sessions/log-out-others")
+@responds({200: schema.LoggedOutOthers})
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
+@login_required
+async def log_out_other_devices():
+    """Every session but this one ends and its sockets close (an API token
+    asking ends them all: it is no session itself). Tokens stay."""
+    principal = await require_principal()
+    keep = principal.device_id if principal.device_kind == "session" else None
+    async with current_app.db.transaction() as conn:
+        ended = await sessions_model.delete_other_sessions(conn, principal.user_id, keep)
+    await publish_revoked(principal.user_id, [f"s{session_id}" for session_id in ended], by=principal.device_name)
+    if wants_json():
+        return jsonify(ok=True, sessions_ended=len(ended))
+    return redirect("/account/profile", 303)
 
 
 @blueprint.patch("/account/sessions/<int:session_id>")

@@ -7,22 +7,23 @@ from quart import Blueprint, Response, current_app, jsonify, request
 from .. import buffer
 from .. import ratelimits
 from ..ratelimits import rate_limit, spends_write_budget
-from ..api_schema import openapi, responds
+from ..api_schema import accepts, openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, require_principal
 from ..downloads import file_response
 from ..errors import APIError
-from ..forms import read_small_body
+from ..forms import read_input, read_small_body
 from ..inflight import receives_body
 from ..models import files as files_model
 from ..models import items as items_model
-from ..share_links import share_json
+from ..share_links import link_json, share_json
 from ..storage import guess_mime, iter_body
 from ..uploads import filename_from_headers, is_multipart, receive_single_file, receive_text_part, require_filename
 
 blueprint = Blueprint("buffer", __name__)
 
 DATA_TYPES = ("text", "file")
+SHARE_CODES = {"expires_in": ("invalid_expiry", "expires_in is a whole number of seconds, at least 60.")}
 
 
 def _data_type() -> str:
@@ -108,10 +109,22 @@ async def get_buffer():
 @login_required
 async def get_items():
     principal = await require_principal()
+    now = time.time()
     items = await items_model.select_items(
-        current_app.db.reader, principal.user_id, time.time(), current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"]
+        current_app.db.reader, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"]
     )
-    return jsonify(items=[buffer.item_json(item) for item in items])
+    links: dict[int, list] = {}
+    for share in await files_model.select_shares(current_app.db.reader, principal.user_id, now):
+        links.setdefault(share.file_id, []).append(share)
+    return jsonify(items=[_listed(item, links) for item in items])
+
+
+def _listed(item, links: dict[int, list]) -> dict:
+    data = buffer.item_json(item)
+    if item.kind == "file":
+        shares = sorted(links.get(item.file_id, []), key=lambda share: -share.expires_at)
+        data["links"] = [link_json(share) for share in shares]
+    return data
 
 
 async def _own_item(item_id: int):
@@ -141,10 +154,16 @@ async def delete_item(item_id: int):
 
 
 @blueprint.post("/file/buffer/items/<int:item_id>/share")
-@responds({201: schema.Share})
+@responds({200: schema.Share, 201: schema.Share})
+@openapi(errors=(409,))
 @spends_write_budget
 @login_required
+@accepts(schema.ShareRequest, codes=SHARE_CODES)
 async def post_item_share(item_id: int):
+    """The file's live link (200) or, if it has none or `new` is asked, a new one (201)."""
     principal = await require_principal()
-    token, stored = await buffer.share_item(principal, item_id)
-    return jsonify(share_json(token, stored)), 201
+    data = await read_input()
+    lifetime = buffer.share_lifetime(data.get("expires_in"))
+    new = data.get("new") in (True, "true", "1", "on")
+    token, share, reused = await buffer.share_item(principal, item_id, lifetime, new=new)
+    return jsonify(share_json(token, share, reused=reused)), 200 if reused else 201

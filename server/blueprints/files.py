@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import quote
 
 from quart import Blueprint, Response, current_app, jsonify, render_template, request
 
@@ -17,6 +18,8 @@ from ..errors import APIError, wants_json
 from ..inflight import receives_body
 from ..models import files as files_model
 from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
+from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
+from ..storage import served_mime
 from ..uploads import receive_single_file
 
 blueprint = Blueprint("files", __name__)
@@ -41,15 +44,18 @@ async def get_load():
 
 @blueprint.post("/file/load")
 @responds({201: schema.Share})
-@openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 413, 507))
+@openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 409, 413, 507))
 @spends_write_budget
 @login_required
 @receives_body
 async def post_load():
     principal = await require_principal()
+    # Both checked before a byte of the file is read.
+    lifetime = buffer.share_lifetime(request.args.get("expires_in"))
+    await buffer.check_share_room(principal.user_id)
     upload, filename, mime = await receive_single_file(principal)
     async with upload:
-        token, stored = await buffer.store_shared_file(principal, upload, filename, mime)
+        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime)
     share = share_json(token, stored)
     if wants_json():
         return jsonify(share), 201
@@ -62,8 +68,9 @@ async def post_load():
 @rate_limit(limits=ratelimits.SHARE_LOOKUP)
 @public
 async def get_file():
-    share = await _share_from_request(request.args.get("token"))
-    return await file_response(share.file)
+    token = request.args.get("token")
+    share = await _share_from_request(token)
+    return await _shared_answer(share, f"/file/get?token={quote(token or '', safe='')}&")
 
 
 @blueprint.get("/file/get/<token>")
@@ -72,7 +79,49 @@ async def get_file():
 @public
 async def get_file_by_path(token: str):
     share = await _share_from_request(token)
-    return await file_response(share.file)
+    return await _shared_answer(share, f"/file/get/{quote(token, safe='')}?")
+
+
+def _wants_landing_page() -> bool:
+    """A browser navigating (it ranks text/html above */*) gets the page;
+    curl, wget, <img>, <video> and anything else get the bytes."""
+    if "download" in request.args or "preview" in request.args:
+        return False
+    return request.accept_mimetypes.best_match(["application/octet-stream", "text/html"]) == "text/html"
+
+
+async def _shared_answer(share, base: str) -> Response:
+    """The landing page, the file, or (?preview=1, PDFs only) the file inline
+    for the page's frame. Reading changes nothing: link-preview bots fetch links."""
+    stored = share.file
+    if _wants_landing_page():
+        response = await _landing_page(share, base)
+    elif "preview" in request.args and preview_kind(served_mime(stored.mime)) == "pdf":
+        response = await file_response(stored, disposition="inline", csp=PDF_PREVIEW_CSP)
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    else:
+        response = await file_response(stored)
+    response.vary.add("Accept")
+    return response
+
+
+async def _landing_page(share, base: str) -> Response:
+    stored = share.file
+    mime = served_mime(stored.mime)
+    kind = preview_kind(mime)
+    text = None
+    if kind == "text":
+        text = await text_preview(current_app.storage.path_of(stored.stored_name))
+        if text is None:
+            raise APIError(404, "not_found", "That file is gone. It may have expired.")
+    page = await render_template("file/shared.html", share=share, file=stored, mime=mime, kind=kind, text=text,
+                                 download_url=base + "download=1", preview_url=base + "preview=1")
+    return Response(page, content_type="text/html; charset=utf-8", headers={
+        "Cache-Control": "private, no-store",
+        # The page's URL holds the token: it must not reach other sites or an index.
+        "Referrer-Policy": "no-referrer",
+        "X-Robots-Tag": "noindex, nofollow",
+    })
 
 
 @blueprint.get("/file/qr")

@@ -187,6 +187,22 @@ def reltime(timestamp: float | None, now: float | None = None) -> str:
     return f"in {amount} {unit}" if delta > 0 else f"{amount} {unit} ago"
 
 
+SHARE_LIFETIMES = (600, 3600, 7200, 86400, 7 * 86400, 30 * 86400)
+
+
+def default_share_seconds(settings: dict) -> int:
+    return min(settings["EXPIRE_SECONDS"], settings["SHARE_MAX_SECONDS"])
+
+
+def share_lifetimes(settings: dict) -> list[int]:
+    """The choices the app offers for a new link: the usual ones up to the
+    operator's maximum, with the default and the maximum themselves."""
+    longest = settings["SHARE_MAX_SECONDS"]
+    choices = {seconds for seconds in SHARE_LIFETIMES if seconds <= longest}
+    choices |= {default_share_seconds(settings), longest}
+    return sorted(seconds for seconds in choices if seconds >= 60)
+
+
 @blueprint.app_template_filter("duration")
 def duration(seconds: int | float) -> str:
     """7200 → "2 hours", 5400 → "90 minutes", 86400 → "1 day"."""
@@ -219,6 +235,7 @@ async def get_app():
     response = Response(await render_template(
         "pwa/app.html", principal=principal,
         max_upload_bytes=settings["MAX_UPLOAD_BYTES"], max_text_bytes=settings["MAX_TEXT_BYTES"],
+        share_lifetimes=share_lifetimes(settings), default_share_seconds=default_share_seconds(settings),
     ), content_type="text/html; charset=utf-8")
     # The service worker keeps its own copy for offline use; the HTTP cache
     # must not serve one user's page after a logout.

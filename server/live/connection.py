@@ -257,7 +257,7 @@ async def _pass_on(conn: LiveConnection, message, reader: asyncio.Task) -> bool:
     elif action is protocol.SEND_DEVICES:
         await conn.send_devices()
     elif action is protocol.REVOKED:
-        await conn.socket.close(CLOSE_REVOKED, "this device was logged out")
+        await conn.socket.close(CLOSE_REVOKED, protocol.revoked_reason(message))
         return False
     return True
 

@@ -194,6 +194,21 @@ REVOKED = "revoked"  # this device was logged out: close with CLOSE_REVOKED
 IGNORE = "ignore"  # an internal event about someone else
 
 
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 §5.5: a control frame's payload is at most 125 bytes
+
+
+def revoked_reason(message: str) -> str:
+    """The 4401 close reason for a `_revoke` event; when it says which device
+    did it (`by`), the app shows "This device was logged out from Laptop"."""
+    by = json.loads(message).get("by")
+    if not isinstance(by, str) or not by:
+        return "this device was logged out"
+    reason = f"logged out from {by}"
+    while len(reason.encode()) > MAX_CLOSE_REASON_BYTES:
+        reason = reason[:-1]
+    return reason
+
+
 def on_event(message: str, device_key: str) -> str:
     """What one event on the user's channel asks of the socket of device
     `device_key`. Internal events (`_presence`, `_revoke`; see

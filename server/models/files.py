@@ -34,10 +34,13 @@ class Share:
     created_at: float
     expires_at: float
     file: StoredFile
+    nonce: bytes | None = None  # what the token is derived from (share_links.derive_token)
+    token_hash: bytes | None = None
 
 
 _FILE_COLUMNS = "f.id, f.user_id, f.stored_name, f.filename, f.mime, f.size, f.created_at, f.expires_at"
-_SHARE_COLUMNS = "s.id AS share_id, s.created_at AS share_created_at, s.expires_at AS share_expires_at"
+_SHARE_COLUMNS = ("s.id AS share_id, s.created_at AS share_created_at, s.expires_at AS share_expires_at,"
+                  " s.nonce AS share_nonce, s.token_hash AS share_token_hash")
 
 
 def _share(row: aiosqlite.Row) -> Share:
@@ -45,8 +48,10 @@ def _share(row: aiosqlite.Row) -> Share:
     share_id = data.pop("share_id")
     created_at = data.pop("share_created_at")
     expires_at = data.pop("share_expires_at")
+    nonce = data.pop("share_nonce")
+    token_hash = data.pop("share_token_hash")
     stored = StoredFile(**data)
-    return Share(share_id, stored.user_id, stored.id, created_at, expires_at, stored)
+    return Share(share_id, stored.user_id, stored.id, created_at, expires_at, stored, nonce, token_hash)
 
 
 async def insert_file(
@@ -77,17 +82,20 @@ async def select_used_bytes(conn: aiosqlite.Connection, user_id: int, now: float
     return used
 
 
-async def delete_files_over_cap(conn: aiosqlite.Connection, user_id: int, keep: int) -> list[str]:
-    """Drop the user's oldest files beyond the newest `keep`; their items and
-    shares go with them (ON DELETE CASCADE). Returns the stored names to unlink
-    once the transaction has committed."""
-    async with conn.execute(
-        "DELETE FROM files WHERE id IN ("
-        " SELECT id FROM files WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?"
-        ") RETURNING stored_name",
+async def delete_items_of_files_over_cap(conn: aiosqlite.Connection, user_id: int, keep: int) -> int:
+    """Take the user's oldest buffer files beyond the newest `keep` out of the
+    history. Only files some item points at count: a file that also has a
+    share link keeps it (delete_unreferenced_files, run next, removes only
+    files no item and no share points at), and a /file/load file is no
+    buffer file at all. Returns how many items went."""
+    cursor = await conn.execute(
+        "DELETE FROM items WHERE file_id IN ("
+        " SELECT f.id FROM files f WHERE f.user_id = ?"
+        "  AND EXISTS (SELECT 1 FROM items i WHERE i.file_id = f.id)"
+        " ORDER BY f.created_at DESC, f.id DESC LIMIT -1 OFFSET ?)",
         (user_id, keep),
-    ) as cursor:
-        return [row[0] for row in await cursor.fetchall()]
+    )
+    return cursor.rowcount
 
 
 async def extend_file_expiry(conn: aiosqlite.Connection, file_id: int, expires_at: float) -> None:
@@ -95,14 +103,46 @@ async def extend_file_expiry(conn: aiosqlite.Connection, file_id: int, expires_a
 
 
 async def insert_share(
-    conn: aiosqlite.Connection, user_id: int, file_id: int, token: str, expires_at: float
-) -> int:
+    conn: aiosqlite.Connection, user_id: int, file_id: int, token: str, nonce: bytes, expires_at: float
+) -> Share:
     async with conn.execute(
-        "INSERT INTO shares (user_id, file_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        (user_id, file_id, hash_secret(token), time.time(), expires_at),
+        "INSERT INTO shares (user_id, file_id, token_hash, nonce, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        (user_id, file_id, hash_secret(token), nonce, time.time(), expires_at),
     ) as cursor:
         (share_id,) = await cursor.fetchone()
-    return share_id
+    return await select_share(conn, user_id, share_id)
+
+
+async def select_share(conn: aiosqlite.Connection, user_id: int, share_id: int) -> Share | None:
+    async with conn.execute(
+        f"SELECT {_FILE_COLUMNS}, {_SHARE_COLUMNS} FROM shares s JOIN files f ON f.id = s.file_id"
+        " WHERE s.id = ? AND s.user_id = ?",
+        (share_id, user_id),
+    ) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else _share(row)
+
+
+async def select_reusable_shares(conn: aiosqlite.Connection, user_id: int, file_id: int, now: float) -> list[Share]:
+    """The file's live links that may be handed out again, most time left
+    first (rows from before migration 2 have no nonce; the caller also checks
+    the derived token against the hash)."""
+    async with conn.execute(
+        f"SELECT {_FILE_COLUMNS}, {_SHARE_COLUMNS} FROM shares s JOIN files f ON f.id = s.file_id"
+        " WHERE s.user_id = ? AND s.file_id = ? AND s.expires_at > ? AND f.expires_at > ? AND s.nonce IS NOT NULL"
+        " ORDER BY s.expires_at DESC",
+        (user_id, file_id, now, now),
+    ) as cursor:
+        return [_share(row) for row in await cursor.fetchall()]
+
+
+async def count_live_shares(conn: aiosqlite.Connection, user_id: int, now: float) -> int:
+    async with conn.execute(
+        "SELECT COUNT(*) FROM shares WHERE user_id = ? AND expires_at > ?", (user_id, now)
+    ) as cursor:
+        (count,) = await cursor.fetchone()
+    return count
 
 
 async def select_share_by_token(conn: aiosqlite.Connection, token: str, now: float) -> Share | None:

@@ -146,6 +146,16 @@ async def test_login_json_with_any_case_of_the_username(client):
     assert (await client.get("/file/buffer")).status_code == 204
 
 
+async def test_login_takes_the_name_the_person_gives_the_device(client):
+    await register(client.app.test_client(), "alice")
+    response = await client.post("/account/login", headers={"User-Agent": CHROME_ANDROID}, json={
+        "username": "alice", "password": PASSWORD, "device_name": "  Sam's phone\x07 "})
+    assert (await response.get_json())["device"]["name"] == "Sam's phone"
+    blank = await client.app.test_client().post("/account/login", headers={"User-Agent": CHROME_ANDROID}, json={
+        "username": "alice", "password": PASSWORD, "device_name": " "})
+    assert (await blank.get_json())["device"]["name"] == "Chrome on Android"
+
+
 async def test_login_bad_credentials_are_401_with_one_message(client):
     await register(client.app.test_client(), "alice")
     wrong_password = await error_of(await login(client, "alice", "not the password"), 401, "invalid_credentials")
@@ -371,10 +381,10 @@ async def test_a_bogus_bearer_token_is_401_even_with_a_valid_cookie(alice):
 
 
 async def test_token_created_from_the_profile_page_is_shown_once(alice):
-    response = await alice.post("/account/tokens", form={"name": "laptop sync", "password": PASSWORD},
-                                headers={"Accept": BROWSER_ACCEPT})
-    assert response.status_code == 201 and response.mimetype == "text/html"
-    page = await response.get_data(as_text=True)
+    response = await alice.post("/account/tokens", form={"name": "laptop sync", "password": PASSWORD}, headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 303  # redirect-after-POST: a reload repeats the GET
+    assert response.headers["Location"] == "/account/profile#new-token-title"
+    page = await (await alice.get("/account/profile", headers={"Accept": BROWSER_ACCEPT})).get_data(as_text=True)
     profile = await (await alice.get("/account/profile", headers={"Accept": "application/json"})).get_json()
     token_id = profile["tokens"][0]["id"]
     # The page shows the token; the next visit of the profile does not.

@@ -519,3 +519,20 @@ async def test_range_request_on_the_buffer(alice):
     assert await response.get_data() == data[100:200]
     response = await alice.get("/file/buffer", headers={"Range": "bytes=1000-"})
     assert response.status_code == 206 and await response.get_data() == data[1000:]
+
+
+async def test_after_a_secret_key_change_a_link_is_not_handed_out_wrong(app, alice, client):
+    item = await (await post_file(alice, "keep.txt", b"keep me")).get_json()
+    first = await (await alice.post(f"/file/buffer/items/{item['id']}/share")).get_json()
+    # What a new CLOUDBUFFER_SECRET_KEY does to the derivation (the session
+    # cookie would go too, so the row's nonce is changed instead).
+    async with app.db.transaction() as conn:
+        await conn.execute("UPDATE shares SET nonce = ?", (b"from another key",))
+    # The old token can no longer be derived: sharing again makes a new link
+    # instead of handing out a URL that opens nothing.
+    again = await alice.post(f"/file/buffer/items/{item['id']}/share")
+    assert again.status_code == 201 and (await again.get_json())["url"] != first["url"]
+    (listed,) = [i for i in await items_of(alice) if i["id"] == item["id"]]
+    assert [("url" in link) for link in listed["links"]] == [True, False]
+    anonymous = client.app.test_client()
+    assert await (await anonymous.get(f"/file/get?token={first['token']}&download=1")).get_data() == b"keep me"

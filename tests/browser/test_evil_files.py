@@ -1,7 +1,9 @@
 """Uploaded HTML and SVG files never run script on our origin, opened in
-real Chromium through a share link (/file/get) or the owner's history.
+real Chromium through a share link (/file/get: its landing page with the
+preview, and ?download=1) or the owner's history.
 
 Downloads are attachments, never sniffed, and carry a sandbox CSP. The
+landing page shows an HTML file as escaped text and an SVG through <img>. The
 second test removes the attachment header on the way (as a misconfigured
 proxy might) so Chromium renders the files inline: the CSP alone must still
 stop every script."""
@@ -60,7 +62,7 @@ def test_evil_files_download_and_never_run(new_context, server, username, proble
     register(owner, username)
     shares = upload_evil_files(server, api_token(owner))
     stranger = new_context(accept_downloads=True)
-    for context, urls in ((stranger, [s["url"] for s in shares.values()]),
+    for context, urls in ((stranger, [s["url"] + "&download=1" for s in shares.values()]),
                           (owner, [f"{server.base_url}/file/buffer/items/{s['item_id']}" for s in shares.values()])):
         seen = watch_requests(context)
         page = context.new_page()
@@ -73,6 +75,26 @@ def test_evil_files_download_and_never_run(new_context, server, username, proble
         page.wait_for_timeout(1500)  # the meta refresh would have fired by now
         assert not [url for url in seen if "/pwned" in url], seen
         assert dialogs == []
+
+
+def test_the_landing_pages_preview_runs_no_script(new_context, server, username, problems):
+    owner = new_context()
+    register(owner, username)
+    shares = upload_evil_files(server, api_token(owner))
+    stranger = new_context()
+    seen = watch_requests(stranger)
+    page = stranger.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(shares["evil.html"]["url"])
+    assert page.locator("#shared-preview").inner_text() == EVIL_HTML.decode()  # its source, as text
+    page.goto(shares["evil.svg"]["url"])
+    assert page.locator("#shared-preview").evaluate("(img) => img.tagName") == "IMG"
+    page.wait_for_function("() => document.querySelector('#shared-preview').complete")
+    page.wait_for_timeout(1500)  # a refresh or a script would have fired by now
+    assert page.evaluate("() => window.pwned") is None and page.title() != "pwned"
+    assert not [url for url in seen if "/pwned" in url], seen
+    assert dialogs == []
 
 
 def test_even_rendered_inline_the_sandbox_runs_no_script(new_context, server, username, problems):
@@ -94,7 +116,7 @@ def test_even_rendered_inline_the_sandbox_runs_no_script(new_context, server, us
     stranger.route("**/file/get*", strip_attachment)
     page = stranger.new_page()
     for name, share in shares.items():
-        page.goto(share["url"])
+        page.goto(share["url"] + "&download=1")
         page.wait_for_timeout(1500)
         assert page.evaluate("() => window.pwned") is None, name
         assert page.title() != "pwned", name

@@ -66,6 +66,11 @@ def test_profile_devices_tokens_and_storage(new_context, username):
     expect(page.get_by_role("button", name="Copied!")).to_be_visible()
     assert page.evaluate("() => navigator.clipboard.readText()") == token
     screenshot(page, "profile-desktop")
+    # Redirect-after-POST: a reload neither makes another token nor shows this one again.
+    page.reload()
+    expect(page.get_by_role("region", name="API tokens").get_by_role("listitem")).to_have_count(1)
+    expect(page.locator("#new-token")).to_have_count(0)
+    assert token not in page.content()
 
     # Revoke the phone: its app is sent to the login page at once.
     phone_page = open_app(phone)

@@ -150,3 +150,12 @@ def test_the_protocol_knows_no_framework_and_no_socket():
                  if isinstance(node, ast.ImportFrom) and node.level == 0}
     assert not any(isinstance(node, ast.ImportFrom) and node.level > 0 for node in ast.walk(tree))
     assert imported <= {"__future__", "json", "math", "time", "typing"}
+
+
+def test_the_revoked_close_reason_names_the_device_and_fits_a_close_frame():
+    from server.live.protocol import revoked_reason
+
+    assert revoked_reason('{"type":"_revoke","devices":["s1"]}') == "this device was logged out"
+    assert revoked_reason('{"type":"_revoke","devices":["s1"],"by":"Laptop"}') == "logged out from Laptop"
+    long = revoked_reason(json.dumps({"type": "_revoke", "devices": ["s1"], "by": "ü" * 64}))  # 128 bytes of name
+    assert len(long.encode()) <= 123 and long.startswith("logged out from ü")

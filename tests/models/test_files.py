@@ -18,7 +18,7 @@ async def add_file(db, user_id, name, *, size=10, expires_at=FAR, stored_name=No
 
 async def add_share(db, user_id, file_id, token, expires_at=FAR):
     async with db.transaction() as conn:
-        return await files_model.insert_share(conn, user_id, file_id, token, expires_at)
+        return (await files_model.insert_share(conn, user_id, file_id, token, b"nonce", expires_at)).id
 
 
 async def test_select_file_checks_owner_and_expiry(db):
@@ -38,16 +38,44 @@ async def test_used_bytes_counts_only_live_files(db):
     assert await files_model.select_used_bytes(db.reader, user.id, 300.0) == 100
 
 
-async def test_cap_deletes_the_oldest_and_returns_their_names(db):
-    user, other = await add_user(db, "alice"), await add_user(db, "bob")
-    names = [(await add_file(db, user.id, f"f{n}")).stored_name for n in range(4)]
-    await add_file(db, other.id, "bobs")
+async def add_file_item(db, user_id, name):
+    stored = await add_file(db, user_id, name)
     async with db.transaction() as conn:
-        removed = await files_model.delete_files_over_cap(conn, user.id, 2)
-    assert sorted(removed) == sorted(names[:2])
-    async with db.reader.execute("SELECT stored_name FROM files WHERE user_id = ?", (user.id,)) as cursor:
-        assert sorted(row[0] for row in await cursor.fetchall()) == sorted(names[2:])
+        await items_model.insert_item(conn, user_id, kind="file", file_id=stored.id, size=10,
+                                      device_name="x", created_at=1, expires_at=FAR)
+    return stored
+
+
+async def test_cap_counts_buffer_files_only_and_spares_shared_ones(db):
+    user, other = await add_user(db, "alice"), await add_user(db, "bob")
+    files = [await add_file_item(db, user.id, f"f{n}") for n in range(4)]
+    await add_share(db, user.id, files[0].id, "keeps-f0")
+    loaded = await add_file(db, user.id, "loaded")  # a /file/load file: a link, no item
+    await add_share(db, user.id, loaded.id, "loaded-link")
+    await add_file_item(db, other.id, "bobs")
+    async with db.transaction() as conn:
+        assert await files_model.delete_items_of_files_over_cap(conn, user.id, 2) == 2
+        removed = await files_model.delete_unreferenced_files(conn, user.id)
+    # f0 and f1 left the history; f1 had no link and left the disk, f0 stays for its link.
+    assert removed == [files[1].stored_name]
+    assert {s.file.filename for s in await files_model.select_shares(db.reader, user.id, 0)} == {"f0", "loaded"}
+    assert [item.filename for item in await items_model.select_items(db.reader, user.id, 0, 10)] == ["f3", "f2"]
     assert await files_model.select_stored_names(db.reader, ["bobs_stored"]) == {"bobs_stored"}
+
+
+async def test_a_reusable_share_is_the_live_one_with_a_nonce_and_most_time_left(db):
+    user = await add_user(db)
+    stored = await add_file(db, user.id, "a.txt")
+    async with db.transaction() as conn:
+        await files_model.insert_share(conn, user.id, stored.id, "short", b"n1", 500.0)
+        longest = await files_model.insert_share(conn, user.id, stored.id, "long", b"n2", 900.0)
+        await conn.execute("INSERT INTO shares (user_id, file_id, token_hash, created_at, expires_at)"
+                           " VALUES (?, ?, x'00', 0, 2000)", (user.id, stored.id))  # from before migration 2
+    found = await files_model.select_reusable_shares(db.reader, user.id, stored.id, 100.0)
+    assert [(share.id, share.nonce) for share in found][0] == (longest.id, b"n2") and len(found) == 2
+    assert await files_model.select_reusable_shares(db.reader, user.id, stored.id, 900.0) == []
+    assert await files_model.count_live_shares(db.reader, user.id, 100.0) == 3
+    assert await files_model.count_live_shares(db.reader, user.id, 600.0) == 2
 
 
 async def test_shares_are_found_by_token_stored_hashed_and_expire(db):
@@ -103,7 +131,7 @@ async def test_unreferenced_files_are_deleted(db):
     async with db.transaction() as conn:
         await items_model.insert_item(conn, user.id, kind="file", file_id=in_history.id, size=10,
                                       device_name="x", created_at=1, expires_at=FAR)
-        await files_model.insert_share(conn, user.id, shared.id, "tok", FAR)
+        await files_model.insert_share(conn, user.id, shared.id, "tok", b"nonce", FAR)
         assert await files_model.delete_unreferenced_files(conn, user.id) == [loose.stored_name]
     assert await files_model.select_user_stored_names(db.reader, user.id) == [in_history.stored_name,
                                                                                 shared.stored_name]

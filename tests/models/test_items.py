@@ -85,5 +85,5 @@ async def test_file_items_carry_the_files_name_and_type(db):
         "file", "photo.jpg", "image/jpeg", "f" * 32, 1234)
     # Deleting the file takes its item with it.
     async with db.transaction() as conn:
-        await files_model.delete_files_over_cap(conn, user.id, 0)
+        await files_model.delete_files_by_id(conn, [stored.id])
     assert await items_model.select_item(db.reader, user.id, item.id, 0) is None

@@ -63,7 +63,7 @@ async def test_deleting_a_user_deletes_everything_they_own(db):
         stored = await files_model.insert_file(conn, user.id, "abc", "a.txt", "text/plain", 3, 9e12)
         await items_model.insert_item(conn, user.id, kind="file", file_id=stored.id, size=3, device_name="laptop",
                                       created_at=1, expires_at=9e12)
-        await files_model.insert_share(conn, user.id, stored.id, "share-token", 9e12)
+        await files_model.insert_share(conn, user.id, stored.id, "share-token", b"nonce", 9e12)
         await sessions_model.insert_session(conn, other.id, "other-key", "phone")
     async with db.transaction() as conn:
         assert await users_model.delete_user(conn, user.id)

@@ -1,0 +1,193 @@
+""""Add a device" (server/pairing.py): the logged-in device's side under
+/account/pairings, the new device's side under /pair."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from quart import Blueprint, current_app, jsonify, redirect, render_template, request
+
+from .. import api_schema as schema
+from .. import pairing
+from .. import ratelimits
+from ..api_schema import accepts, openapi, responds
+from ..auth import (clean_device_name, device_name_from_user_agent, login_required, public, require_principal,
+                    start_session)
+from ..errors import APIError, wants_json
+from ..forms import read_input, string_field
+from ..models import pairings as pairings_model
+from ..models import users as users_model
+from ..ratelimits import rate_limit
+from ..share_links import public_base_url, qr_svg
+
+blueprint = Blueprint("pairing", __name__)
+
+CLAIM_COOKIE = "cloudbuffer_pairing"
+CLAIM_HEADER = "X-Pairing-Claim"
+
+
+async def _require_session():
+    """Only a logged-in browser or app may vouch for a new device: an API
+    token must not be a way to mint browser sessions."""
+    principal = await require_principal()
+    if principal.device_kind != "session":
+        raise APIError(403, "session_required", "Adding a device needs a logged-in device, not an API token.")
+    return principal
+
+
+# --- the logged-in device ---------------------------------------------------------
+
+@blueprint.get("/account/pair")
+@rate_limit(limits=ratelimits.PAGE)
+@login_required
+async def get_pair_page():
+    return await render_template("account/pair.html", seconds=pairing.PAIRING_SECONDS)
+
+
+@blueprint.post("/account/pairings")
+@responds({201: schema.PairingCode})
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.PAIR_CREATE)
+@login_required
+async def post_pairing():
+    principal = await _require_session()
+    code, made = await pairing.start(principal.user_id, principal.device_id)
+    url = f"{public_base_url()}/pair?code={code}"
+    svg = (await asyncio.to_thread(qr_svg, url)).decode()
+    return jsonify(id=made.id, code=pairing.display_code(code), url=url, qr_svg=svg.split("?>", 1)[-1].strip(),
+                   expires_at=made.expires_at), 201
+
+
+@blueprint.get("/account/pairings/<int:pairing_id>")
+@responds({200: schema.PairingState})
+@rate_limit(limits=ratelimits.READ)
+@login_required
+async def get_pairing(pairing_id: int):
+    principal = await require_principal()
+    found = await pairings_model.select_pairing(current_app.db.reader, principal.user_id, pairing_id, time.time())
+    if found is None:
+        raise pairing.no_such_pairing()
+    return jsonify(pairing.pairing_message(found))
+
+
+async def _decide(pairing_id: int, approve: bool):
+    principal = await _require_session()
+    data = await read_input()
+    payload = pairing.check_payload(data.get("payload")) if approve else None
+    decided = await pairing.decide(principal.user_id, pairing_id, approve, payload)
+    return jsonify(pairing.pairing_message(decided))
+
+
+@blueprint.post("/account/pairings/<int:pairing_id>/approve")
+@responds({200: schema.PairingState})
+@openapi(errors=(403, 409))
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
+@login_required
+@accepts(schema.PairingApproval)
+async def approve_pairing(pairing_id: int):
+    return await _decide(pairing_id, True)
+
+
+@blueprint.post("/account/pairings/<int:pairing_id>/refuse")
+@responds({200: schema.PairingState})
+@openapi(errors=(403, 409))
+@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
+@login_required
+async def refuse_pairing(pairing_id: int):
+    return await _decide(pairing_id, False)
+
+
+# --- the new device ---------------------------------------------------------------
+
+@blueprint.get("/pair")
+@rate_limit(limits=ratelimits.PAGE)
+@public
+async def get_join_page():
+    return await render_template("pair/join.html", code=request.args.get("code", "")[:32],
+                                 device_name=device_name_from_user_agent(request.headers.get("User-Agent", "")))
+
+
+@blueprint.post("/pair")
+@responds({201: schema.PairingClaim})
+@openapi(errors=(404,))
+@rate_limit(limits=ratelimits.PAIR_CLAIM)
+@public
+@accepts(schema.PairingRequest)
+async def post_join():
+    data: dict = {}
+    try:
+        data = await read_input()
+        code = string_field(data, "code", max_length=32)
+        name = clean_device_name(string_field(data, "device_name", max_length=64))
+        payload = pairing.check_payload(data.get("payload"))
+        claim, claimed = await pairing.claim(code, name, payload)
+    except APIError as error:
+        if wants_json():
+            raise
+        page = await render_template("pair/join.html", error=error.message, code=data.get("code", ""),
+                                     device_name=data.get("device_name", ""))
+        return page, error.status
+    if wants_json():
+        response = jsonify(claim=claim, status=claimed.status, expires_at=claimed.expires_at)
+        response.status_code = 201
+    else:
+        response = redirect("/pair/wait", 303)
+    response.set_cookie(CLAIM_COOKIE, claim, max_age=pairing.PAIRING_SECONDS, path="/pair", httponly=True,
+                        samesite="Strict", secure=current_app.config["QUART_AUTH_COOKIE_SECURE"])
+    return response
+
+
+def _claim() -> str:
+    claim = request.headers.get(CLAIM_HEADER) or request.cookies.get(CLAIM_COOKIE)
+    if not claim or len(claim) > 128:
+        raise APIError(404, "invalid_claim", "This device is not waiting to join: enter the code again.")
+    return claim
+
+
+def _expired_claim() -> APIError:
+    return APIError(404, "invalid_claim", "This request to join has expired: enter a new code.")
+
+
+@blueprint.get("/pair/wait")
+@rate_limit(limits=ratelimits.PAGE)
+@public
+async def get_wait_page():
+    return await render_template("pair/wait.html")
+
+
+@blueprint.get("/pair/status")
+@responds({200: schema.PairingStatus})
+@openapi(errors=(404,))
+@rate_limit(limits=ratelimits.PAIR_WAIT)
+@public
+async def get_join_status():
+    found = await pairings_model.select_pairing_by_claim(current_app.db.reader, pairing.claim_digest(_claim()),
+                                                         time.time())
+    if found is None:
+        raise _expired_claim()
+    return jsonify(status=found.status, expires_at=found.expires_at)
+
+
+@blueprint.post("/pair/complete")
+@responds({200: schema.PairingDone})
+@openapi(errors=(404, 409))
+@rate_limit(limits=ratelimits.PAIR_WAIT)
+@public
+async def post_join_complete():
+    """The approved device becomes a session of the account (its cookie is set)."""
+    digest = pairing.claim_digest(_claim())
+    async with current_app.db.transaction() as conn:
+        taken = await pairings_model.take_approved_pairing(conn, digest, time.time())
+    if taken is None:
+        found = await pairings_model.select_pairing_by_claim(current_app.db.reader, digest, time.time())
+        if found is None:
+            raise _expired_claim()
+        if found.status == "refused":
+            raise APIError(409, "refused", "The other device refused this one.")
+        raise APIError(409, "not_approved", "The other device has not answered yet.")
+    user = await users_model.select_user_by_id(current_app.db.reader, taken.user_id)
+    session = await start_session(user, taken.device_name)
+    response = jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name},
+                       payload=taken.approval_payload)
+    response.delete_cookie(CLAIM_COOKIE, path="/pair")
+    return response

@@ -1,0 +1,131 @@
+""""Add a device": a logged-in device vouches for a new one, no password typed.
+
+1. The logged-in device (a cookie session) asks for a code: 10 characters
+   of Crockford base32 (50 random bits), shown as a QR code of /pair?code=…
+   and as ABCDE-FGHJK to type. It lives PAIRING_SECONDS and is claimed once.
+2. The new device sends the code, the name it wants and, optionally, an
+   opaque payload (a later issue: its public key). It gets a claim secret
+   (a cookie for browsers) to wait with; the code is used up.
+3. The first device sees the name (a `pairing` live message, or by polling)
+   and approves, optionally with an opaque payload of its own (a key wrapped
+   for the new device), or refuses.
+4. The new device, holding its claim, takes the approval: it becomes a
+   session of the same account, named as it asked, and gets the payload.
+   The row goes with it, so payloads are stored only until consumed.
+
+Only digests are stored: HMAC of the secret key over the code (a copy of
+the database alone does not let anyone try codes offline) and over the
+claim.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+
+from quart import current_app
+
+from .buffer import publish
+from .errors import APIError
+from .models import pairings as pairings_model
+from .models.pairings import Pairing
+
+PAIRING_SECONDS = 120
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+CODE_LENGTH = 10
+MAX_PAYLOAD_CHARS = 4096  # a public key or a wrapped key is far less; any JSON of it stays under the 64 KiB body limit
+_CONFUSABLE = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def display_code(code: str) -> str:
+    return f"{code[:5]}-{code[5:]}"
+
+
+def normalize_code(typed: str) -> str | None:
+    """What a person typed: any case, spaces and dashes, O for 0 and I or L for 1."""
+    code = re.sub(r"[\s-]", "", typed).upper().translate(_CONFUSABLE)
+    if len(code) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in code):
+        return None
+    return code
+
+
+def _digest(kind: bytes, secret: str) -> bytes:
+    return hmac.new(current_app.secret_key.encode(), kind + b"\0" + secret.encode(), hashlib.sha256).digest()
+
+
+def code_digest(code: str) -> bytes:
+    return _digest(b"pairing code", code)
+
+
+def claim_digest(claim: str) -> bytes:
+    return _digest(b"pairing claim", claim)
+
+
+def check_payload(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_PAYLOAD_CHARS:
+        raise APIError(400, "invalid_payload", f"payload is a string of at most {MAX_PAYLOAD_CHARS} characters.")
+    return value
+
+
+def no_such_pairing() -> APIError:
+    return APIError(404, "not_found", "No such pairing: it may have expired or been completed.")
+
+
+def invalid_code() -> APIError:
+    return APIError(404, "invalid_code", "That code is not valid: it may have expired (codes last 2 minutes), "
+                                         "been used already, or been mistyped.")
+
+
+async def start(user_id: int, session_id: int) -> tuple[str, Pairing]:
+    now = time.time()
+    code = new_code()
+    async with current_app.db.transaction() as conn:
+        await pairings_model.delete_expired_pairings(conn, now)
+        await pairings_model.delete_open_pairings_of_session(conn, session_id)
+        pairing = await pairings_model.insert_pairing(conn, user_id, session_id, code_digest(code), now,
+                                                      now + PAIRING_SECONDS)
+    return code, pairing
+
+
+async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple[str, Pairing]:
+    code = normalize_code(typed_code)
+    if code is None:
+        raise invalid_code()
+    secret = secrets.token_urlsafe(32)
+    now = time.time()
+    async with current_app.db.transaction() as conn:
+        pairing = await pairings_model.claim_pairing(conn, code_digest(code), claim_digest(secret), device_name,
+                                                     payload, now, now + PAIRING_SECONDS)
+    if pairing is None:
+        raise invalid_code()
+    await publish(pairing.user_id, pairing_message(pairing))
+    return secret, pairing
+
+
+async def decide(user_id: int, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
+    now = time.time()
+    async with current_app.db.transaction() as conn:
+        if await pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
+            raise no_such_pairing()
+        pairing = await pairings_model.decide_pairing(conn, user_id, pairing_id,
+                                                      "approved" if approve else "refused",
+                                                      payload if approve else None, now)
+    if pairing is None:
+        raise APIError(409, "not_waiting", "No device is waiting on that code any more: it may have expired "
+                                           "or been answered already.")
+    await publish(user_id, pairing_message(pairing))
+    return pairing
+
+
+def pairing_message(pairing: Pairing) -> dict:
+    """The live `pairing` message, also the JSON of GET /account/pairings/{id}."""
+    return {"type": "pairing", "id": pairing.id, "status": pairing.status, "device_name": pairing.device_name,
+            "request_payload": pairing.request_payload, "expires_at": pairing.expires_at}

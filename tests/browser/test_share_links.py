@@ -1,0 +1,72 @@
+"""Share links in the app, in real Chromium: sharing again shows the same
+link, a new one lasts what the person picks, the history lists each file's
+live links with the time left, and phones get the native share sheet."""
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from .conftest import PHONE, items, open_app, register
+from .test_live_sync import PNG_1PX
+
+# Chromium on Linux has no navigator.share; this stands in for the phone's
+# share sheet and records what the app handed it.
+SHARE_SHEET = """
+window.sharedWithSheet = [];
+navigator.share = async (data) => { window.sharedWithSheet.push(data); };
+navigator.canShare = () => true;
+"""
+
+
+def upload_photo(page) -> None:
+    page.set_input_files("#file-input", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": PNG_1PX}])
+    expect(page.locator("#current-filename")).to_have_text("photo.png")
+
+
+def open_share(page) -> str:
+    page.get_by_role("button", name="Share link for photo.png").click()
+    expect(page.locator("#share-dialog")).to_be_visible()
+    expect(page.locator("#share-url")).to_have_value(re.compile("/file/get\\?token="))
+    return page.input_value("#share-url")
+
+
+def test_sharing_again_shows_the_same_link_and_a_new_one_lasts_what_was_picked(new_context, username):
+    context = new_context()
+    register(context, username)
+    page = open_app(context)
+    upload_photo(page)
+
+    first = open_share(page)
+    assert "/file/get?token=" in first
+    expect(page.locator("#share-reused")).to_be_hidden()
+    expect(page.locator("#share-left")).to_have_text("expires in 2 h")
+    expect(page.locator("#share-native")).to_be_hidden()  # no share sheet on a desktop Chromium
+    page.get_by_role("button", name="Close").click()
+    row = page.locator("#history .history-item", has_text="photo.png")
+    expect(row.locator(".links-note")).to_have_text("Shared · link expires in 2 h")
+
+    assert open_share(page) == first
+    expect(page.locator("#share-reused")).to_be_visible()
+
+    page.select_option("#share-lifetime", label="1 day")
+    page.get_by_role("button", name="Make a new link").click()
+    expect(page.locator("#share-url")).not_to_have_value(first)
+    expect(page.locator("#share-left")).to_have_text("expires in 24 h")
+    expect(page.locator("#share-reused")).to_be_hidden()
+    page.get_by_role("button", name="Close").click()
+    expect(row.locator(".links-note")).to_have_text("Shared · 2 links, the last expires in 24 h")
+    (photo,) = items(context)
+    assert len(photo["links"]) == 2
+
+
+def test_a_phone_offers_its_share_sheet(new_context, username):
+    context = new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.add_init_script(SHARE_SHEET)
+    register(context, username)
+    page = open_app(context)
+    upload_photo(page)
+    url = open_share(page)
+    page.get_by_role("button", name="Share…").click()
+    page.wait_for_function("() => window.sharedWithSheet.length === 1")
+    assert page.evaluate("window.sharedWithSheet") == [{"title": "photo.png", "url": url}]
