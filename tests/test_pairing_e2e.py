@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from tests.conftest import PASSWORD
 from tests.helpers import COOKIE_NAME
 from tests.live_server import LiveServer
 from tests.test_e2e import assert_error, client_for, register
@@ -65,7 +66,7 @@ def test_a_new_device_joins_with_the_code_and_the_payloads_travel_once(server):
 
 def test_only_a_logged_in_device_may_add_one(server):
     with register(server, "scripted") as laptop:
-        token = laptop.post("/account/tokens", json={"name": "script"}).json().get("token")
+        token = laptop.post("/account/tokens", json={"name": "script", "password": PASSWORD}).json().get("token")
     with client_for(server, headers={"Authorization": f"Bearer {token}"}) as script:
         assert_error(script.post("/account/pairings"), 403, "session_required")
     with client_for(server) as stranger:
