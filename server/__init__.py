@@ -10,6 +10,7 @@ from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
 from .broker import create_broker
+from .compression import init_compression
 from .config import ensure_data_dir, load_or_create_secret_key, load_settings
 from .db import Database
 from .errors import register_error_handlers
@@ -65,6 +66,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     init_openapi(app)
     app.before_request(check_same_origin)
     app.after_request(_security_headers)
+    init_compression(app)
 
     from .blueprints import account, api_docs, buffer, files, live, pwa, system
 
