@@ -87,12 +87,18 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else value
+
+
 async def _connect(path: Path) -> aiosqlite.Connection:
     # isolation_level=None: we issue BEGIN ourselves, so a read-then-write is
     # one BEGIN IMMEDIATE transaction instead of a deferred one that can fail
     # with "database is locked" when it upgrades.
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = aiosqlite.Row
+    # SQLite's own lower()/LIKE fold ASCII only; search must match "été" to "ÉTÉ".
+    await conn.create_function("casefold", 1, _casefold, deterministic=True)
     await conn.execute("PRAGMA busy_timeout = 10000")
     await conn.execute("PRAGMA foreign_keys = ON")
     await conn.execute("PRAGMA synchronous = NORMAL")

@@ -22,6 +22,8 @@ from ..uploads import filename_from_headers, is_multipart, receive_single_file, 
 blueprint = Blueprint("buffer", __name__)
 
 DATA_TYPES = ("text", "file")
+ITEM_KINDS = DATA_TYPES  # ?kind= of the history search
+SEARCH_MAX_CHARS = 200
 
 
 def _data_type() -> str:
@@ -100,13 +102,21 @@ async def get_buffer():
 
 
 @blueprint.get("/file/buffer/items")
+@openapi(schema.ITEMS_QUERY, errors=(400,))
 @responds({200: schema.Items})
 @rate_limit(limits=ratelimits.READ)
 @login_required
 async def get_items():
     principal = await require_principal()
+    query = request.args.get("q", "").strip()
+    if len(query) > SEARCH_MAX_CHARS:
+        raise APIError(400, "invalid_query", f"'q' is longer than {SEARCH_MAX_CHARS} characters.")
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in ITEM_KINDS:
+        raise APIError(400, "invalid_kind", "'kind' must be text or file.")
     items = await items_model.select_items(
-        current_app.db.reader, principal.user_id, time.time(), current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"]
+        current_app.db.reader, principal.user_id, time.time(), current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"],
+        query=query, kind=kind,
     )
     return jsonify(items=[buffer.item_json(item) for item in items])
 
