@@ -9,6 +9,7 @@ import {forgetDevice} from "./forget-on-logout.js";
 import {LiveClient} from "./live.js";
 import {addPending, countPending, flushPending} from "./pending-shares.js";
 import {openShareDialog} from "./share-dialog.js";
+import {HistorySearch, findItems} from "./search.js";
 import {loadState, saveState} from "./state.js";
 import {showToast} from "./toast.js";
 import {sendFiles, uploadWithRow} from "./uploads.js";
@@ -25,7 +26,8 @@ const config = {
 // What the app knows. `seq` only moves forward, except that the first
 // snapshot after the page loads wins whatever was saved (the server may
 // have been reset).
-const state = {seq: 0, current: null, items: [], texts: {}, devices: [], liveState: "connecting", snapshotSeen: false};
+const state = {seq: 0, current: null, items: [], texts: {}, devices: [], liveState: "connecting", snapshotSeen: false,
+  found: null}; // found: the history search's matches, null when nothing is searched
 const ownSeqs = new Set(); // changes this device made: no "new" badge for them
 const saved = loadState(config.username);
 if (saved) Object.assign(state, {seq: saved.seq, current: saved.current, items: saved.items || [], texts: saved.texts || {}});
@@ -54,6 +56,7 @@ const actions = {
     try {
       await deleteItem(item.id);
       state.items = state.items.filter((other) => other.id !== item.id);
+      if (state.found) state.found = state.found.filter((other) => other.id !== item.id);
       drawHistory();
       showToast("Deleted.");
     } catch (error) {
@@ -68,8 +71,33 @@ function drawCurrent() {
 }
 
 function drawHistory() {
-  renderHistory(state.items, state.texts, state.current?.id, actions, {offline: offline()});
+  const searching = state.found !== null;
+  renderHistory(searching ? state.found : state.items, state.texts, state.current?.id, actions,
+    {offline: offline(), total: searching ? state.items.length : null});
 }
+
+// --- searching the history ---------------------------------------------------
+
+let searchRun = 0; // only the latest search's answer is drawn
+
+async function runSearch(filter) {
+  const run = ++searchRun;
+  if (!filter.active) {
+    state.found = null;
+    drawHistory();
+    return;
+  }
+  try {
+    const {items} = await findItems(filter, state.items, state.texts, {offline: offline()});
+    if (run !== searchRun) return;
+    state.found = items;
+    drawHistory();
+  } catch (error) {
+    showToast(`Could not search: ${error.message}`, "error");
+  }
+}
+
+const search = new HistorySearch(runSearch);
 
 function drawStatus() {
   renderStatus(state.liveState, state.devices, config.deviceKey);
@@ -127,6 +155,7 @@ function refreshHistory() {
     }
     const ids = new Set(state.items.map((item) => item.id));
     for (const id of Object.keys(state.texts)) if (!ids.has(Number(id))) delete state.texts[id];
+    if (search.filter.active) runSearch(search.filter);
     drawHistory();
     persist();
     for (const item of state.items) {

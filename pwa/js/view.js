@@ -81,10 +81,14 @@ export function renderCurrent(current, text, actions, {offline = false} = {}) {
       h("button", {type: "button", onclick: () => actions.share(current), disabled: offline}, "Share link")));
 }
 
-export function renderHistory(items, texts, currentId, actions, {offline = false} = {}) {
+/** `total`: the whole history's length when `items` are a search's matches. */
+export function renderHistory(items, texts, currentId, actions, {offline = false, total = null} = {}) {
   const list = $("history");
-  $("history-empty").hidden = items.length > 0;
-  $("history-count").textContent = items.length ? `${items.length} item${items.length === 1 ? "" : "s"}` : "";
+  const searching = total !== null;
+  $("history-empty").hidden = searching || items.length > 0;
+  $("history-no-match").hidden = !searching || items.length > 0;
+  const count = `${items.length} item${items.length === 1 ? "" : "s"}`;
+  $("history-count").textContent = searching ? `${items.length} of ${total}` : (items.length ? count : "");
   replaceChildren(list, items.map((item) => historyItem(item, texts[item.id], item.id === currentId, actions, offline)));
 }
 
