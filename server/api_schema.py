@@ -37,9 +37,10 @@ from quart_schema.validation import (
     DataSource,
     ResponseSchemaValidationError,
 )
-from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE
 
 from .errors import APIError, wants_json
+from .log_safety import request_for_log
+from .ratelimits import is_rate_limited
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,10 @@ def responds(models: dict[int, type[BaseModel]]):
                 try:
                     adapter.validate_python(await response.get_json())
                 except ValidationError as error:
-                    log.error("%s %s answered outside its schema: %s", request.method, request.path, error)
+                    # Without the values: an answer may hold a share or API token.
+                    problems = "; ".join(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+                                         for problem in error.errors(include_url=False, include_input=False))
+                    log.error("%s answered outside its schema: %s", request_for_log(request), problems)
                     raise ResponseSchemaValidationError(error) from None
             return response
 
@@ -332,7 +336,7 @@ class CloudBufferOpenAPI(OpenAPIProvider):
             operation["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
         else:
             operation["security"] = []
-        if getattr(func, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, None):
+        if is_rate_limited(func):
             statuses.add(429)
         if rule.arguments:
             statuses.add(404)
@@ -411,8 +415,9 @@ BUFFER_BODY = {
                    "itself (UTF-8, at most CLOUDBUFFER_MAX_TEXT_BYTES, whatever the Content-Type); with "
                    "`X-Data-Type: file` it is the file's bytes, streamed to disk, named by `X-File-Name` "
                    "(percent-encoded UTF-8) or `Content-Disposition: attachment; filename=…` — a file "
-                   "without a name is 400 `missing_filename` — or a multipart form with exactly one "
-                   "`file` field (the original client's format).",
+                   "without a name is 400 `missing_filename` — or, for either type, a multipart form with "
+                   "exactly one `file` field (the original client's format; for text its bytes are the "
+                   "text, with the same UTF-8 check and limit).",
     "parameters": [
         {"name": "X-Data-Type", "in": "header", "required": True,
          "schema": {"type": "string", "enum": ["text", "file"]}},

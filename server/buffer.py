@@ -19,7 +19,7 @@ from .models import files as files_model
 from .models import items as items_model
 from .models import users as users_model
 from .models.items import Item
-from .storage import Upload
+from .storage import Upload, served_mime
 
 INLINE_TEXT_BYTES = 64 * 1024  # texts up to this ride along in the event
 
@@ -39,7 +39,7 @@ def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
         "kind": item.kind,
         "size": item.size,
         "filename": item.filename,
-        "mime": item.mime,
+        "mime": served_mime(item.mime),
         "created_at": item.created_at,
         "expires_at": item.expires_at,
         "from": item.device_name,
@@ -56,7 +56,7 @@ def item_json(item: Item) -> dict[str, Any]:
         "seq": item.seq,
         "type": item.kind,
         "size": item.size,
-        "mime": item.mime,
+        "mime": served_mime(item.mime),
         "from": item.device_name,
         "created_at": item.created_at,
         "expires_at": item.expires_at,
@@ -86,11 +86,20 @@ async def publish_current(user_id: int) -> None:
     await publish(user_id, await snapshot(user_id))
 
 
-def check_text(text: str) -> bytes:
-    encoded = text.encode("utf-8")
+def text_too_large() -> APIError:
     limit = _settings()["MAX_TEXT_BYTES"]
-    if len(encoded) > limit:
-        raise APIError(413, "too_large", f"Text is limited to {limit} bytes; send it as a file instead.")
+    return APIError(413, "too_large", f"Text is limited to {limit} bytes; send it as a file instead.")
+
+
+def check_text(text: str) -> bytes:
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Only a lone surrogate cannot be encoded, and JSON can carry one
+        # ("\ud800" in a socket's `set`); it is no text anyone copied.
+        raise APIError(400, "invalid_text", "Text must be valid Unicode (it holds a lone surrogate).") from None
+    if len(encoded) > _settings()["MAX_TEXT_BYTES"]:
+        raise text_too_large()
     return encoded
 
 

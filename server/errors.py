@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
-
+import math
 from urllib.parse import quote
 
 from quart import Quart, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
+
+from .log_safety import request_for_log
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,16 @@ class APIError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+
+class RateLimited(APIError):
+    """429 with the whole seconds to wait, as Retry-After for HTTP and as
+    `retry_after` in the live socket's error message."""
+
+    def __init__(self, wait: float, message: str) -> None:
+        self.retry_after = max(1, math.ceil(wait))
+        super().__init__(429, "rate_limited", f"{message} Please wait {self.retry_after} s before trying again.",
+                         {"Retry-After": str(self.retry_after)})
 
 
 def internal_error() -> APIError:
@@ -125,6 +137,6 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def handle_unexpected(error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s", request_for_log(request))
         error = internal_error()
         return await error_response(error.status, error.code, error.message)

@@ -1,11 +1,21 @@
 """Rate limits (quart-rate-limiter): who is counted, how much, and where.
 
-Every HTTP route carries a limit from the tiers below or is marked
-@rate_exempt (tests/test_ratelimits.py walks the URL map to keep it so).
-The limiter is GCRA: `count` requests per `period` as a burst, refilling
-evenly. Over a limit the request gets 429 with Retry-After in our usual
-error shape (server/errors.py). The live socket is not an HTTP route: its
-messages go through a per-connection token bucket (blueprints/live.py).
+Every HTTP route carries a limit from the tiers below, spends the write
+budget, or is marked @rate_exempt (tests/test_ratelimits.py walks the URL
+map to keep it so). The limiter is GCRA: `count` requests per `period` as
+a burst, refilling evenly. Over a limit the request gets 429 with
+Retry-After in our usual error shape (server/errors.py). The live socket is
+not an HTTP route: its messages go through a per-connection token bucket
+(blueprints/live.py), and its `set` spends the write budget.
+
+The write budget is one count per user that every way of writing the
+buffer spends: POST /file/buffer, /file/load, /share-target, sharing an
+item, the socket's `set`, and anything added later (spend_write). The
+library counts per route (its keys hold the endpoint) and reads, then
+writes, its stored time, so 20 sockets writing at once would each find
+the budget unspent; the budget is the same GCRA step, on the same stores,
+done whole: in one Redis script, or in memory with nothing in between
+that lets another task run.
 
 Counts live in Redis when CLOUDBUFFER_REDIS_URL is set, so all workers and
 hosts share them; otherwise in this process's memory. If Redis stops
@@ -24,12 +34,14 @@ import ipaddress
 import logging
 import time
 from datetime import datetime, timedelta, timezone
+from functools import wraps
 
 from quart import Quart, current_app, g, request
-from quart_rate_limiter import RateLimit, RateLimiter, rate_exempt, rate_limit  # noqa: F401 (re-exported)
+from quart_rate_limiter import (QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, RateLimiter, rate_exempt,  # noqa: F401
+                                rate_limit)  # (rate_exempt and rate_limit are re-exported)
 from quart_rate_limiter.store import MemoryStore, RateLimiterStoreABC
 
-from .errors import APIError
+from .errors import APIError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +88,11 @@ async def user_key() -> str:
     from .auth import current_principal
 
     principal = await current_principal()
-    return f"user:{principal.user_id}" if principal is not None else "ip:" + client_ip()
+    return key_of_user(principal.user_id) if principal is not None else "ip:" + client_ip()
+
+
+def key_of_user(user_id: int) -> str:
+    return f"user:{user_id}"
 
 
 async def username_key() -> str:
@@ -110,8 +126,9 @@ REGISTER = [_limit(10, HOUR, ip_key), _limit(5, MINUTE, username_key)]
 # Share links are open to anyone holding the token: lookups per address, so
 # guessing (hopeless at 192 random bits anyway) and hammering stay slow.
 SHARE_LOOKUP = [_limit(120, MINUTE, ip_key)]
-# Buffer writes and uploads per user: a burst of 60, then one a second.
-UPLOAD = [_limit(60, MINUTE, user_key)]
+# Buffer writes and uploads per user, however they come (see the module
+# doc): a burst of 60, then one a second.
+WRITES = _limit(60, MINUTE, user_key)
 # Changing the password needs the current one: guessing it is limited per
 # user like logins (and per address).
 PASSWORD = [_limit(20, MINUTE, ip_key), _limit(10, 5 * MINUTE, user_key)]
@@ -125,6 +142,12 @@ PAGE = [_limit(300, MINUTE, ip_key)]
 
 # --- where counts are kept ---------------------------------------------------
 
+def _seconds_over(tat: float, now: float, limit: RateLimit) -> float:
+    """GCRA: how long before an arrival at `now` would be allowed, given the
+    theoretical arrival time `tat` (0 or less: allowed now)."""
+    return max(tat, now) - now - (limit.period.total_seconds() - limit.inverse)
+
+
 class PruningMemoryStore(MemoryStore):
     """The library's memory store forgets nothing; a key whose theoretical
     arrival time has passed carries no information, so drop those now and then."""
@@ -135,6 +158,18 @@ class PruningMemoryStore(MemoryStore):
         super().__init__()
         self._pruned_at = time.monotonic()
 
+    async def take(self, key: str, limit: RateLimit) -> float:
+        """Count one arrival against `limit` unless it is spent: 0, or the
+        seconds until the next is allowed. Neither get nor set suspends, so
+        no other task runs between reading the time and writing it."""
+        now = datetime.now(timezone.utc)
+        tat = max(await self.get(key, now), now)
+        wait = _seconds_over(tat.timestamp(), now.timestamp(), limit)
+        if wait > 0:
+            return wait
+        await self.set(key, tat + timedelta(seconds=limit.inverse))
+        return 0.0
+
     async def set(self, key: str, tat: datetime) -> None:
         await super().set(key, tat)
         if time.monotonic() - self._pruned_at > self.PRUNE_EVERY:
@@ -142,6 +177,20 @@ class PruningMemoryStore(MemoryStore):
             now = datetime.now(timezone.utc)
             for stale in [k for k, v in self._tats.items() if v < now]:
                 del self._tats[stale]
+
+
+# PruningMemoryStore.take as one script, so no other worker's step comes
+# between the read and the write; Redis's clock is the one all hosts share.
+_TAKE_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
+local wait = tat - now - tonumber(ARGV[2])
+if wait > 0 then return tostring(wait) end
+tat = tat + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], tostring(tat), 'EXAT', math.floor(tat) + 1)
+return '0'
+"""
 
 
 class RedisStore(RateLimiterStoreABC):
@@ -160,6 +209,7 @@ class RedisStore(RateLimiterStoreABC):
         from redis import asyncio as aioredis
 
         self._redis = aioredis.from_url(self._url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._take = self._redis.register_script(_TAKE_SCRIPT)
 
     def _outage(self, error: Exception) -> None:
         if time.monotonic() - self._warned_at > 60:
@@ -186,10 +236,59 @@ class RedisStore(RateLimiterStoreABC):
             self._outage(error)
             await self._fallback.set(key, tat)
 
+    async def take(self, key: str, limit: RateLimit) -> float:
+        """PruningMemoryStore.take, for every worker and host at once."""
+        from redis.exceptions import RedisError
+
+        try:
+            wait = await self._take(keys=[KEY_PREFIX + key],
+                                    args=[repr(limit.inverse), repr(limit.period.total_seconds() - limit.inverse)])
+        except (RedisError, OSError) as error:
+            self._outage(error)
+            return await self._fallback.take(key, limit)
+        return float(wait)
+
     async def after_serving(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+
+# --- the write budget ----------------------------------------------------------
+
+WRITE_BUDGET_ATTRIBUTE = "_cloudbuffer_spends_write_budget"
+
+
+async def spend_write(key: str) -> None:
+    """Spend one write of `key`'s budget (a user_key), or raise RateLimited
+    with the seconds until the next write is allowed."""
+    if not current_app.config["QUART_RATE_LIMITER_ENABLED"]:
+        return
+    store = current_app.extensions["cloudbuffer_rate_limiter"].store
+    wait = await store.take(f"writes-{WRITES.key}-{key}", WRITES)
+    if wait > 0:
+        raise RateLimited(wait, f"Too many writes: at most {WRITES.count} a minute for your buffer, uploads and "
+                                "shares together, from all your devices.")
+
+
+def spends_write_budget(handler):
+    """Route decorator: each request spends one write of the asker's budget
+    before the handler runs (an anonymous request, about to be refused,
+    spends its address's). Put it above @login_required, where the library's
+    limits go."""
+
+    @wraps(handler)
+    async def spend_then_handle(*args, **kwargs):
+        await spend_write(await WRITES.key_function())
+        return await handler(*args, **kwargs)
+
+    setattr(spend_then_handle, WRITE_BUDGET_ATTRIBUTE, True)
+    return spend_then_handle
+
+
+def is_rate_limited(view) -> bool:
+    """Whether requests to this view can be refused with 429."""
+    return bool(getattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, None) or getattr(view, WRITE_BUDGET_ATTRIBUTE, False))
 
 
 def init_rate_limits(app: Quart) -> RateLimiter:

@@ -8,7 +8,7 @@ from werkzeug.http import parse_options_header
 
 from . import buffer
 from .errors import APIError
-from .multipart import boundary_of, parse_form
+from .multipart import FilePart, MemoryPart, boundary_of, parse_form
 from .storage import guess_mime, iter_body, sanitize_filename
 
 
@@ -39,33 +39,51 @@ def is_multipart() -> bool:
     return request.mimetype == "multipart/form-data"
 
 
-async def receive_form(principal, field_limit: int):
-    """Stream this request's multipart body: each file part into an Upload
-    limited by the user's allowance (size limit and quota), text fields up
-    to field_limit. The uploads are open; the caller stores or closes them."""
+async def receive_form(principal, fields_limit: int, open_part=None):
+    """Stream this request's multipart body: each file part into what
+    open_part() gives (by default an Upload limited by the user's allowance:
+    size limit and quota), the text fields up to fields_limit bytes in all.
+    The parts are open; the caller stores or closes them."""
     settings = current_app.config["CLOUDBUFFER"]
-    limit, too_large = await buffer.upload_allowance(principal.user_id)
+    if open_part is None:
+        limit, too_large = await buffer.upload_allowance(principal.user_id)
+        open_part = lambda: current_app.storage.new_upload(limit, too_large)  # noqa: E731
     return await parse_form(
         iter_body(request.body, settings["UPLOAD_IDLE_SECONDS"]),
         boundary_of(request.headers.get("Content-Type", "")),
-        lambda: current_app.storage.new_upload(limit, too_large),
-        field_limit=field_limit,
+        open_part,
+        fields_limit=fields_limit,
     )
 
 
-async def receive_single_file(principal, field_name: str = "file"):
+async def _receive_one_part(principal, open_part=None, field_name: str = "file") -> FilePart:
+    """The one file part of a multipart body, in a form field `field_name`."""
+    form = await receive_form(principal, fields_limit=4096, open_part=open_part)
+    parts = [part for part in form.files if part.field_name == field_name]
+    if len(parts) != 1 or len(form.files) != 1:
+        for other in form.files:
+            await other.upload.__aexit__(None, None, None)
+        raise APIError(400, "bad_multipart", f"Send exactly one file in a form field named {field_name!r}.")
+    return parts[0]
+
+
+async def receive_single_file(principal):
     """Stream a multipart body with exactly one file part into an Upload.
     Returns (upload, filename, mime); the upload is open and must be stored
     or closed by the caller."""
-    form = await receive_form(principal, field_limit=4096)
-    parts = [part for part in form.files if part.field_name == field_name]
+    part = await _receive_one_part(principal)
     try:
-        if len(parts) != 1 or len(form.files) != 1:
-            raise APIError(400, "bad_multipart", f"Send exactly one file in a form field named {field_name!r}.")
-        part = parts[0]
         filename = require_filename(part.filename)
     except BaseException:
-        for other in form.files:
-            await other.upload.__aexit__(None, None, None)
+        await part.upload.__aexit__(None, None, None)
         raise
     return part.upload, filename, guess_mime(filename, part.content_type)
+
+
+async def receive_text_part(principal) -> bytes:
+    """The original clients' way to post text: a multipart body whose one
+    file part, named `file`, holds it. Kept in memory up to MAX_TEXT_BYTES,
+    like a raw text body."""
+    limit = current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]
+    part = await _receive_one_part(principal, open_part=lambda: MemoryPart(limit, buffer.text_too_large))
+    return bytes(part.upload.data)

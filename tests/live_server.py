@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import shutil
 import signal
 import socket
@@ -267,6 +268,38 @@ def raw_request_head(server: LiveServer, token: str, length: int, name: str = "s
     return (f"POST /file/buffer HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             f"Authorization: Bearer {token}\r\nX-Data-Type: file\r\nX-File-Name: {name}\r\n"
             f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """What the server answered on a raw socket: up to the end of a JSON
+    body, or whatever came before the connection ended."""
+    data = b""
+    while b"\r\n\r\n" not in data or not data.split(b"\r\n\r\n", 1)[1].rstrip().endswith(b"}"):
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def send_until_answered(server: LiveServer, request: bytes, piece: int = 64 * 1024) -> bytes:
+    """Send a raw request the way a client that reads while it writes does:
+    stop sending once the server has answered (it may refuse long before
+    the body ends) and return the answer. A client that only reads after
+    writing everything often sees a reset instead of the server's answer."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        view = memoryview(request)
+        for start in range(0, len(request), piece):
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(view[start:start + piece])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        return read_response(sock)
 
 
 async def sigterm_with_sockets_open(server: LiveServer, token: str, sockets: int,

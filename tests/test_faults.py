@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from tests.live_server import (LiveServer, live_server_factory, new_user, raw_request_head,  # noqa: F401
-                               sigterm_with_sockets_open, wait_for)
+                               read_response, sigterm_with_sockets_open, wait_for)
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
@@ -55,19 +55,6 @@ def assert_every_row_has_its_whole_file(data_dir: Path) -> list[str]:
 
 def temp_files(data_dir: Path) -> list[str]:
     return sorted(os.listdir(data_dir / "tmp"))
-
-
-def read_response(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data or not data.split(b"\r\n\r\n", 1)[1].rstrip().endswith(b"}"):
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, BrokenPipeError):
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 # --- crash mid-upload ----------------------------------------------------------------------------------
@@ -137,7 +124,8 @@ def test_50_concurrent_writers_of_one_user(live_server_factory, redis_server, tm
     # Two workers: two processes, each with its own SQLite writer, so the
     # lock is contended across processes, not only within one event loop.
     server = live_server_factory(tmp_path / "data", workers=2, redis_url=redis_server.url,
-                                 env={"CLOUDBUFFER_RATE_LIMITS": "false", "CLOUDBUFFER_MAX_FILES": "10"})
+                                 env={"CLOUDBUFFER_RATE_LIMITS": "false", "CLOUDBUFFER_MAX_FILES": "10",
+                                      "CLOUDBUFFER_UPLOADS_IN_FLIGHT": str(WRITERS)})
     token = new_user(server, "alice")
 
     async def writer(number: int, http: httpx.AsyncClient, deadline: float) -> list[tuple[int, int]]:
@@ -195,7 +183,7 @@ def test_the_quota_and_the_file_cap_hold_exactly_under_parallel_uploads(live_ser
                                                                          tmp_path):
     server = live_server_factory(tmp_path / "data", workers=2, redis_url=redis_server.url, env={
         "CLOUDBUFFER_RATE_LIMITS": "false", "CLOUDBUFFER_MAX_FILES": "10", "CLOUDBUFFER_HISTORY_SIZE": "50",
-        "CLOUDBUFFER_QUOTA_BYTES": str(10 * MIB)})
+        "CLOUDBUFFER_QUOTA_BYTES": str(10 * MIB), "CLOUDBUFFER_UPLOADS_IN_FLIGHT": "10"})
 
     # Quota: 9 MiB of 10 MiB used; 10 uploads of 1 MiB at once → exactly one fits.
     quota_user = new_user(server, "quota")

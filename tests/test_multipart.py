@@ -27,11 +27,11 @@ async def chunked(body: bytes, size: int):
         yield body[start:start + size]
 
 
-async def parse(storage, body: bytes, content_type: str, *, chunk=65536, limit=10_000_000, field_limit=4096):
+async def parse(storage, body: bytes, content_type: str, *, chunk=65536, limit=10_000_000, fields_limit=4096):
     def open_upload():
         return storage.new_upload(limit, lambda: APIError(413, "too_large", "too big"))
 
-    return await parse_form(chunked(body, chunk), boundary_of(content_type), open_upload, field_limit)
+    return await parse_form(chunked(body, chunk), boundary_of(content_type), open_upload, fields_limit)
 
 
 async def contents(part) -> bytes:
@@ -148,8 +148,18 @@ async def test_too_many_file_parts_removes_the_ones_already_written(storage):
 
 async def test_a_field_too_large(storage):
     body, content_type = multipart([("file", "a.bin", b"x" * 100), ("note", "n" * 5000)])
-    message = await expect_bad(storage, body, content_type, status=413, code="too_large", field_limit=4096)
+    message = await expect_bad(storage, body, content_type, status=413, code="too_large", fields_limit=4096)
     assert "note" in message
+
+
+async def test_the_fields_are_limited_together_not_each(storage):
+    # 64 fields each well under the limit: held in memory together, they
+    # are what the limit is about (issue 14: 64 fields of 1 MiB per request).
+    body, content_type = multipart([(f"f{n}", "v" * 1000) for n in range(MAX_PARTS)])
+    message = await expect_bad(storage, body, content_type, status=413, code="too_large", fields_limit=4096)
+    assert "4096 bytes in all" in message and "'f4'" in message
+    exactly, content_type = multipart([(f"f{n}", "v" * 1024) for n in range(4)])
+    assert len((await parse(storage, exactly, content_type, fields_limit=4096)).fields) == 4
 
 
 async def test_a_field_that_is_not_utf8(storage):

@@ -4,13 +4,16 @@ shape with Retry-After; proxies and forged X-Forwarded-For; counts shared
 through Redis, and Redis going away does not take logins down."""
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 from quart import Quart
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE
 
 from server import create_app, ratelimits
 from tests.conftest import PASSWORD, make_token, register
-from tests.helpers import BROWSER_ACCEPT
+from tests.helpers import BROWSER_ACCEPT, multipart
 
 # Routes without a limit, and why. A new route must take a limit or be added
 # here with its reason. (/ws is no route: the live socket is served beside
@@ -26,14 +29,24 @@ EXEMPT = {
 }
 
 
+# Every way of writing the buffer spends the one write budget (and no
+# per-route limit besides). The live socket's `set` spends it too.
+WRITES = {"buffer.post_buffer", "files.post_load", "pwa.post_share_target", "buffer.post_item_share"}
+
+
 def limits_of(app: Quart, endpoint: str) -> list:
     return getattr(app.view_functions[endpoint], QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, [])
+
+
+def spends_writes(app: Quart, endpoint: str) -> bool:
+    return getattr(app.view_functions[endpoint], ratelimits.WRITE_BUDGET_ATTRIBUTE, False)
 
 
 def test_every_route_has_a_limit_or_is_exempt_on_purpose(tmp_path):
     app = create_app({"DATA_DIR": str(tmp_path)})
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    unlimited = {e for e in endpoints if not limits_of(app, e)}
+    assert {e for e in endpoints if spends_writes(app, e)} == WRITES
+    unlimited = {e for e in endpoints if not limits_of(app, e) and not spends_writes(app, e)}
     assert unlimited == set(EXEMPT), "give these routes a limit (server/ratelimits.py) or list them in EXEMPT"
     for endpoint in EXEMPT:
         view = app.view_functions[endpoint]
@@ -44,11 +57,11 @@ def test_every_route_has_a_limit_or_is_exempt_on_purpose(tmp_path):
     assert limits_of(app, "account.post_register") == ratelimits.REGISTER
     for endpoint in ("files.get_file", "files.get_file_by_path", "files.get_qr"):
         assert limits_of(app, endpoint) == ratelimits.SHARE_LOOKUP
-    for endpoint in ("buffer.post_buffer", "files.post_load", "pwa.post_share_target", "buffer.post_item_share"):
-        assert limits_of(app, endpoint) == ratelimits.UPLOAD
+    for endpoint in WRITES:
+        assert limits_of(app, endpoint) == []
     keys = {limit.key_function for limit in ratelimits.LOGIN + ratelimits.REGISTER}
     assert keys == {ratelimits.ip_key, ratelimits.username_key}
-    assert {limit.key_function for limit in ratelimits.UPLOAD} == {ratelimits.user_key}
+    assert ratelimits.WRITES.key_function is ratelimits.user_key
 
 
 def from_address(address: str, **headers) -> dict:
@@ -225,3 +238,78 @@ async def test_redis_counts_are_shared_by_workers_and_an_outage_fails_open(tmp_p
         register_response = await clients[1].post("/account/register", json={"username": "carol", "password": PASSWORD},
                                                   **from_address("192.0.2.201"))
         assert register_response.status_code == 201
+
+
+# --- the write budget ---------------------------------------------------------------------------------
+
+# Ten an hour: nothing refills while a test runs, so counts are exact.
+TEN_AN_HOUR = ratelimits.RateLimit(10, ratelimits.timedelta(hours=1))
+
+
+async def test_a_store_grants_exactly_the_budget_however_many_ask_at_once(tmp_path, redis_server):
+    # Two Redis stores are two workers; a memory store is one worker alone.
+    stores = [ratelimits.RedisStore(redis_server.url), ratelimits.RedisStore(redis_server.url)]
+    for store in stores:
+        await store.before_serving()
+    try:
+        for key, askers in (("redis", stores), ("memory", [ratelimits.PruningMemoryStore()])):
+            waits = await asyncio.gather(*(askers[n % len(askers)].take(key, TEN_AN_HOUR) for n in range(100)))
+            assert sum(wait == 0 for wait in waits) == 10, key
+            # The next arrival is one period/count after the tenth: six minutes.
+            assert all(354 < wait <= 360 for wait in waits if wait > 0), key
+        with redis_server.client() as inspect:
+            assert 0 < inspect.ttl(ratelimits.KEY_PREFIX + "redis") <= 3601
+    finally:
+        for store in stores:
+            await store.after_serving()
+
+
+async def test_the_budget_falls_back_to_memory_while_redis_is_down(redis_server, caplog):
+    store = ratelimits.RedisStore(redis_server.url)
+    await store.before_serving()
+    try:
+        redis_server.stop()
+        waits = [await store.take("down", TEN_AN_HOUR) for _ in range(11)]
+        assert waits[:10] == [0.0] * 10 and waits[10] > 0
+        assert "Redis unavailable" in caplog.text
+    finally:
+        await store.after_serving()
+
+
+async def test_http_and_the_socket_spend_one_budget(app, alice):
+    token = await make_token(alice)
+    for n in range(40):  # the first 40 of 60, over HTTP: posts, uploads, shares
+        if n % 4 == 0:
+            response = await alice.post("/file/buffer", data=b"f", headers={"X-Data-Type": "file", "X-File-Name": "f"})
+        elif n % 4 == 1:
+            body, content_type = multipart([("file", "f.txt", b"f")])
+            response = await alice.post("/file/load", data=body, headers={"Content-Type": content_type,
+                                                                           "Accept": "application/json"})
+        else:
+            response = await alice.post("/file/buffer", data=b"t", headers={"X-Data-Type": "text"})
+        assert response.status_code == 201, await response.get_data(as_text=True)
+    acked, refused = 0, None
+    async with app.test_client().websocket("/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
+        for n in range(30):
+            await ws.send(json.dumps({"type": "set", "text": f"set {n}", "id": n}))
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.receive(), 5))
+                if message["type"] in ("ack", "error"):
+                    break
+            if message["type"] == "ack":
+                acked += 1
+            else:
+                refused = refused or message
+        # The socket stays open after a refusal (the pause: 30 messages were
+        # the socket's own burst of messages, a limit of its own).
+        await asyncio.sleep(0.3)
+        await ws.send(json.dumps({"type": "ping", "t": 1}))
+        while (message := json.loads(await asyncio.wait_for(ws.receive(), 5)))["type"] != "pong":
+            pass
+    # 20 left after HTTP's 40 (GCRA refills one a second: one more on a slow machine).
+    assert 20 <= acked <= 22
+    assert refused["code"] == "rate_limited" and refused["retry_after"] >= 1
+    assert refused["message"].startswith("Too many writes") and "wait" in refused["message"]
+    # And HTTP now finds the budget spent by the socket.
+    response = await alice.post("/file/buffer", data=b"t", headers={"X-Data-Type": "text"})
+    assert_rate_limited(response, await response.get_json())

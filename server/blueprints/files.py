@@ -8,12 +8,13 @@ from quart import Blueprint, Response, current_app, jsonify, render_template, re
 
 from .. import buffer
 from .. import ratelimits
-from ..ratelimits import rate_limit
+from ..ratelimits import rate_limit, spends_write_budget
 from ..api_schema import openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, public, require_principal
 from ..downloads import file_response
 from ..errors import APIError, wants_json
+from ..inflight import receives_body
 from ..models import files as files_model
 from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
 from ..uploads import receive_single_file
@@ -41,8 +42,9 @@ async def get_load():
 @blueprint.post("/file/load")
 @responds({201: schema.Share})
 @openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 413, 507))
-@rate_limit(limits=ratelimits.UPLOAD)
+@spends_write_budget
 @login_required
+@receives_body
 async def post_load():
     principal = await require_principal()
     upload, filename, mime = await receive_single_file(principal)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
 
@@ -17,12 +18,12 @@ from quart import current_app
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import get_host
 
-from .. import __version__, buffer
+from .. import __version__, buffer, ratelimits
 from ..asgi_socket import ASGISocket, Disconnected
 from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials,
                     principal_still_valid, session_cookie_name)
 from ..broker import RESYNC
-from ..errors import APIError, internal_error
+from ..errors import APIError, RateLimited, internal_error
 from ..presence import PRESENCE_REFRESH
 from ..rounds import Rounds
 
@@ -116,8 +117,8 @@ class LiveConnection:
         devices = await current_app.presence.list(self.principal.user_id)
         await self.send({"type": "devices", "devices": devices})
 
-    async def error(self, code: str, message: str) -> None:
-        await self.send({"type": "error", "code": code, "message": message})
+    async def error(self, code: str, message: str, **extra) -> None:
+        await self.send({"type": "error", "code": code, "message": message, **extra})
 
 
 class LiveSocketsFirst:
@@ -312,12 +313,13 @@ async def _read_client(conn: LiveConnection) -> None:
                 if conn.strikes > RATE_BURST:
                     await conn.socket.close(CLOSE_POLICY, "too many messages")
                     return
-                await conn.error("rate_limited", f"Slow down: at most {RATE_PER_SECOND:g} messages per second.")
+                await conn.error("rate_limited", f"Slow down: at most {RATE_PER_SECOND:g} messages per second.",
+                                 retry_after=1)
                 continue
             conn.strikes = 0
             try:
-                message = json.loads(raw)
-            except (TypeError, ValueError):
+                message = parse_message(raw)
+            except (TypeError, ValueError, RecursionError):
                 await conn.error("invalid_json", "Messages are JSON objects with a type.")
                 continue
             if not isinstance(message, dict) or not isinstance(message.get("type"), str):
@@ -330,26 +332,64 @@ async def _read_client(conn: LiveConnection) -> None:
         conn.subscription.put_nowait(WAKE_UP)
 
 
+def _not_finite(value: str) -> float:
+    raise ValueError(f"{value} is not a number JSON can carry")
+
+
+def _finite_float(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        _not_finite(value)
+    return number
+
+
+def parse_message(raw: str | bytes):
+    """A client message as JSON, refusing what JSON cannot send back: NaN,
+    Infinity and numbers too big for a double (Python reads all three, and
+    echoing one in a `pong` wrote invalid JSON). Too deep a nesting raises
+    RecursionError, too long an integer ValueError."""
+    return json.loads(raw, parse_constant=_not_finite, parse_float=_finite_float)
+
+
+MAX_ECHO_CHARS = 256
+
+
+def _echoable(value) -> bool:
+    """Whether a client's `id` or `t` may be sent back as it came: a short
+    string, a number or null, never a structure (a deep one could not be
+    encoded again)."""
+    return value is None or isinstance(value, (bool, int, float)) or (
+        isinstance(value, str) and len(value) <= MAX_ECHO_CHARS)
+
+
 async def _handle(conn: LiveConnection, message: dict) -> None:
     kind = message["type"]
     if kind == "ping":
+        if not _echoable(message.get("t")):
+            await conn.error("invalid_message", f"`t` is a string of up to {MAX_ECHO_CHARS} characters, "
+                                                "a number or null.")
+            return
         conn.heartbeats = True
         await conn.send({"type": "pong", "t": message.get("t")})
     elif kind == "set":
         text = message.get("text")
-        if not isinstance(text, str):
-            await conn.error("invalid_message", "`set` needs a string `text`.")
+        if not isinstance(text, str) or not _echoable(message.get("id")):
+            await conn.error("invalid_message", f"`set` needs a string `text`, and an `id` that is a string of up "
+                                                f"to {MAX_ECHO_CHARS} characters, a number or null.")
             return
         try:
+            await ratelimits.spend_write(ratelimits.key_of_user(conn.principal.user_id))
             item = await buffer.store_text(conn.principal, text)
         except APIError as error:
-            await conn.error(error.code, error.message)
+            extra = {"retry_after": error.retry_after} if isinstance(error, RateLimited) else {}
+            await conn.error(error.code, error.message, **extra)
             return
         await conn.send({"type": "ack", "id": message.get("id"), "seq": item.seq})
     elif kind == "sync":
         await conn.send_snapshot()
     else:
-        await conn.error("unknown_type", f"Unknown message type {kind!r}.")
+        # Its type is the client's own input: named, but only so much of it.
+        await conn.error("unknown_type", f"Unknown message type {kind[:40]!r}.")
 
 
 class _KeepAlive:

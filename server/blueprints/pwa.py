@@ -27,9 +27,10 @@ from werkzeug.security import safe_join
 
 from .. import buffer
 from .. import ratelimits
-from ..ratelimits import rate_exempt, rate_limit
+from ..ratelimits import rate_exempt, rate_limit, spends_write_budget
 from ..auth import current_principal, public
 from ..errors import APIError, wants_json
+from ..inflight import receives_body
 from ..storage import guess_mime, sanitize_filename
 from ..uploads import receive_form
 
@@ -341,8 +342,9 @@ async def get_share_target():
 
 
 @blueprint.post("/share-target")
-@rate_limit(limits=ratelimits.UPLOAD)
+@spends_write_budget
 @public  # a logged-out share is sent to the login page (see docs/pwa.md)
+@receives_body
 async def post_share_target():
     """The manifest's share_target, for when no service worker took the POST
     (normally the worker keeps the share in IndexedDB and the app uploads it).
@@ -355,7 +357,8 @@ async def post_share_target():
         if wants_json():
             raise APIError(401, "unauthorized", "Log in, then share again.")
         return redirect("/account/login?next=/&shared=lost", 303)
-    form = await receive_form(principal, field_limit=current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"])
+    # Title, text and URL become one text item: one item's worth in all.
+    form = await receive_form(principal, fields_limit=current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"])
     stored = []
     try:
         field = lambda name: (form.fields.get(name) or [""])[0]  # noqa: E731

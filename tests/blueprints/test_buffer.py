@@ -85,6 +85,52 @@ async def test_text_over_its_limit_is_413(small_text_settings, alice):
     await error_of(await post_text(alice, "é" * 51), 413, "too_large")
 
 
+# --- text as a form's one file part (the original clients) ----------------------------------------
+
+
+async def post_text_form(client, parts):
+    body, content_type = multipart(parts)
+    return await client.post("/file/buffer", data=body, headers={**TEXT, "Content-Type": content_type})
+
+
+async def test_text_as_the_one_file_part_of_a_form(alice, settings):
+    # What the Django test client sends for {'file': BytesIO(...)}: a nameless
+    # file is given its field's name.
+    response = await post_text_form(alice, [("note", "ignored"), ("file", "file", "héllo ✓".encode())])
+    assert response.status_code == 201
+    created = await response.get_json()
+    assert created["type"] == "text" and created["size"] == len("héllo ✓".encode()) and "filename" not in created
+    response = await alice.get("/file/buffer")
+    assert response.headers["X-Data-Type"] == "text"
+    assert await response.get_data(as_text=True) == "héllo ✓"
+    assert stored_files(settings["DATA_DIR"]) == [] and temp_files(settings["DATA_DIR"]) == []
+
+
+async def test_text_in_a_form_has_the_limit_and_the_check_of_a_raw_text(small_text_settings, alice):
+    assert (await post_text_form(alice, [("file", "file", b"x" * 100)])).status_code == 201
+    message = await error_of(await post_text_form(alice, [("file", "file", b"x" * 101)]), 413, "too_large")
+    assert "100 bytes" in message
+    await error_of(await post_text_form(alice, [("file", "file", b"\xff\xfe")]), 400, "invalid_text")
+    assert await (await alice.get("/file/buffer")).get_data() == b"x" * 100
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [],
+        [("file", "not a file part, a field")],
+        [("file", "a", b"a"), ("file", "b", b"b")],
+        [("upload", "a", b"a")],
+    ],
+    ids=["empty", "a-field", "two-files", "wrong-field"],
+)
+async def test_a_form_of_text_without_exactly_one_file_part_is_400(alice, parts):
+    # Never the form's boilerplate as someone's clipboard (tests/test_fuzz.py found that once).
+    message = await error_of(await post_text_form(alice, parts), 400, "bad_multipart")
+    assert "exactly one file" in message
+    assert (await alice.get("/file/buffer")).status_code == 204
+
+
 # --- X-Data-Type -----------------------------------------------------------------------------------
 
 
