@@ -7,7 +7,7 @@ import {noteArrival} from "./badge.js";
 import {acceptDroppedFiles} from "./drop.js";
 import {forgetDevice} from "./forget-on-logout.js";
 import {LiveClient} from "./live.js";
-import {addPending, countPending, flushPending} from "./pending-shares.js";
+import {addPending, countPending, flushPending, sentMessage} from "./pending-shares.js";
 import {openShareDialog} from "./share-dialog.js";
 import {HistorySearch, findItems} from "./search.js";
 import {loadState, saveState} from "./state.js";
@@ -240,7 +240,7 @@ async function putText(text) {
     return true;
   } catch (error) {
     if (!(error instanceof NetworkError)) throw error;
-    await addPending({text});
+    await addPending({text, typed: true});
     showToast("You are offline: it will be sent when the connection is back.");
     return false;
   }
@@ -313,7 +313,8 @@ async function sendPending() {
   try {
     if ((await countPending()) === 0) return;
     const sent = await flushPending(async (file) => stored(await uploadWithRow(file)));
-    if (sent) showToast(`Sent ${sent} shared item${sent === 1 ? "" : "s"}.`);
+    const message = sentMessage(sent);
+    if (message) showToast(message);
   } catch (error) {
     if (!(error instanceof NetworkError)) showToast(`Could not send what was shared: ${error.message}`, "error");
   }

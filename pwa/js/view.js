@@ -120,8 +120,10 @@ function historyItem(item, text, isCurrent, actions, offline) {
 const STATE_TEXT = {
   connecting: "Connecting…",
   connected: "Connected",
-  reconnecting: "Reconnecting…",
-  offline: "Offline — showing what this device last received",
+  // Two different troubles, told apart: this device has no network, or it
+  // has one and the server does not answer (down, restarting, busy).
+  reconnecting: "Reconnecting… the server does not answer yet",
+  offline: "Offline — no network; showing what this device last received",
 };
 
 export function renderStatus(state, devices, selfId) {
