@@ -1,7 +1,7 @@
 // The app at /: the current buffer, live. Wires the live socket, the saved
 // state, the views and the ways to put things in (text, paste, files, shares).
 import {$} from "./dom.js";
-import {ApiError, NetworkError, deleteItem, itemText, listItems, sendText} from "./api.js";
+import {ApiError, NetworkError, deleteItem, itemText, itemURL, listItems, sendText} from "./api.js";
 import {copyText, readClipboard} from "./clipboard.js";
 import {noteArrival} from "./badge.js";
 import {acceptDroppedFiles} from "./drop.js";
@@ -52,18 +52,48 @@ const actions = {
       showToast(error.message, "error");
     }
   },
-  async remove(item) {
-    try {
-      await deleteItem(item.id);
-      state.items = state.items.filter((other) => other.id !== item.id);
-      if (state.found) state.found = state.found.filter((other) => other.id !== item.id);
+  remove(item) {
+    // The item leaves the list at once; the server deletes it only when the
+    // Undo window has passed (or the page goes away), so Undo is honest:
+    // nothing was deleted yet.
+    const name = item.type === "text" ? "the text" : item.filename;
+    const timer = setTimeout(() => commitDelete(item), UNDO_MS);
+    deleting.set(item.id, timer);
+    drawHistory();
+    showToast(`Deleted ${name}.`, "info", UNDO_MS, {label: "Undo", run: () => {
+      clearTimeout(deleting.get(item.id));
+      deleting.delete(item.id);
       drawHistory();
-      showToast("Deleted.");
-    } catch (error) {
-      showToast(error.message, "error");
-    }
+      showToast(`Restored ${name}.`);
+    }});
   },
 };
+
+const UNDO_MS = 6000;
+const deleting = new Map(); // item id → the timer that deletes it for real
+
+async function commitDelete(item) {
+  try {
+    await deleteItem(item.id);
+    state.items = state.items.filter((other) => other.id !== item.id);
+    if (state.found) state.found = state.found.filter((other) => other.id !== item.id);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) showToast(`Could not delete: ${error.message}`, "error");
+  } finally {
+    deleting.delete(item.id);
+    drawHistory();
+  }
+}
+
+// Leaving within the Undo window: the deletes still happen.
+window.addEventListener("pagehide", () => {
+  for (const [id, timer] of deleting) {
+    clearTimeout(timer);
+    fetch(itemURL(id), {method: "DELETE", keepalive: true, credentials: "same-origin",
+      headers: {Accept: "application/json"}}).catch(() => {});
+  }
+  deleting.clear();
+});
 
 function drawCurrent() {
   const current = state.current;
@@ -72,8 +102,9 @@ function drawCurrent() {
 
 function drawHistory() {
   const searching = state.found !== null;
-  renderHistory(searching ? state.found : state.items, state.texts, state.current?.id, actions,
-    {offline: offline(), total: searching ? state.items.length : null});
+  const shown = (items) => items.filter((item) => !deleting.has(item.id));
+  renderHistory(shown(searching ? state.found : state.items), state.texts, state.current?.id, actions,
+    {offline: offline(), total: searching ? shown(state.items).length : null});
 }
 
 // --- searching the history ---------------------------------------------------

@@ -5,6 +5,7 @@ import {qrURL} from "./api.js";
 import {absoluteTime, formatSize, isoTime} from "./format.js";
 import {uploadFile, UploadCancelled} from "./upload.js";
 import "./copy-buttons.js";
+import {showFeedback} from "./focus-feedback.js";
 
 const page = $("upload-page");
 const maxBytes = Number(page.dataset.maxBytes);
@@ -16,6 +17,7 @@ let current = null;
 function showError(message) {
   $("load-error").textContent = message;
   $("load-error").hidden = !message;
+  if (message) showFeedback($("load-error"));
 }
 
 function reset() {

@@ -70,7 +70,7 @@ def test_profile_devices_tokens_and_storage(new_context, username):
     phone_page = open_app(phone)
     page.goto("/account/profile")
     page.get_by_role("button", name="Revoke Phone").click()
-    page.wait_for_url("**/account/profile")
+    page.wait_for_url("**/account/profile?done=device-revoked")
     expect(page.get_by_role("region", name="Devices").get_by_role("listitem")).to_have_count(1)
     phone_page.wait_for_url("**/account/login")
     # The token works for scripts; then revoke it too.
