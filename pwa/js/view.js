@@ -108,8 +108,12 @@ function historyItem(item, text, isCurrent, actions, offline) {
          "aria-label": `Share link for ${name}`}, "Share link")];
   buttons.push(h("button", {type: "button", class: "small danger", onclick: () => actions.remove(item), disabled: offline,
     "aria-label": `Delete ${isText ? `text from ${when}` : name}`}, "Delete"));
+  // Images show themselves, small (lazy: only rows scrolled to load theirs).
+  const thumbnail = !isText && !offline && isPreviewable(item.mime, item.size)
+    ? h("img", {class: "thumb", src: itemURL(item.id), alt: "", width: 40, height: 40, loading: "lazy", decoding: "async"})
+    : badge(item, true);
   return h("li", {class: `history-item${isCurrent ? " is-current" : ""}`, dataset: {id: String(item.id), type: item.type}},
-    badge(item, true),
+    thumbnail,
     h("div", {},
       preview,
       h("div", {class: "meta"}, isText ? "" : `${formatSize(item.size)} · `, metaLine(item),
