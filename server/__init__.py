@@ -21,7 +21,8 @@ from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
 from .storage import Storage
 from .sweeper import run_sweeper
-from .wrappers import BackpressureHTTPConnection, CloudBufferRequest, CloudBufferResponse
+from .patches import apply_app_patches
+from .wrappers import CloudBufferResponse
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     # OverflowError in the query (found by tests/test_fuzz.py).
     app.url_map.converters["int"] = SQLiteIntConverter
     app.config["CLOUDBUFFER"] = settings
+    apply_app_patches(app)
     app.secret_key = settings["SECRET_KEY"] or load_or_create_secret_key(settings["DATA_DIR"])
     # Uploads are streamed and limited by our own code, per request; Quart's
     # global cap only stops bodies that are far beyond any allowed upload.
@@ -68,9 +70,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.after_request(_security_headers)
     init_compression(app)
 
-    from .blueprints import account, api_docs, buffer, files, live, pwa, system
+    from .blueprints import account, api_docs, buffer, files, pwa, system
+    from .live.connection import LiveSocketsFirst
+    from .live.keepalive import KeepAlive
 
-    app.asgi_app = live.LiveSocketsFirst(app, app.asgi_app)
+    app.asgi_app = LiveSocketsFirst(app, app.asgi_app, KeepAlive(app))
 
     for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pwa.blueprint, system.blueprint,
                       api_docs.blueprint):
@@ -104,8 +108,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
 
 class CloudBufferQuart(Quart):
     response_class = CloudBufferResponse
-    request_class = CloudBufferRequest
-    asgi_http_class = BackpressureHTTPConnection
 
     def log_exception(self, exception_info) -> None:
         """Quart's, with the request as a log may show it (server/log_safety.py):

@@ -53,6 +53,16 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _patch_names(raw: str) -> tuple[str, ...]:
+    from .patches import NAMES  # here: the patches import this module
+
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = [name for name in names if name not in NAMES]
+    if unknown:
+        raise ValueError(f"names no patch called {', '.join(unknown)}; the patches are {', '.join(NAMES)}")
+    return names
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
@@ -108,6 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ALLOWED_ORIGINS", (), _origins, "Extra origins (comma-separated) allowed to use cookie sessions and the WebSocket."),
     Setting("WS_MAX_PER_USER", 20, _positive_int, "Live sockets one user may hold open, counted across all workers and hosts (with Redis, through presence); the next is closed with 1013."),
     Setting("WS_COMPRESSION", False, _bool, "Accept permessage-deflate on live sockets when a client offers it (browsers do). Off by default: each compressed socket keeps zlib state, about 130 KiB more per idle socket (docs/benchmarks.md), for messages that are small JSON."),
+    Setting("DISABLED_PATCHES", (), _patch_names, "Patches of library internals (server/patches/, comma-separated names) to leave off, to measure what one buys or to work around a library upgrade; the server then runs that part as the library ships it. Each patch also turns itself off, with one warning line, if the library no longer looks as it was checked."),
     Setting("SWEEP_SECONDS", 60, _positive_int, "Interval of the sweeper that deletes expired items and orphan files."),
     Setting("UPLOADS_IN_FLIGHT", 8, _positive_int, "Request bodies (uploads, text posts, shares) one user may be sending to one worker process at once; the next gets 413 (with Retry-After) until one has finished. Bounds the memory one account can make a worker hold."),
     Setting("UPLOAD_IDLE_SECONDS", 60, _positive_int, "An upload that sends nothing for this long is dropped and its temp file removed."),

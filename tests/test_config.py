@@ -22,6 +22,7 @@ BAD_VALUES = {
     "_bool": ["maybe", "2", "yess"],
     "_secret": ["short", " " * 40, "x" * 31],
     "_nice": ["-1", "20", "low", "2.5"],
+    "_patch_names": ["no_such_patch", "ws_pings,typo"],
 }
 # Settings whose values are free-form (a path is checked by ensure_data_dir).
 FREE_FORM = {"str"}

@@ -70,7 +70,7 @@ async def test_connections_give_the_app_a_light_bounded_queue_of_events():
     from hypercorn.config import Config
 
     from server.queues import BoundedLightQueue
-    from server.serving import _LightQueueTaskGroup
+    from server.patches.app_queue import LightQueueTaskGroup
 
     config = Config()
     config.max_app_queue_size = 3
@@ -85,7 +85,7 @@ async def test_connections_give_the_app_a_light_bounded_queue_of_events():
     async def send(event):
         sent.append(event)
 
-    async with _LightQueueTaskGroup(asyncio.get_running_loop()) as group:
+    async with LightQueueTaskGroup(asyncio.get_running_loop()) as group:
         put = await group.spawn_app(app, config, {"type": "http"}, send)
         assert isinstance(put.__self__, BoundedLightQueue)
         for n in range(3):
@@ -112,10 +112,10 @@ class _FakeStream:
 
 
 async def test_a_failing_ping_stops_no_other():
-    from server.serving import PINGS_BETWEEN_YIELDS, _ping_all
+    from server.patches.ws_pings import PINGS_BETWEEN_YIELDS, ping_all
 
     streams = [_FakeStream(fail=n % 3 == 0) for n in range(PINGS_BETWEEN_YIELDS * 2 + 1)]
-    await _ping_all(streams)
+    await ping_all(streams)
     assert all(stream.pings == 1 for stream in streams)
 
 
@@ -162,7 +162,7 @@ async def test_an_app_that_returned_never_leaves_hypercorn_waiting_to_queue_for_
     connection (found by a review: 2 of 3 early-401 uploads of 20 MiB hung)."""
     from hypercorn.config import Config
 
-    from server.serving import _LightQueueTaskGroup
+    from server.patches.app_queue import LightQueueTaskGroup
 
     config = Config()
     config.max_app_queue_size = 3
@@ -174,7 +174,7 @@ async def test_an_app_that_returned_never_leaves_hypercorn_waiting_to_queue_for_
     async def send(event):
         sent.append(event)
 
-    async with _LightQueueTaskGroup(asyncio.get_running_loop()) as group:
+    async with LightQueueTaskGroup(asyncio.get_running_loop()) as group:
         put = await group.spawn_app(app, config, {"type": "http"}, send)
         for n in range(20):  # far past the bound of 3
             await asyncio.wait_for(put({"type": "http.request", "body": b"x", "more_body": True}), 1)
