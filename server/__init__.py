@@ -10,6 +10,7 @@ from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
 from .broker import create_broker
+from .compression import init_compression
 from .config import load_settings
 from .data_dir import ensure_data_dir, load_or_create_secret_key
 from .db import Database
@@ -70,6 +71,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     init_openapi(app)
     app.before_request(check_same_origin)
     app.after_request(_security_headers)
+    init_compression(app)
 
     from .blueprints import account, api_docs, buffer, files, pairing, pwa, system
     from .live.connection import LiveSocketsFirst

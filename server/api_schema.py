@@ -549,6 +549,14 @@ UPLOAD_FORM = {
     }},
 }
 
+ITEMS_QUERY = {"parameters": [
+    {"name": "q", "in": "query", "required": False,
+     "description": "Only items whose text or filename holds this, in any case (Unicode case folding).",
+     "schema": {"type": "string", "maxLength": 200}},
+    {"name": "kind", "in": "query", "required": False, "description": "Only texts or only files.",
+     "schema": {"type": "string", "enum": ["text", "file"]}},
+]}
+
 TOKEN_QUERY = {"parameters": [{"name": "token", "in": "query", "required": True,
                                 "schema": {"type": "string", "minLength": 1, "maxLength": 128}}]}
 

@@ -123,6 +123,10 @@ def _create_private(path: Path) -> None:
     os.close(create_private_file(path, exclusive=False))
 
 
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else value
+
+
 async def _connect(path: Path) -> aiosqlite.Connection:
     await asyncio.to_thread(_create_private, path)
     # isolation_level=None: we issue BEGIN ourselves, so a read-then-write is
@@ -130,6 +134,8 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     # with "database is locked" when it upgrades.
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = aiosqlite.Row
+    # SQLite's own lower()/LIKE fold ASCII only; search must match "été" to "ÉTÉ".
+    await conn.create_function("casefold", 1, _casefold, deterministic=True)
     await conn.execute("PRAGMA busy_timeout = 10000")
     await conn.execute("PRAGMA foreign_keys = ON")
     await conn.execute("PRAGMA synchronous = NORMAL")

@@ -84,6 +84,11 @@ async def error_response(status: int, code: str, message: str, headers: dict[str
         response = redirect(f"/account/login?next={quote(target, safe='/')}", 303)
         response.headers.update(headers or {})
         return response
+    elif status == 429 and request.method == "POST" and request.endpoint in FORM_PAGES:
+        # A person who tried too often gets the form back with the wait in
+        # it, and what they typed, rather than a bare error page.
+        response = Response(await _form_page_again(FORM_PAGES[request.endpoint], message),
+                            content_type="text/html; charset=utf-8")
     else:
         response = Response(
             await render_template("error.html", status=status, code=code, message=message),
@@ -99,6 +104,23 @@ async def error_response(status: int, code: str, message: str, headers: dict[str
         # instead of sending it down this one as it closes.
         response.headers["Connection"] = "close"
     return response
+
+
+# The forms whose rate-limited POST answers with the form itself.
+FORM_PAGES = {"account.post_login": "account/login.html", "account.post_register": "account/register.html"}
+
+
+async def _form_page_again(template: str, message: str) -> str:
+    from .blueprints.account import _safe_next  # the account blueprint imports this module
+    from .forms import read_input  # the body the rate limiter's username key already read
+
+    try:
+        data = await read_input()
+    except APIError:
+        data = {}
+    username = data.get("username") if isinstance(data.get("username"), str) else ""
+    next_page = data.get("next") if isinstance(data.get("next"), str) else None
+    return await render_template(template, error=message, username=username[:64], next=_safe_next(next_page))
 
 
 def _body_unread() -> bool:

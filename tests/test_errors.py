@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 
 from server.log_safety import REDACTED
-from tests.helpers import multipart
+from tests.helpers import BROWSER_ACCEPT, multipart
 from tests.live_server import live_server_factory, new_user  # noqa: F401  (fixture)
 
 
@@ -74,3 +74,24 @@ async def test_an_answer_outside_its_schema_is_logged_without_its_values(app, cl
     assert response.status_code == 500
     assert "POST /file/load answered outside its schema: size: " in caplog.text
     assert tokens and tokens[0] not in caplog.text
+
+
+# A rate-limited log-in, as a person meets it over real HTTP (a real `cloudbuffer serve`).
+
+def test_a_rate_limited_login_shows_the_form_with_a_message(live_server_factory):  # noqa: F811
+    server = live_server_factory()  # rate limits on, as shipped
+    with httpx.Client(base_url=server.base_url, timeout=30, headers={"Accept": BROWSER_ACCEPT}) as client:
+        form = {"username": "mallory", "password": "guess", "next": "/file/load"}
+        statuses = [client.post("/account/login", data=form).status_code for _ in range(10)]
+        assert statuses == [401] * 10
+        response = client.post("/account/login", data=form)
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) > 0
+        assert response.headers["Content-Type"].startswith("text/html")
+        page = response.text
+        assert '<form method="post" action="/account/login">' in page
+        assert 'role="alert"' in page and "Please wait" in page
+        assert 'value="mallory"' in page and 'value="/file/load"' in page
+        # A script is still answered in JSON.
+        api = client.post("/account/login", json=form, headers={"Accept": "application/json"})
+        assert api.status_code == 429 and api.json()["error"] == "rate_limited"

@@ -44,8 +44,13 @@ export function sendText(text) {
   });
 }
 
-export function listItems() {
-  return requestJSON("/file/buffer/items").then((body) => body.items);
+/** The history; with `q` and `kind`, the server's search over it. */
+export function listItems({q = "", kind = ""} = {}) {
+  const params = new URLSearchParams();
+  if (q) params.set("q", q);
+  if (kind) params.set("kind", kind);
+  const query = params.toString();
+  return requestJSON(`/file/buffer/items${query ? `?${query}` : ""}`).then((body) => body.items);
 }
 
 export async function itemText(id) {

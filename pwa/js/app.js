@@ -1,15 +1,16 @@
 // The app at /: the current buffer, live. Wires the live socket, the saved
 // state, the views and the ways to put things in (text, paste, files, shares).
 import {$} from "./dom.js";
-import {ApiError, NetworkError, deleteItem, itemText, listItems, sendText} from "./api.js";
+import {ApiError, NetworkError, deleteItem, itemText, itemURL, listItems, sendText} from "./api.js";
 import {copyText, readClipboard} from "./clipboard.js";
 import {noteArrival} from "./badge.js";
 import {acceptDroppedFiles} from "./drop.js";
 import {forgetDevice} from "./forget-on-logout.js";
 import {LiveClient} from "./live.js";
-import {addPending, countPending, flushPending} from "./pending-shares.js";
+import {addPending, countPending, flushPending, sentMessage} from "./pending-shares.js";
 import {openShareDialog} from "./share-dialog.js";
 import {noteRevoked} from "./revoked-notice.js";
+import {HistorySearch, findItems} from "./search.js";
 import {loadState, saveState} from "./state.js";
 import {showToast} from "./toast.js";
 import {sendFiles, uploadWithRow} from "./uploads.js";
@@ -26,7 +27,8 @@ const config = {
 // What the app knows. `seq` only moves forward, except that the first
 // snapshot after the page loads wins whatever was saved (the server may
 // have been reset).
-const state = {seq: 0, current: null, items: [], texts: {}, devices: [], liveState: "connecting", snapshotSeen: false};
+const state = {seq: 0, current: null, items: [], texts: {}, devices: [], liveState: "connecting", snapshotSeen: false,
+  found: null}; // found: the history search's matches, null when nothing is searched
 const ownSeqs = new Set(); // changes this device made: no "new" badge for them
 const saved = loadState(config.username);
 if (saved) Object.assign(state, {seq: saved.seq, current: saved.current, items: saved.items || [], texts: saved.texts || {}});
@@ -51,17 +53,48 @@ const actions = {
       showToast(error.message, "error");
     }
   },
-  async remove(item) {
-    try {
-      await deleteItem(item.id);
-      state.items = state.items.filter((other) => other.id !== item.id);
+  remove(item) {
+    // The item leaves the list at once; the server deletes it only when the
+    // Undo window has passed (or the page goes away), so Undo is honest:
+    // nothing was deleted yet.
+    const name = item.type === "text" ? "the text" : item.filename;
+    const timer = setTimeout(() => commitDelete(item), UNDO_MS);
+    deleting.set(item.id, timer);
+    drawHistory();
+    showToast(`Deleted ${name}.`, "info", UNDO_MS, {label: "Undo", run: () => {
+      clearTimeout(deleting.get(item.id));
+      deleting.delete(item.id);
       drawHistory();
-      showToast("Deleted.");
-    } catch (error) {
-      showToast(error.message, "error");
-    }
+      showToast(`Restored ${name}.`);
+    }});
   },
 };
+
+const UNDO_MS = 6000;
+const deleting = new Map(); // item id → the timer that deletes it for real
+
+async function commitDelete(item) {
+  try {
+    await deleteItem(item.id);
+    state.items = state.items.filter((other) => other.id !== item.id);
+    if (state.found) state.found = state.found.filter((other) => other.id !== item.id);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) showToast(`Could not delete: ${error.message}`, "error");
+  } finally {
+    deleting.delete(item.id);
+    drawHistory();
+  }
+}
+
+// Leaving within the Undo window: the deletes still happen.
+window.addEventListener("pagehide", () => {
+  for (const [id, timer] of deleting) {
+    clearTimeout(timer);
+    fetch(itemURL(id), {method: "DELETE", keepalive: true, credentials: "same-origin",
+      headers: {Accept: "application/json"}}).catch(() => {});
+  }
+  deleting.clear();
+});
 
 function drawCurrent() {
   const current = state.current;
@@ -69,8 +102,34 @@ function drawCurrent() {
 }
 
 function drawHistory() {
-  renderHistory(state.items, state.texts, state.current?.id, actions, {offline: offline()});
+  const searching = state.found !== null;
+  const shown = (items) => items.filter((item) => !deleting.has(item.id));
+  renderHistory(shown(searching ? state.found : state.items), state.texts, state.current?.id, actions,
+    {offline: offline(), total: searching ? shown(state.items).length : null});
 }
+
+// --- searching the history ---------------------------------------------------
+
+let searchRun = 0; // only the latest search's answer is drawn
+
+async function runSearch(filter) {
+  const run = ++searchRun;
+  if (!filter.active) {
+    state.found = null;
+    drawHistory();
+    return;
+  }
+  try {
+    const {items} = await findItems(filter, state.items, state.texts, {offline: offline()});
+    if (run !== searchRun) return;
+    state.found = items;
+    drawHistory();
+  } catch (error) {
+    showToast(`Could not search: ${error.message}`, "error");
+  }
+}
+
+const search = new HistorySearch(runSearch);
 
 function drawStatus() {
   renderStatus(state.liveState, state.devices, config.deviceKey);
@@ -128,6 +187,7 @@ function refreshHistory() {
     }
     const ids = new Set(state.items.map((item) => item.id));
     for (const id of Object.keys(state.texts)) if (!ids.has(Number(id))) delete state.texts[id];
+    if (search.filter.active) runSearch(search.filter);
     drawHistory();
     persist();
     for (const item of state.items) {
@@ -213,7 +273,7 @@ async function putText(text) {
     return true;
   } catch (error) {
     if (!(error instanceof NetworkError)) throw error;
-    await addPending({text});
+    await addPending({text, typed: true});
     showToast("You are offline: it will be sent when the connection is back.");
     return false;
   }
@@ -286,7 +346,8 @@ async function sendPending() {
   try {
     if ((await countPending()) === 0) return;
     const sent = await flushPending(async (file) => stored(await uploadWithRow(file)));
-    if (sent) showToast(`Sent ${sent} shared item${sent === 1 ? "" : "s"}.`);
+    const message = sentMessage(sent);
+    if (message) showToast(message);
   } catch (error) {
     if (!(error instanceof NetworkError)) showToast(`Could not send what was shared: ${error.message}`, "error");
   }

@@ -61,3 +61,28 @@ export function fileKind(mime = "", filename = "") {
 export function isPreviewable(mime = "", size = 0) {
   return /^image\/(png|jpe?g|gif|webp|avif|svg\+xml|bmp)$/.test(mime) && size <= 25 * 1024 * 1024;
 }
+
+/** "12 s", "3 min", "1 h 5 min" — a duration to come. */
+export function formatDuration(seconds) {
+  if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  const hours = Math.floor(seconds / 3600);
+  return `${hours} h ${Math.round((seconds - hours * 3600) / 60)} min`;
+}
+
+/**
+ * An upload's progress as people read it: "42 % · 1.2 MB of 3.0 MB ·
+ * 350 KB/s · 5 s left". The speed is averaged since the start (the first
+ * half second says nothing of speed yet), so the time left does not jump.
+ */
+export function progressText(loaded, total, startedAt, now = performance.now()) {
+  const percent = total ? Math.floor((100 * loaded) / total) : 100;
+  const parts = [`${percent} %`, `${formatSize(loaded)} of ${formatSize(total)}`];
+  const elapsed = (now - startedAt) / 1000;
+  if (elapsed >= 0.5 && loaded > 0) {
+    const speed = loaded / elapsed;
+    parts.push(`${formatSize(Math.round(speed))}/s`);
+    if (loaded < total) parts.push(`${formatDuration((total - loaded) / speed)} left`);
+  }
+  return parts.join(" · ");
+}

@@ -55,7 +55,9 @@ let flushing = null;
  * Upload everything pending, oldest first: a share's text, then its files
  * (so the last file becomes the buffer). `uploadFile(file)` returns a promise.
  * Each part is removed from the record as soon as the server has it, so an
- * interruption never sends anything twice. Returns how many items were sent.
+ * interruption never sends anything twice. Resolves with what was sent:
+ * {typed, shared}: texts typed in the app while offline (records marked
+ * `typed`), and items that came from the share sheet.
  */
 export function flushPending(uploadFile) {
   if (!flushing) {
@@ -68,22 +70,31 @@ export function flushPending(uploadFile) {
 }
 
 async function flushAll(uploadFile) {
-  let sent = 0;
+  const sent = {typed: 0, shared: 0};
   for (const share of await listPending()) {
+    const kind = share.typed ? "typed" : "shared";
     const text = sharedText(share);
     if (text) {
       await sendText(text);
-      sent += 1;
+      sent[kind] += 1;
       share.title = share.text = share.url = "";
       await putPending(share);
     }
     while (share.files && share.files.length) {
       await uploadFile(share.files[0]);
-      sent += 1;
+      sent[kind] += 1;
       share.files = share.files.slice(1);
       await putPending(share);
     }
     await deletePending(share.id);
   }
   return sent;
+}
+
+/** What to tell once pending items went out; "" when nothing did. */
+export function sentMessage({typed, shared}) {
+  const parts = [];
+  if (typed) parts.push(typed === 1 ? "the text you wrote offline" : `${typed} texts you wrote offline`);
+  if (shared) parts.push(`${shared} shared item${shared === 1 ? "" : "s"}`);
+  return parts.length ? `Sent ${parts.join(" and ")}.` : "";
 }

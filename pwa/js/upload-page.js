@@ -2,20 +2,23 @@
 // the link, its QR code, size and expiry. Without JS the form posts as is.
 import {$} from "./dom.js";
 import {qrURL} from "./api.js";
-import {absoluteTime, formatSize, isoTime} from "./format.js";
+import {absoluteTime, formatSize, isoTime, progressText} from "./format.js";
 import {uploadFile, UploadCancelled} from "./upload.js";
 import "./copy-buttons.js";
+import {showFeedback} from "./focus-feedback.js";
 
 const page = $("upload-page");
 const maxBytes = Number(page.dataset.maxBytes);
 const form = $("load-form");
 const input = $("load-file");
 const dropzone = $("dropzone");
+dropzone.classList.add("scripted");
 let current = null;
 
 function showError(message) {
   $("load-error").textContent = message;
   $("load-error").hidden = !message;
+  if (message) showFeedback($("load-error"));
 }
 
 function reset() {
@@ -37,11 +40,12 @@ function start(file) {
   $("load-name").textContent = file.name;
   $("load-bar").value = 0;
   $("load-meta").textContent = `0 of ${formatSize(file.size)}`;
+  const startedAt = performance.now();
   current = uploadFile(file, {
     target: "share",
     onProgress(loaded, total) {
       $("load-bar").value = total ? Math.round((100 * loaded) / total) : 100;
-      $("load-meta").textContent = `${formatSize(loaded)} of ${formatSize(total)}`;
+      $("load-meta").textContent = progressText(loaded, total, startedAt);
     },
   });
   current.promise.then(showResult, (error) => {

@@ -2,7 +2,7 @@
 // Cancel button. Files go one after another, so the last one chosen ends up
 // as the buffer on every device.
 import {$, h} from "./dom.js";
-import {formatSize} from "./format.js";
+import {formatSize, progressText} from "./format.js";
 import {uploadFile, UploadCancelled} from "./upload.js";
 
 const queue = [];
@@ -56,10 +56,11 @@ async function runJob({file, maxBytes, onStored}) {
     finish("error", `Too large: this server takes files up to ${formatSize(maxBytes)}.`);
     throw new Error("too large");
   }
+  const startedAt = performance.now();
   const upload = uploadFile(file, {
     onProgress(loaded, total) {
       bar.value = total ? Math.round((100 * loaded) / total) : 100;
-      status.textContent = `${formatSize(loaded)} of ${formatSize(total)}`;
+      status.textContent = progressText(loaded, total, startedAt);
     },
   });
   cancel.addEventListener("click", () => upload.abort());

@@ -82,10 +82,14 @@ export function renderCurrent(current, text, actions, {offline = false} = {}) {
       h("button", {type: "button", onclick: () => actions.share(current), disabled: offline}, "Share link")));
 }
 
-export function renderHistory(items, texts, currentId, actions, {offline = false} = {}) {
+/** `total`: the whole history's length when `items` are a search's matches. */
+export function renderHistory(items, texts, currentId, actions, {offline = false, total = null} = {}) {
   const list = $("history");
-  $("history-empty").hidden = items.length > 0;
-  $("history-count").textContent = items.length ? `${items.length} item${items.length === 1 ? "" : "s"}` : "";
+  const searching = total !== null;
+  $("history-empty").hidden = searching || items.length > 0;
+  $("history-no-match").hidden = !searching || items.length > 0;
+  const count = `${items.length} item${items.length === 1 ? "" : "s"}`;
+  $("history-count").textContent = searching ? `${items.length} of ${total}` : (items.length ? count : "");
   replaceChildren(list, items.map((item) => historyItem(item, texts[item.id], item.id === currentId, actions, offline)));
 }
 
@@ -105,8 +109,12 @@ function historyItem(item, text, isCurrent, actions, offline) {
          "aria-label": `Share link for ${name}`}, "Share link")];
   buttons.push(h("button", {type: "button", class: "small danger", onclick: () => actions.remove(item), disabled: offline,
     "aria-label": `Delete ${isText ? `text from ${when}` : name}`}, "Delete"));
+  // Images show themselves, small (lazy: only rows scrolled to load theirs).
+  const thumbnail = !isText && !offline && isPreviewable(item.mime, item.size)
+    ? h("img", {class: "thumb", src: itemURL(item.id), alt: "", width: 40, height: 40, loading: "lazy", decoding: "async"})
+    : badge(item, true);
   return h("li", {class: `history-item${isCurrent ? " is-current" : ""}`, dataset: {id: String(item.id), type: item.type}},
-    badge(item, true),
+    thumbnail,
     h("div", {},
       preview,
       h("div", {class: "meta"}, isText ? "" : `${formatSize(item.size)} · `, metaLine(item),
@@ -118,8 +126,10 @@ function historyItem(item, text, isCurrent, actions, offline) {
 const STATE_TEXT = {
   connecting: "Connecting…",
   connected: "Connected",
-  reconnecting: "Reconnecting…",
-  offline: "Offline — showing what this device last received",
+  // Two different troubles, told apart: this device has no network, or it
+  // has one and the server does not answer (down, restarting, busy).
+  reconnecting: "Reconnecting… the server does not answer yet",
+  offline: "Offline — no network; showing what this device last received",
 };
 
 export function renderStatus(state, devices, selfId) {

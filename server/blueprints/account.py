@@ -242,7 +242,8 @@ async def get_profile():
     principal = await require_principal()
     if wants_json():
         return jsonify(await _profile_data(principal))
-    return await _profile_page(principal, 200, new_token=take_new_token())
+    return await _profile_page(principal, 200, new_token=take_new_token(),
+                               notice=PROFILE_NOTICES.get(request.args.get("done", "")))
 
 
 @blueprint.post("/account/tokens")
@@ -288,7 +289,7 @@ async def delete_token(token_id: int):
     if not deleted:
         raise APIError(404, "not_found", "No API token with that id.")
     await publish_revoked(principal.user_id, [f"t{token_id}"])
-    return _done()
+    return _done("token-revoked")
 
 
 @blueprint.delete("/account/sessions/<int:session_id>")
@@ -306,7 +307,7 @@ async def delete_device(session_id: int):
     await publish_revoked(principal.user_id, [f"s{session_id}"], by=principal.device_name)
     if principal.device_kind == "session" and principal.device_id == session_id:
         logout_user()
-    return _done()
+    return _done("device-revoked")
 
 
 @blueprint.post("/account/sessions/log-out-others")
@@ -343,7 +344,7 @@ async def rename_device(session_id: int):
         raise APIError(404, "not_found", "No device with that id.")
     if wants_json():
         return jsonify(id=session_id, name=name)
-    return redirect("/account/profile", 303)
+    return _done("device-renamed")
 
 
 @blueprint.delete("/account/shares/<int:share_id>")
@@ -360,10 +361,20 @@ async def delete_share(share_id: int):
     if not deleted:
         raise APIError(404, "not_found", "No share link with that id.")
     await current_app.storage.remove(removed)
-    return _done()
+    return _done("link-deleted")
 
 
-def _done():
+# What the profile page confirms after a form's redirect (?done=…): fixed
+# sentences only, so the address can never put words on the page.
+PROFILE_NOTICES = {
+    "device-renamed": "Device renamed.",
+    "device-revoked": "Device revoked: it is logged out.",
+    "token-revoked": "API token revoked: scripts using it are refused from now on.",
+    "link-deleted": "Share link deleted: it no longer works.",
+}
+
+
+def _done(notice: str):
     if wants_json():
         return jsonify(ok=True)
-    return redirect("/account/profile", 303)
+    return redirect(f"/account/profile?done={notice}", 303)

@@ -26,6 +26,10 @@ DATA_TYPES = ("text", "file")
 SHARE_CODES = {"expires_in": ("invalid_expiry", "expires_in is a whole number of seconds, at least 60.")}
 
 
+ITEM_KINDS = DATA_TYPES  # ?kind= of the history search
+SEARCH_MAX_CHARS = 200
+
+
 def _data_type() -> str:
     value = request.headers.get("X-Data-Type", "").strip().lower()
     if value not in DATA_TYPES:
@@ -104,14 +108,22 @@ async def get_buffer():
 
 
 @blueprint.get("/file/buffer/items")
+@openapi(schema.ITEMS_QUERY, errors=(400,))
 @responds({200: schema.Items})
 @rate_limit(limits=ratelimits.READ)
 @login_required
 async def get_items():
     principal = await require_principal()
     now = time.time()
+    query = request.args.get("q", "").strip()
+    if len(query) > SEARCH_MAX_CHARS:
+        raise APIError(400, "invalid_query", f"'q' is longer than {SEARCH_MAX_CHARS} characters.")
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in ITEM_KINDS:
+        raise APIError(400, "invalid_kind", "'kind' must be text or file.")
     items = await items_model.select_items(
-        current_app.db.reader, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"]
+        current_app.db.reader, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"],
+        query=query, kind=kind,
     )
     links: dict[int, list] = {}
     for share in await files_model.select_shares(current_app.db.reader, principal.user_id, now):

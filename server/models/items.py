@@ -75,10 +75,27 @@ async def select_item(conn: aiosqlite.Connection, user_id: int, item_id: int, no
         return _item(await cursor.fetchone())
 
 
-async def select_items(conn: aiosqlite.Connection, user_id: int, now: float, limit: int) -> list[Item]:
-    async with conn.execute(
-        f"{_SELECT} WHERE i.user_id = ? AND i.expires_at > ? ORDER BY i.seq DESC LIMIT ?", (user_id, now, limit)
-    ) as cursor:
+async def select_items(
+    conn: aiosqlite.Connection, user_id: int, now: float, limit: int, *, query: str = "", kind: str | None = None
+) -> list[Item]:
+    """The user's newest `limit` live items (the history), newest first; with
+    `query`, those whose text or filename holds it in any case (Unicode case
+    folding: `casefold` is registered by db.py), with `kind` only texts or
+    files. The history is at most HISTORY_SIZE rows, reached through the
+    (user_id, seq) index, so matching them one by one costs less than
+    keeping a full-text index in step with every write (docs/api.md)."""
+    sql = f"SELECT * FROM ({_SELECT} WHERE i.user_id = ? AND i.expires_at > ? ORDER BY i.seq DESC LIMIT ?) AS history"
+    params: list = [user_id, now, limit]
+    conditions = []
+    if kind is not None:
+        conditions.append("kind = ?")
+        params.append(kind)
+    if query:
+        conditions.append("instr(casefold(COALESCE(text, filename)), ?) > 0")
+        params.append(query.casefold())
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    async with conn.execute(sql + " ORDER BY seq DESC", params) as cursor:
         return [_item(row) for row in await cursor.fetchall()]
 
 

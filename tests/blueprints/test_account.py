@@ -290,7 +290,7 @@ async def test_revoke_by_form_post_redirects_to_the_profile(app):
     profile = await (await phone.get("/account/profile", headers={"Accept": "application/json"})).get_json()
     phone_id = next(d["id"] for d in profile["devices"] if d["current"])
     response = await laptop.post(f"/account/sessions/{phone_id}/delete", form={}, headers={"Accept": BROWSER_ACCEPT})
-    assert response.status_code == 303 and response.headers["Location"] == "/account/profile"
+    assert response.status_code == 303 and response.headers["Location"] == "/account/profile?done=device-revoked"
     assert (await phone.get("/file/buffer")).status_code == 401
 
 

@@ -536,3 +536,47 @@ async def test_after_a_secret_key_change_a_link_is_not_handed_out_wrong(app, ali
     assert [("url" in link) for link in listed["links"]] == [True, False]
     anonymous = client.app.test_client()
     assert await (await anonymous.get(f"/file/get?token={first['token']}&download=1")).get_data() == b"keep me"
+
+
+# --- search ------------------------------------------------------------------------------------------
+
+
+async def search(client, **params) -> list[dict]:
+    response = await client.get("/file/buffer/items", query_string=params)
+    assert response.status_code == 200, await response.get_data()
+    return (await response.get_json())["items"]
+
+
+async def test_search_matches_texts_and_filenames_in_any_case(alice, client):
+    await post_text(alice, "Meeting notes for Tuesday")
+    await post_file(alice, "Été à la plage.JPG", b"jpeg")
+    await post_text(alice, "the Wi-Fi password is ÉTÉ-2026")
+    await post_file(alice, "report.pdf", b"%PDF")
+    assert [i.get("filename") for i in await search(alice, q="été")] == [None, "Été à la plage.JPG"]
+    assert [i["type"] for i in await search(alice, q="ÉTÉ", kind="file")] == ["file"]
+    assert [i["type"] for i in await search(alice, q="été", kind="text")] == ["text"]
+    assert len(await search(alice, q="  meeting  ")) == 1  # trimmed
+    assert [i.get("filename") for i in await search(alice, kind="file")] == ["report.pdf", "Été à la plage.JPG"]
+    assert await search(alice, q="nothing like it") == []
+    # The query is matched as it is: % and _ are no wildcards.
+    assert await search(alice, q="%") == [] and await search(alice, q="_") == []
+    assert len(await search(alice)) == 4 and len(await search(alice, q="")) == 4
+
+
+async def test_search_covers_only_the_history(history_settings, alice):
+    for n in range(5):
+        await post_text(alice, f"note {n}")
+    assert [i["seq"] for i in await search(alice, q="note")] == [5, 4, 3]
+
+
+async def test_search_sees_only_the_users_own_items(app):
+    alice, bob = app.test_client(), app.test_client()
+    await register(alice, "alice")
+    await register(bob, "bob")
+    await post_text(alice, "alice's secret")
+    assert await search(bob, q="secret") == []
+
+
+async def test_search_refuses_bad_parameters(alice):
+    await error_of(await alice.get("/file/buffer/items", query_string={"kind": "image"}), 400, "invalid_kind")
+    await error_of(await alice.get("/file/buffer/items", query_string={"q": "x" * 201}), 400, "invalid_query")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +40,8 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
 TIMEOUT_MS = 10_000
 SERVER_ENV = {"CLOUDBUFFER_RATE_LIMITS": "false"}
+AXE_DIR = REPO / "tests" / "browser" / "axe"  # package.json + lockfile; node_modules is gitignored
+AXE_SCRIPT = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def launch_options() -> dict:
@@ -45,6 +49,39 @@ def launch_options() -> dict:
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium); "
                     "browser tests are never skipped", pytrace=False)
     return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's script, installed from npm (`npm ci` on the committed
+    lockfile) the first time it is needed. Never skipped: without axe the
+    accessibility tests fail, saying why."""
+    if not AXE_SCRIPT.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is missing: the accessibility tests install axe-core with it "
+                        "(apt-get install -y npm)", pytrace=False)
+        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=AXE_DIR, capture_output=True,
+                                text=True, timeout=600)
+        if result.returncode != 0 or not AXE_SCRIPT.exists():
+            pytest.fail(f"could not install axe-core from npm in {AXE_DIR}:\n{result.stdout}\n{result.stderr}",
+                        pytrace=False)
+    return AXE_SCRIPT.read_text()
+
+
+def axe_violations(page: Page, axe_source: str) -> list[str]:
+    """axe-core's violations on the page as it is now (dialogs open count).
+    The script goes in through the DevTools protocol (page.evaluate), which
+    the page's CSP does not govern, so the page under test keeps its CSP."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(axe_source)
+    if not page.evaluate("() => typeof window.axe === 'object' && typeof window.axe.run === 'function'"):
+        raise AssertionError(f"axe-core did not load into {page.url}")
+    return page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ["violations"]});
+        return result.violations.flatMap((v) => v.nodes.map((node) =>
+            `${v.id} (${v.impact}): ${node.target.join(" ")}: ${node.failureSummary.replace(/\\s+/g, " ")}`));
+    }""")
 
 
 @pytest.fixture(scope="package")

@@ -115,9 +115,10 @@ def test_history_delete_and_share_link(new_context, username):
     page.get_by_role("button", name="Close").click()
     expect(dialog).to_be_hidden()
 
-    # Delete the image from the history: both devices fall back to the text.
+    # Delete the image from the history: both devices fall back to the text
+    # once the Undo window (6 s) has passed.
     page.get_by_role("button", name="Delete photo.png").click()
-    expect(other.locator("#current-text")).to_have_text("first")
+    expect(other.locator("#current-text")).to_have_text("first", timeout=15_000)
     expect(page.locator("#current-text")).to_have_text("first")
     expect(other.locator("#history .history-item")).to_have_count(1)
     assert [item["type"] for item in items(one)] == ["text"]

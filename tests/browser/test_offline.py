@@ -58,3 +58,22 @@ def test_text_sent_offline_is_sent_when_back_online(new_context, username, probl
     expect(page.locator("#toast")).to_contain_text("when the connection is back")
     context.set_offline(False)
     expect(page.locator("#current-text")).to_have_text("written in the tunnel")
+    # Told as what it is: the text written offline, not "1 shared item".
+    expect(page.locator("#toast")).to_have_text("Sent the text you wrote offline.")
+
+
+def test_status_tells_offline_from_reconnecting(new_context, username, problems):
+    context = new_context()
+    register(context, username)
+    # The network is up but the server turns the socket away ("try again later").
+    context.route_web_socket("**/ws", lambda socket: socket.close(code=1013, reason="busy"))
+    page = context.new_page()
+    page.goto("/")
+    status = page.locator("#status")
+    expect(status).to_have_attribute("data-state", "reconnecting")
+    expect(page.locator("#status-text")).to_have_text("Reconnecting… the server does not answer yet")
+    problems.allow(r"net::ERR_INTERNET_DISCONNECTED")
+    problems.allow(r"request failed: GET .*/file/buffer/items\S* net::ERR_ABORTED")
+    context.set_offline(True)
+    expect(status).to_have_attribute("data-state", "offline")
+    expect(page.locator("#status-text")).to_contain_text("Offline — no network")

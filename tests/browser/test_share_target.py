@@ -81,6 +81,7 @@ def test_share_while_logged_out_completes_after_login(new_context, username):
     register(context, username)
     page = open_app(context)
     wait_controlled(page)
+    page.locator(".account-menu summary").click()  # Log out is in the Account menu
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/account/login")
 
