@@ -85,3 +85,63 @@ def items_of(server: LiveServer, token: str) -> list[dict]:
                          timeout=10)
     assert response.status_code == 200
     return response.json()["items"]
+
+
+class Background:
+    """A long-running `cloudbuffer` command (watch, agent) whose output lines
+    are collected by threads, so a test can wait for them."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        import threading
+
+        self.process = process
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        for stream, lines in ((process.stdout, self.stdout), (process.stderr, self.stderr)):
+            threading.Thread(target=self._collect, args=(stream, lines), daemon=True).start()
+
+    @staticmethod
+    def _collect(stream, lines: list[str]) -> None:
+        for line in iter(stream.readline, b""):
+            lines.append(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def wait_for_stderr(self, needle: str, count: int = 1, timeout: float = 30.0) -> None:
+        from tests.live_server import wait_for
+
+        found = wait_for(lambda: sum(needle in line for line in self.stderr) >= count or self.process.poll() is not None,
+                         timeout=timeout)
+        assert found and self.process.poll() is None, f"no {needle!r} on stderr: {self.stderr}"
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def background(logged_in):
+    """Start `cloudbuffer ARGS` in the background; stopped when the test ends."""
+    started: list[Background] = []
+
+    def start(*args: str, env: dict | None = None) -> Background:
+        process = subprocess.Popen([cloudbuffer_executable(), *args], cwd=logged_in.cwd,
+                                   env={**logged_in.env, **(env or {})}, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(Background(process))
+        return started[-1]
+
+    yield start
+    for job in started:
+        job.stop()
+
+
+def post_text(server: LiveServer, token: str, text: str) -> dict:
+    response = httpx.post(server.base_url + "/file/buffer", content=text.encode(),
+                          headers={"Authorization": f"Bearer {token}", "X-Data-Type": "text"}, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
