@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import Any
 
-from quart import Quart, Response
+from quart import Quart, Response, current_app, has_request_context, has_websocket_context, request, websocket
 from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
@@ -14,6 +14,7 @@ from .config import ensure_data_dir, load_or_create_secret_key, load_settings
 from .db import Database
 from .errors import register_error_handlers
 from .inflight import BodiesInFlight
+from .log_safety import request_for_log
 from .presence import create_presence
 from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
@@ -31,10 +32,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     settings = load_settings(overrides=overrides)
     ensure_data_dir(settings["DATA_DIR"])
 
-    app = Quart(__name__, template_folder="../templates", static_folder="../static")
-    app.response_class = CloudBufferResponse
-    app.request_class = CloudBufferRequest
-    app.asgi_http_class = BackpressureHTTPConnection
+    app = CloudBufferQuart(__name__, template_folder="../templates", static_folder="../static")
     # <int:…> ids beyond SQLite's 64-bit integers are a 404, not an
     # OverflowError in the query (found by tests/test_fuzz.py).
     app.url_map.converters["int"] = SQLiteIntConverter
@@ -102,6 +100,23 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     return app
 
 
+class CloudBufferQuart(Quart):
+    response_class = CloudBufferResponse
+    request_class = CloudBufferRequest
+    asgi_http_class = BackpressureHTTPConnection
+
+    def log_exception(self, exception_info) -> None:
+        """Quart's, with the request as a log may show it (server/log_safety.py):
+        Quart's own names the path as it came, share token and all. It runs
+        for an error in an error handler or in an after_request function."""
+        if has_request_context():
+            self.logger.error("Exception on request %s", request_for_log(request), exc_info=exception_info)
+        elif has_websocket_context():
+            self.logger.error("Exception on websocket %s", request_for_log(websocket), exc_info=exception_info)
+        else:
+            self.logger.error("Exception", exc_info=exception_info)
+
+
 class SQLiteIntConverter(IntegerConverter):
     """An id too big for SQLite's 64-bit integers names no row: it becomes -1
     (never an id), so the handler answers its usual 404."""
@@ -111,8 +126,20 @@ class SQLiteIntConverter(IntegerConverter):
         return number if number < 2**63 else -1
 
 
+# Two years, the preload list's minimum; sent only when PUBLIC_URL says the
+# server is reached over https (a browser ignores it over plain http).
+HSTS = "max-age=63072000; includeSubDomains"
+
+
 async def _security_headers(response: Response) -> Response:
     headers = response.headers
+    # Unless a handler chose its caching (downloads, the app shell, static
+    # files), an answer is never stored: JSON answers and pages carry a
+    # user's data (the profile page lists devices and tokens), and neither
+    # a shared cache nor the back button after a logout may show them.
+    headers.setdefault("Cache-Control", "no-store")
+    if (current_app.config["CLOUDBUFFER"]["PUBLIC_URL"] or "").startswith("https://"):
+        headers.setdefault("Strict-Transport-Security", HSTS)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")

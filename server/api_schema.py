@@ -39,6 +39,7 @@ from quart_schema.validation import (
 )
 
 from .errors import APIError, wants_json
+from .log_safety import request_for_log
 from .ratelimits import is_rate_limited
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,10 @@ def responds(models: dict[int, type[BaseModel]]):
                 try:
                     adapter.validate_python(await response.get_json())
                 except ValidationError as error:
-                    log.error("%s %s answered outside its schema: %s", request.method, request.path, error)
+                    # Without the values: an answer may hold a share or API token.
+                    problems = "; ".join(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+                                         for problem in error.errors(include_url=False, include_input=False))
+                    log.error("%s answered outside its schema: %s", request_for_log(request), problems)
                     raise ResponseSchemaValidationError(error) from None
             return response
 

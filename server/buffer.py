@@ -19,7 +19,7 @@ from .models import files as files_model
 from .models import items as items_model
 from .models import users as users_model
 from .models.items import Item
-from .storage import Upload
+from .storage import Upload, served_mime
 
 INLINE_TEXT_BYTES = 64 * 1024  # texts up to this ride along in the event
 
@@ -39,7 +39,7 @@ def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
         "kind": item.kind,
         "size": item.size,
         "filename": item.filename,
-        "mime": item.mime,
+        "mime": served_mime(item.mime),
         "created_at": item.created_at,
         "expires_at": item.expires_at,
         "from": item.device_name,
@@ -56,7 +56,7 @@ def item_json(item: Item) -> dict[str, Any]:
         "seq": item.seq,
         "type": item.kind,
         "size": item.size,
-        "mime": item.mime,
+        "mime": served_mime(item.mime),
         "from": item.device_name,
         "created_at": item.created_at,
         "expires_at": item.expires_at,

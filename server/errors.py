@@ -8,6 +8,8 @@ from urllib.parse import quote
 from quart import Quart, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .log_safety import request_for_log
+
 log = logging.getLogger(__name__)
 
 # Werkzeug's own exceptions (404 from routing, 405, 413 from Quart's body
@@ -135,6 +137,6 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def handle_unexpected(error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s", request_for_log(request))
         error = internal_error()
         return await error_response(error.status, error.code, error.message)

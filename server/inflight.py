@@ -5,7 +5,9 @@ waiting to be read (up to 2 MiB, wrappers.py) and a text item or a form's
 text fields (up to MAX_TEXT_BYTES); file bytes go to disk. One user with
 many bodies open at once holds as many of those, so UPLOADS_IN_FLIGHT
 bounds them per user. It counts per worker process because memory is a
-process's own; the next body is refused with 429 before any of it is read.
+process's own; the next body is refused with 413 before any of it is read (issue 14
+asks 413 for every bound on bodies; Retry-After says it is temporary, as
+RFC 9110 §15.5.14 asks of a 413 whose condition will pass).
 Every route that reads a body says @receives_body (a policy test checks).
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ class BodiesInFlight:
     def hold(self, user_id: int) -> Iterator[None]:
         count = self.counts.get(user_id, 0)
         if count >= self.limit:
-            raise APIError(429, "too_many_uploads",
+            raise APIError(413, "too_many_uploads",
                            f"You are already sending {count} uploads to this server at once, the most it takes "
                            "from one account. Send this one when one of them has finished.",
                            {"Retry-After": "1"})

@@ -22,7 +22,6 @@ from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 from hypercorn.asyncio import task_group as hypercorn_task_group
 from hypercorn.asyncio import tcp_server as hypercorn_tcp_server
@@ -40,25 +39,24 @@ from wsproto.extensions import PerMessageDeflate
 from . import large_bodies
 from .blueprints.live import max_message_chars
 from .config import ConfigError, load_settings
+from .log_safety import LogSafeFormatter, escaped, log_safe_path, log_safe_text, redacted_query
 from .queues import BoundedLightQueue
 from .rounds import Rounds
 
 log = logging.getLogger(__name__)
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
-# Werkzeug merges repeated slashes (answering //file//get/x with a redirect),
-# so the path pattern allows them; routes are case-sensitive, but a token in
-# a mistyped path that 404s is still a token.
-_TOKEN_PATH = re.compile(r"(/+file/+(?:get|qr)/+)[^/?\s]+", re.IGNORECASE)
-_QUERY_PAIR = re.compile(r"([^&=?\s]+)=([^&\s]*)")
-_URL_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 _SECRET_ENV = re.compile(r"secret|key|token|pass|redis_url|dsn|auth|credential", re.IGNORECASE)
+HYPERCORN_LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"  # Hypercorn's own
+HYPERCORN_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 _SECRET_HEADERS = ("{authorization}i", "{proxy-authorization}i", "{cookie}i", "{set-cookie}o")
 
 
 class RedactedAtoms(dict):
     """The access log's atoms (the keys of Hypercorn's AccessLogAtoms), each
     worked out only when the log format asks for it, and never carrying a
-    share token, credentials or a secret, whatever the format asks for.
+    share token, credentials or a secret, whatever the format asks for,
+    nor a character that is not printable (server/log_safety.py: the same
+    redaction and escaping as every other log line).
 
     Hypercorn's AccessLogAtoms fills in every atom for every request (each
     request and response header and every environment variable), and
@@ -81,8 +79,8 @@ class RedactedAtoms(dict):
             name = key
             atom = _ATOMS.get(key)
             value = atom(self) if atom is not None else "-"
-        if isinstance(value, str):
-            value = "[redacted]" if _is_secret_atom(name) else _redacted(value)
+        if isinstance(value, str) and key not in _PATH_ATOMS:
+            value = "[redacted]" if _is_secret_atom(name) else log_safe_text(value)
         self[key] = value
         return value
 
@@ -90,26 +88,6 @@ class RedactedAtoms(dict):
         """What the format would print. Only lookups by key work out atoms:
         iterating, `in` or json.dumps see just the ones already asked for."""
         return self[key]
-
-
-def _redacted(value: str) -> str:
-    """`value` without share tokens (in /file/get/… and /file/qr/… paths and
-    in `token=` query parameters, however percent-encoded their names) or the
-    user:password part of URLs."""
-    if "/" in value:
-        value = _TOKEN_PATH.sub(r"\1[redacted]", value)
-        if "@" in value:
-            value = _URL_USERINFO.sub(r"\1[redacted]@", value)
-    if "=" in value:
-        value = _QUERY_PAIR.sub(_redacted_pair, value)
-    return value
-
-
-def _redacted_pair(match: re.Match) -> str:
-    # Werkzeug decodes parameter names: ?tok%65n=… is a token too.
-    if unquote_plus(match.group(1)).lower() == "token":
-        return f"{match.group(1)}=[redacted]"
-    return match.group(0)
 
 
 def _braced_atom(atoms: RedactedAtoms, key: str) -> str:
@@ -153,12 +131,16 @@ def _method(atoms: RedactedAtoms) -> str:
 
 
 def _query(atoms: RedactedAtoms) -> str:
-    return atoms.request["query_string"].decode()
+    # Undecoded, as it came; a byte that is not UTF-8 must not stop the line.
+    return atoms.request["query_string"].decode("utf-8", "backslashreplace")
+
+
+def _path(atoms: RedactedAtoms) -> str:
+    return log_safe_path(atoms.request["path"])
 
 
 def _path_with_query(atoms: RedactedAtoms) -> str:
-    query = _query(atoms)
-    return atoms.request["path"] + ("?" + query if query else "")
+    return log_safe_path(atoms.request["path"], _query(atoms))
 
 
 def _protocol(atoms: RedactedAtoms) -> str:
@@ -174,18 +156,22 @@ def _status_phrase(atoms: RedactedAtoms) -> str:
         return f"<???{atoms.response['status']}???>"
 
 
+# Atoms made safe where they are worked out (the path is judged before it is
+# joined with anything).
+_PATH_ATOMS = frozenset({"r", "R", "U", "Uq", "q"})
+
 _ATOMS = {
     "h": _client,
     "t": lambda atoms: time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
-    "r": lambda atoms: f"{_method(atoms)} {atoms.request['path']} {_protocol(atoms)}",
-    "R": lambda atoms: f"{_method(atoms)} {_path_with_query(atoms)} {_protocol(atoms)}",
+    "r": lambda atoms: f"{escaped(_method(atoms))} {_path(atoms)} {escaped(_protocol(atoms))}",
+    "R": lambda atoms: f"{escaped(_method(atoms))} {_path_with_query(atoms)} {escaped(_protocol(atoms))}",
     "s": lambda atoms: str(atoms.response["status"]) if atoms.response is not None else "-",
     "st": _status_phrase,
     "S": lambda atoms: atoms.request["scheme"],
     "m": _method,
-    "U": lambda atoms: atoms.request["path"],
+    "U": _path,
     "Uq": _path_with_query,
-    "q": _query,
+    "q": lambda atoms: escaped(redacted_query(_query(atoms))),
     "H": _protocol,
     "b": lambda atoms: atoms["{content-length}o"],
     "B": lambda atoms: atoms["{content-length}o"],
@@ -200,7 +186,14 @@ _ATOMS = {
 
 class RedactingLogger(Logger):
     """Access log lines never carry share tokens, credentials or secrets,
-    whatever access_log_format asks for (RedactedAtoms)."""
+    whatever access_log_format asks for (RedactedAtoms), and Hypercorn's
+    error log goes through the same LogSafeFormatter as ours."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        if self.error_logger is not None:
+            for handler in self.error_logger.handlers:
+                handler.setFormatter(LogSafeFormatter(HYPERCORN_LOG_FORMAT, HYPERCORN_DATE_FORMAT))
 
     def atoms(self, request, response, request_time):
         return RedactedAtoms(request, response, request_time)
@@ -432,7 +425,7 @@ def _configure_logging() -> None:
     keep their own handlers (routing them through the root too would print
     every line twice)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
+    handler.setFormatter(LogSafeFormatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
     for name in ("server", "redis"):
         logger = logging.getLogger(name)
         if not logger.handlers:

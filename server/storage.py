@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import mimetypes
 import os
+import re
 import secrets
 import threading
 import unicodedata
@@ -32,7 +33,24 @@ BULK_THREADS = 4  # uploads writing at the same moment; more wait their turn
 def sanitize_filename(name: str) -> str:
     """The user's filename as harmless metadata: no directories, control or
     separator characters, no leading dots, bounded length. Empty if nothing
-    usable is left (the caller decides whether that is an error)."""
+    usable is left (the caller decides whether that is an error).
+
+    Idempotent: the steps are repeated until none changes anything, as each
+    can undo another's work (removing a character can leave dots in front
+    or a name that is no longer NFC, ". .." loses its space only after its
+    first dot, cutting a long name can leave a space at its end)."""
+    for _ in range(_MAX_PASSES):
+        cleaned = _sanitized_once(name)
+        if cleaned == name:
+            return cleaned
+        name = cleaned
+    return ""  # never seen: a name that does not settle is no name
+
+
+_MAX_PASSES = 8
+
+
+def _sanitized_once(name: str) -> str:
     name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" and ch not in '<>:"|?*')
@@ -47,21 +65,62 @@ def sanitize_filename(name: str) -> str:
 
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
-    """RFC 6266 header: an ASCII fallback plus RFC 8187 filename* in UTF-8."""
-    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    fallback = "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%;' else "_" for ch in fallback).strip()
-    fallback = fallback or "download"
+    """RFC 6266 header: an ASCII fallback plus RFC 8187 filename* in UTF-8.
+
+    The fallback is what curl -OJ and other old clients write to disk, so it
+    is sanitized again after folding to ASCII: NFKD turns fullwidth
+    "．．／．bashrc" into "../.bashrc". A name whose start folds away
+    ("日本語.txt" → ".txt") becomes "download.txt" rather than a dotfile."""
+    folded = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    folded = "".join("_" if ch in '"\\%;' else ch for ch in folded).lstrip()  # quoted-string safe
+    if folded.startswith("."):
+        folded = "download" + folded
+    fallback = sanitize_filename(folded) or "download"
     encoded = quote(filename, safe="!#$&+-.^_`|~")
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
+# RFC 9110 §8.3.1 and §5.6: type "/" subtype *( OWS ";" OWS [ name "=" ( token / quoted-string ) ] ).
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED_STRING = r'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_MEDIA_TYPE = re.compile(
+    rf"({_TOKEN})/({_TOKEN})(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED_STRING}))?)*")
+MAX_MIME_CHARS = 255
+OCTET_STREAM = "application/octet-stream"
+
+
+def media_type(value: str | None) -> str | None:
+    """The lowercased `type/subtype` of `value` if all of it is a valid media
+    type (RFC 9110, parameters included), else None. A type that is not is
+    no type at all: stored, `a/b\\x0bc` made every download of the file
+    fail (h11 refuses it in a header), and ESC or DEL reached the header."""
+    if not value or len(value) > MAX_MIME_CHARS:
+        return None
+    match = _MEDIA_TYPE.fullmatch(value.strip(" \t"))
+    return f"{match[1]}/{match[2]}".lower() if match else None
+
+
 def guess_mime(filename: str, declared: str | None = None) -> str:
     """A type for display and the download; never trusted to render (downloads
-    are always attachments with nosniff and a sandbox CSP)."""
-    if declared and "/" in declared and declared.split(";")[0].strip() not in ("application/octet-stream", ""):
-        return declared.split(";")[0].strip().lower()
+    are always attachments with nosniff and a sandbox CSP). A declared type
+    that is not a valid media type is application/octet-stream; none, or
+    octet-stream itself, is guessed from the name."""
+    if declared and declared.strip(" \t"):
+        declared_type = media_type(declared)
+        if declared_type is None:
+            return OCTET_STREAM
+        if declared_type != OCTET_STREAM:
+            return declared_type
     guessed, _ = mimetypes.guess_type(filename, strict=False)
-    return guessed or "application/octet-stream"
+    return media_type(guessed) or OCTET_STREAM
+
+
+def served_mime(stored: str | None) -> str:
+    """A stored type as it may go into a header or an answer: rows written
+    before types were checked (guess_mime) may hold anything."""
+    if stored and len(stored) <= MAX_MIME_CHARS and _MEDIA_TYPE.fullmatch(stored):
+        return stored
+    return OCTET_STREAM
 
 
 async def iter_body(body: AsyncIterable[bytes], idle_seconds: float,

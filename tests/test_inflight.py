@@ -15,7 +15,7 @@ def test_a_user_holds_at_most_the_limit_and_others_are_not_affected():
         with pytest.raises(APIError) as refused:
             with bodies.hold(1):
                 pass  # pragma: no cover - never entered
-        assert (refused.value.status, refused.value.code) == (429, "too_many_uploads")
+        assert (refused.value.status, refused.value.code) == (413, "too_many_uploads")
         assert refused.value.headers == {"Retry-After": "1"}
         with bodies.hold(2):
             assert bodies.counts == {1: 2, 2: 1}

@@ -22,8 +22,19 @@ nasty = ["../../etc/passwd", "..\\..\\boot.ini", "a\x00b.txt", "\u202eexe.pdf", 
          'quote".txt', "semi;colon.txt", "per%20cent.txt", "new\r\nline.txt", "é" * 500, "x." + "y" * 300]
 
 
+# Names made mostly of what sanitizing strips or folds: dots, spaces,
+# separators and their fullwidth and compatibility forms, controls,
+# combining marks, with a few letters between.
+tricky_text = st.text(alphabet=st.sampled_from(
+    list(". /\\\x00\x1f\x7f\u200b\u202e\u3000\u00a0") + list("．／＼｡︰﹒․‥…") + ["\u0301", "\u0958", "e", "é", "x"]
+), max_size=40) | st.builds(lambda pad, tail: "a" * pad + tail, st.integers(190, 210), st.text(" .b\u0301", max_size=6))
+
+
 @settings(max_examples=500, deadline=None)
-@given(any_text)
+@given(any_text | tricky_text)
+@example(". ..")
+@example("a" * 199 + " b")
+@example("e\x00\u0301")
 @example("../../etc/passwd")
 @example("a\\b\\c.txt")
 @example("\x00\x1f\x7f.txt")
@@ -100,3 +111,23 @@ def test_nasty_examples():
         header = content_disposition(clean or "download")
         assert header_safe(header)
         assert ".." not in clean.split("/")
+
+
+def ascii_fallback(header: str) -> str:
+    return re.search(r'filename="([^"]*)"', header).group(1)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(names | tricky_text.filter(lambda name: not any(0xD800 <= ord(ch) < 0xE000 for ch in name)))
+@example("．．／．．／．bashrc")
+@example("日本語.txt")
+@example("．")
+def test_the_ascii_fallback_is_never_a_path_or_a_dotfile(name):
+    """curl -OJ and old browsers write the fallback to disk as it is."""
+    for candidate in (name, sanitize_filename(name) or "download"):
+        fallback = ascii_fallback(content_disposition(candidate))
+        assert fallback and header_safe(fallback)
+        assert "/" not in fallback and "\\" not in fallback, (candidate, fallback)
+        assert not fallback.startswith("."), (candidate, fallback)
+        assert fallback not in (".", "..") and fallback == fallback.strip()
+        assert sanitize_filename(fallback) == fallback  # already as clean as a stored name

@@ -40,7 +40,26 @@ def check_headers(path: str, response) -> None:
         assert csp.get("base-uri") == ["'self'"] and csp.get("form-action") == ["'self'"], path
 
 
-async def test_every_get_route_sends_the_security_headers(app, client):
+# Handlers that choose their own caching, and why it is not no-store.
+OWN_CACHING = {
+    "pwa.get_app": "private, no-cache",  # the shell: the service worker keeps its own copy for offline use
+}
+
+
+def check_caching(endpoint: str | None, path: str, response) -> None:
+    """Nothing that may carry a user's data is ever stored by a cache."""
+    cache_control = response.headers.get("Cache-Control", "")
+    assert cache_control, path  # every answer says how it may be cached
+    if endpoint in OWN_CACHING:
+        assert cache_control == OWN_CACHING[endpoint], path
+    elif response.mimetype == "application/json" or response.mimetype == "text/html" \
+            or response.headers.get("Content-Disposition", "").startswith("attachment"):
+        assert "no-store" in cache_control, (path, cache_control)
+
+
+async def walk(app, client):
+    """(endpoint, path, response) for every GET route of the URL map, logged
+    in and anonymous, as a browser and as a script, and for error answers."""
     await register(client, "alice")
     text = await client.post("/file/buffer", data=b"hello", headers={"X-Data-Type": "text"})
     body, content_type = multipart([("file", "evil.html", b"<script>alert(1)</script>", "text/html")])
@@ -53,7 +72,7 @@ async def test_every_get_route_sends_the_security_headers(app, client):
               "filename": "icons/icon.svg", "session_id": 1, "token_id": 1, "share_id": 1}
     values_for = {"static": {"filename": "style.css"}}
 
-    seen = []
+    answers = []
     for rule in app.url_map.iter_rules():
         if rule.websocket or "GET" not in rule.methods:
             continue
@@ -64,14 +83,38 @@ async def test_every_get_route_sends_the_security_headers(app, client):
         for accept in (BROWSER_ACCEPT, "application/json"):
             response = await client.get(path, headers={"Accept": accept})
             assert response.status_code < 400, (path, response.status_code)
-            check_headers(path, response)
+            answers.append((rule.endpoint, path, response))
             anonymous = await app.test_client().get(path, headers={"Accept": accept})
-            check_headers(path, anonymous)
-        seen.append(rule.rule)
-    assert len(seen) >= 20
+            answers.append((rule.endpoint if anonymous.status_code < 300 else None, path, anonymous))
+    assert len({path for _, path, _ in answers}) >= 20
     # Error answers, pages and JSON alike.
     for path in ("/nowhere", "/file/get?token=nope", "/file/buffer/items/999"):
         for accept in (BROWSER_ACCEPT, "application/json"):
             response = await client.get(path, headers={"Accept": accept})
             assert response.status_code == 404
-            check_headers(path, response)
+            answers.append((None, path, response))
+    return answers
+
+
+async def test_every_get_route_sends_the_security_headers(app, client):
+    for endpoint, path, response in await walk(app, client):
+        check_headers(path, response)
+        check_caching(endpoint, path, response)
+        assert "Strict-Transport-Security" not in response.headers, path  # not https
+
+
+async def test_the_profile_page_and_json_with_a_users_data_are_no_store(alice):
+    for path, accept in (("/account/profile", BROWSER_ACCEPT), ("/file/buffer/items", "application/json"),
+                         ("/account/profile", "application/json")):
+        response = await alice.get(path, headers={"Accept": accept})
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store", path
+
+
+async def test_https_public_url_sends_strict_transport_security_on_every_answer(settings, tmp_path):
+    from server import create_app
+
+    settings.update(PUBLIC_URL="https://cb.example", SECURE_COOKIES=False)  # the test client speaks http
+    app = create_app(settings)
+    async with app.test_app():
+        for endpoint, path, response in await walk(app, app.test_client()):
+            assert response.headers.get("Strict-Transport-Security") == "max-age=63072000; includeSubDomains", path

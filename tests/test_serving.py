@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 
+from server.log_safety import REDACTED
 from tests.helpers import temp_files
 from tests.live_server import (live_server_factory, new_user, raw_request_head,  # noqa: F401
                                sigterm_with_sockets_open, wait_for)
@@ -262,3 +263,41 @@ def test_the_access_log_line_is_formatted_from_the_atoms_it_names(monkeypatch):
     other.access_log_format = "%(t)s %(a)s %({authorization}i)s %(Uq)s"
     custom = line(other)
     assert custom.endswith(" curl/8.5 [redacted] /file/get/[redacted]?token=[redacted]&x=1") and custom.startswith("[")
+
+
+def _raw_get(server, target: bytes) -> bytes:
+    """Send a request line exactly as given (no client library normalises
+    it) and return the status line."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+def test_the_real_access_log_cannot_be_forged_and_shows_no_token_in_any_spelling(live_server_factory):  # noqa: F811
+    import httpx
+
+    server = live_server_factory()
+    api_token = new_user(server, "spelling")
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {api_token}"}) as http:
+        item = http.post("/file/buffer", content=b"x", headers={"X-Data-Type": "file", "X-File-Name": "x.txt"}).json()
+        token = http.post(f"/file/buffer/items/{item['id']}/share").json()["token"]
+    # The issue's spellings, byte for byte.
+    spellings = [f"/file/get;x/{token}", f"/file/get%5C{token}", f"/file/./get/{token}",
+                 f"/file/x/../get/{token}", f"/file/get/%0A{token}", f"/file/get/{token}"]
+    forged = ("/nothing%0A[2026-12-03%2009:00:00%20+0000]%20127.0.0.1:1%20%22POST%20/account/password"
+              "%201.1%22%20200%200%200.001s")
+    for target in [*spellings, forged, "/x%0D%1B[31mred%1B[0m", "/%E2%80%AEevil%C2%85next"]:
+        assert _raw_get(server, target.encode()).startswith(b"HTTP/1.1 "), target
+    log = server.wait_for_log("evil")
+    access = [line for line in log.splitlines() if '"GET ' in line]
+    assert len(access) >= 9, log
+    assert token not in log
+    assert f'"GET /file/get/{REDACTED} 1.1" 200' in log  # the one spelling that routes, downloaded …
+    assert log.count(f"/get/{REDACTED} 1.1\" 404") + log.count(f"/get/{REDACTED} 1.1\" 308") >= 4  # … the others not
+    assert not any(line.startswith("[2026-12-03 09:00:00") for line in log.splitlines())  # no forged line
+    assert '/nothing\\x0a[2026-12-03 09:00:00 +0000] 127.0.0.1:1 \\x22POST /account/password 1.1\\x22' in log
+    assert "\r" not in log and "\x1b" not in log and "\u202e" not in log and "\x85" not in log
+    assert "/x\\x0d\\x1b[31mred\\x1b[0m" in log and "/\\u202eevil\\x85next" in log

@@ -17,6 +17,7 @@ from server.storage import (
     guess_mime,
     iter_body,
     sanitize_filename,
+    served_mime,
 )
 
 
@@ -40,6 +41,9 @@ from server.storage import (
         ("..", ""),
         ("/", ""),
         ("\x00\x01", ""),
+        (". ..", ""),  # was "..", then "" on a second pass
+        (".\x00.\u200b.x", "x"),
+        ("a" * 199 + " b", "a" * 199),  # cut short, then its trailing space
     ],
 )
 def test_sanitize_filename(raw, clean):
@@ -63,7 +67,11 @@ def test_long_names_keep_their_extension():
         ("Relevé.pdf", "Releve.pdf"),
         ('say "hi"; 100%\\.txt', "say _hi__ 100__.txt"),
         ("日本語", "download"),
-        ("日本語.txt", ".txt"),
+        ("日本語.txt", "download.txt"),  # not a dotfile
+        ("．．／．．／．bashrc", "bashrc"),  # NFKD makes it ../../.bashrc: cleaned again
+        ("．ssh／authorized_keys", "authorized_keys"),
+        ("＼＼server＼share＼x.txt", "__server_share_x.txt"),  # no separator left
+        ("é．．", "e.."),
     ],
 )
 def test_content_disposition_round_trips(name, fallback):
@@ -88,10 +96,38 @@ def test_content_disposition_inline():
         ("a.bin", "Image/JPEG; charset=x", "image/jpeg"),
         ("noext", None, "application/octet-stream"),
         ("noext", "nonsense", "application/octet-stream"),
+        ("a.txt", "text/plain; charset=\"utf-8\"; format=flowed", "text/plain"),
+        ("a.txt", "  text/plain ;", "text/plain"),
+        ("a.png", "", "image/png"),
+        # Not a media type (RFC 9110 token "/" token, valid parameters): octet-stream, whatever the name says.
+        ("a.png", "a/b\x0bc", "application/octet-stream"),
+        ("a.png", "a/b\x1bc", "application/octet-stream"),
+        ("a.png", "a/b\x7fc", "application/octet-stream"),
+        ("a.png", "image/png\r\nX-Evil: 1", "application/octet-stream"),
+        ("a.png", "image/png; charset=\"open", "application/octet-stream"),
+        ("a.png", "image/png; =x", "application/octet-stream"),
+        ("a.png", "image/png x", "application/octet-stream"),
+        ("a.png", "image/", "application/octet-stream"),
+        ("a.png", "/png", "application/octet-stream"),
+        ("a.png", "image/png/x", "application/octet-stream"),
+        ("a.png", "imagé/png", "application/octet-stream"),
+        ("a.png", "image/" + "x" * 300, "application/octet-stream"),
     ],
 )
 def test_guess_mime(filename, declared, mime):
     assert guess_mime(filename, declared) == mime
+
+
+@pytest.mark.parametrize("stored, served", [
+    ("image/png", "image/png"),
+    ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+    ("a/b\x0bc", "application/octet-stream"),
+    ("a/b\x1b[31m", "application/octet-stream"),
+    ("", "application/octet-stream"),
+    (None, "application/octet-stream"),
+])
+def test_a_stored_type_is_served_only_if_valid(stored, served):
+    assert served_mime(stored) == served
 
 
 # --- Upload --------------------------------------------------------------------------------------
