@@ -101,36 +101,34 @@ class WlClipboard(Clipboard):
                    content.data)
 
 
-class Xsel(Clipboard):
-    """Text only: xsel cannot serve images."""
+class TextOnlyTool(Clipboard):
+    """A tool that carries text only: xsel cannot serve images, and
+    pbcopy/pbpaste carry none."""
+    images = False
+    read_argv: list[str] = []
+    write_argv: list[str] = []
+
+    async def targets(self) -> list[str]:
+        return ["UTF8_STRING"]
+
+    async def _read(self, target: str) -> bytes | None:
+        return await _run(self.read_argv)
+
+    async def write(self, content: Content) -> None:
+        if content.kind == "text":
+            await _run(self.write_argv, content.data)
+
+
+class Xsel(TextOnlyTool):
     name = "xsel"
-    images = False
-
-    async def targets(self) -> list[str]:
-        return ["UTF8_STRING"]
-
-    async def _read(self, target: str) -> bytes | None:
-        return await _run(["xsel", "--clipboard", "--output"])
-
-    async def write(self, content: Content) -> None:
-        if content.kind == "text":
-            await _run(["xsel", "--clipboard", "--input"], content.data)
+    read_argv = ["xsel", "--clipboard", "--output"]
+    write_argv = ["xsel", "--clipboard", "--input"]
 
 
-class MacPasteboard(Clipboard):
-    """Text only: pbcopy and pbpaste carry no images."""
+class MacPasteboard(TextOnlyTool):
     name = "pbcopy/pbpaste"
-    images = False
-
-    async def targets(self) -> list[str]:
-        return ["UTF8_STRING"]
-
-    async def _read(self, target: str) -> bytes | None:
-        return await _run(["pbpaste"])
-
-    async def write(self, content: Content) -> None:
-        if content.kind == "text":
-            await _run(["pbcopy"], content.data)
+    read_argv = ["pbpaste"]
+    write_argv = ["pbcopy"]
 
 
 def find_clipboard() -> Clipboard:
