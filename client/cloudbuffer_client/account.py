@@ -67,6 +67,18 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_logout(args: argparse.Namespace) -> int:
     login = current_login()
+    try:
+        _revoke(login)
+    except ClientError as error:
+        if not error.message.startswith("not logged in"):
+            raise
+        # Revoked already (on the profile page, or by another logout): only forget it.
+    forget_login()
+    print(f"logged out of {login.url}; the token is revoked", file=sys.stderr)
+    return 0
+
+
+def _revoke(login: Login) -> None:
     with Api.for_login(login) as api:
         token_id = login.token_id
         if token_id is None:
@@ -75,6 +87,3 @@ def cmd_logout(args: argparse.Namespace) -> int:
         if token_id is None:
             raise ClientError(REFUSED, "this login is not an API token; revoke it on the profile page")
         api.json("DELETE", f"/account/tokens/{token_id}")
-    forget_login()
-    print(f"logged out of {login.url}; the token is revoked", file=sys.stderr)
-    return 0

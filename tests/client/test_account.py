@@ -83,3 +83,13 @@ def test_usage_errors_exit_2(cli):
     assert cli.run("paste", "--bogus").returncode == 2
     assert cli.run("get", "not-a-number").returncode == 2
     assert cli.run().returncode == 2
+
+
+def test_logout_of_a_token_revoked_elsewhere_still_forgets_it(logged_in, server):
+    token = token_of(logged_in)
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        token_id = http.get("/account/profile").json()["device"]["id"]
+        assert http.delete(f"/account/tokens/{token_id}").status_code == 200
+    result = logged_in.run("logout")
+    assert result.returncode == 0, result.stderr
+    assert not logged_in.config_file.exists()

@@ -1,8 +1,14 @@
 """`copy`, `paste`, `history`, `get`: pipes, files and exit codes."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import struct
+import subprocess
+import termios
+import threading
 
 from tests.client.conftest import buffer_of, items_of, token_of
 from tests.live_server import cloudbuffer_executable
@@ -117,7 +123,6 @@ def test_history_and_get(logged_in):
 
 
 def test_paste_into_a_closed_pipe_is_not_an_error(logged_in):
-    import subprocess
 
     (logged_in.cwd / "big.bin").write_bytes(b"x\n" * (4 * 1024 * 1024))
     logged_in.run("copy", "big.bin")
@@ -125,3 +130,35 @@ def test_paste_into_a_closed_pipe_is_not_an_error(logged_in):
                               shell=True, capture_output=True, cwd=logged_in.cwd, env=logged_in.env, timeout=60)
     assert pipeline.stdout == b"x\nx\nx\nx\nx\n"
     assert b"Traceback" not in pipeline.stderr
+
+
+def test_a_big_copy_shows_a_progress_bar_only_on_a_terminal(logged_in):
+
+    (logged_in.cwd / "big.bin").write_bytes(os.urandom(4 * 1024 * 1024))
+    plain = logged_in.run("copy", "big.bin")
+    assert (plain.returncode, plain.stderr) == (0, b"")  # a pipe: nothing on stderr
+    master, slave = pty.openpty()
+
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a terminal has a size
+    seen = bytearray()
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    process = subprocess.run([cloudbuffer_executable(), "copy", "big.bin"], cwd=logged_in.cwd, env=logged_in.env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, timeout=60)
+    os.close(slave)
+    reader.join(timeout=10)
+    os.close(master)
+    assert process.returncode == 0
+    text = seen.decode(errors="replace")
+    assert "big.bin" in text and "B/s" in text  # tqdm's bar, with the speed
