@@ -439,6 +439,9 @@ UPLOAD_FORM = {
     "description": "Stores a file as a share link: a multipart form with exactly one `file` field "
                    "(its filename is required). Answers JSON when asked (Accept: application/json), "
                    "else the page with the link and its QR code.",
+    "parameters": [{"name": "expires", "in": "query", "required": False,
+                    "description": "Seconds the link lives, at most (and by default) CLOUDBUFFER_EXPIRE_SECONDS.",
+                    "schema": {"type": "integer", "minimum": 1}}],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},

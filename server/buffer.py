@@ -147,13 +147,15 @@ def _quota_error(used: int) -> APIError:
     )
 
 
-async def _insert_file(conn, principal: Principal, upload: Upload, filename: str, mime: str, now: float):
+async def _insert_file(conn, principal: Principal, upload: Upload, filename: str, mime: str, now: float,
+                       lifetime: float | None = None):
     settings = _settings()
     used = await files_model.select_used_bytes(conn, principal.user_id, now)
     if used + upload.size > settings["QUOTA_BYTES"]:
         raise _quota_error(used)
     return await files_model.insert_file(
-        conn, principal.user_id, upload.stored_name, filename, mime, upload.size, now + settings["EXPIRE_SECONDS"]
+        conn, principal.user_id, upload.stored_name, filename, mime, upload.size,
+        now + (lifetime or settings["EXPIRE_SECONDS"])
     )
 
 
@@ -194,13 +196,15 @@ async def store_file_item(principal: Principal, upload: Upload, filename: str, m
     return item
 
 
-async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str):
-    """A /file/load upload: a stored file with a share link, not a buffer item."""
+async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str,
+                            lifetime: float | None = None):
+    """A /file/load upload: a stored file with a share link, not a buffer item;
+    both live `lifetime` seconds (EXPIRE_SECONDS by default)."""
     token = secrets.token_urlsafe(24)
 
     async def write(conn):
         now = time.time()
-        stored = await _insert_file(conn, principal, upload, filename, mime, now)
+        stored = await _insert_file(conn, principal, upload, filename, mime, now, lifetime)
         await files_model.insert_share(conn, principal.user_id, stored.id, token, stored.expires_at)
         return principal.user_id, stored
 

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                               help="run CMD (split like a shell would, not run by one) with the item on stdin")
 
     sub["share"].add_argument("file", metavar="FILE")
+    sub["share"].add_argument("--expires", metavar="DURATION",
+                              help="how long the link lives, e.g. 90s, 10m, 1h, 2d (at most the server's limit)")
     sub["share"].add_argument("--no-qr", action="store_true", help="print only the link")
 
     sub["agent"].add_argument("--print-service", action="store_true", help="print a systemd user unit and exit")

@@ -5,6 +5,7 @@ import argparse
 import io
 import mimetypes
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,17 @@ class _ChunkReader(io.RawIOBase):
         return piece
 
 
+UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from "90", "90s", "10m", "1h", "2d"."""
+    match = re.fullmatch(r"\s*(\d+)\s*(s|m|min|h|d)?\s*", text)
+    if not match or int(match.group(1)) == 0:
+        raise ClientError(USAGE, f"--expires {text!r}: give a duration like 90s, 10m, 1h or 2d")
+    return int(match.group(1)) * UNITS[match.group(2) or "s"]
+
+
 def qr_text(url: str) -> str:
     code = qrcode.QRCode(border=2)
     code.add_data(url)
@@ -50,12 +62,13 @@ def cmd_share(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise ClientError(USAGE, f"{path}: not a readable file; give the file to share")
+    params = {"expires": parse_duration(args.expires)} if args.expires else {}
     login = current_login()
     with open(path, "rb") as file, Api.for_login(login) as api:
         size = os.fstat(file.fileno()).st_size
         body = _ChunkReader(tracked(read_chunks(file), size, path.name))
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        share = api.json("POST", "/file/load", files={"file": (path.name, body, mime)})
+        share = api.json("POST", "/file/load", params=params, files={"file": (path.name, body, mime)})
     print(share["url"], flush=True)
     left = max(0, int(share["expires_at"] - time.time()))
     print(f"{share['filename']}, {share['size']} bytes; the link works for {left // 3600} h {left % 3600 // 60} min",

@@ -39,6 +39,17 @@ async def get_load():
                                  expire_seconds=settings["EXPIRE_SECONDS"])
 
 
+def _share_lifetime(raw: str | None) -> int | None:
+    """`?expires=SECONDS`: a link may live shorter than CLOUDBUFFER_EXPIRE_SECONDS
+    (`cloudbuffer share --expires 10m`), never longer than the operator allows."""
+    if raw is None:
+        return None
+    longest = current_app.config["CLOUDBUFFER"]["EXPIRE_SECONDS"]
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= longest:
+        raise APIError(400, "invalid_input", f"expires is a number of seconds from 1 to {longest}.")
+    return int(raw)
+
+
 @blueprint.post("/file/load")
 @responds({201: schema.Share})
 @openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 413, 507))
@@ -47,9 +58,10 @@ async def get_load():
 @receives_body
 async def post_load():
     principal = await require_principal()
+    lifetime = _share_lifetime(request.args.get("expires"))  # checked before a byte of the body is read
     upload, filename, mime = await receive_single_file(principal)
     async with upload:
-        token, stored = await buffer.store_shared_file(principal, upload, filename, mime)
+        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime)
     share = share_json(token, stored)
     if wants_json():
         return jsonify(share), 201

@@ -232,3 +232,24 @@ async def test_a_file_whose_disk_copy_vanished_is_404_not_500(app, alice, settin
     for name in stored_files(settings["DATA_DIR"]):
         (app.storage.files_dir / name).unlink()
     await error_of(await alice.get(f"/file/get?token={body['token']}", headers=JSON), 404, "not_found")
+
+
+async def test_post_load_expires_shortens_the_link_never_lengthens_it(alice, app, settings):
+    import time
+
+    body, content_type = multipart([("file", "short.txt", b"for ten minutes")])
+    headers = {"Content-Type": content_type, **JSON}
+    before = time.time()
+    response = await alice.post("/file/load?expires=600", data=body, headers=headers)
+    assert response.status_code == 201
+    share_link = await response.get_json()
+    assert before + 600 <= share_link["expires_at"] <= time.time() + 600
+    token = share_link["token"]
+    assert (await alice.get(f"/file/get?token={token}")).status_code == 200
+
+    longest = app.config["CLOUDBUFFER"]["EXPIRE_SECONDS"]
+    snapshot = await dump(app)
+    for bad in (str(longest + 1), "0", "-5", "1h", "", "%D9%A1%D9%A0"):
+        refused = await alice.post(f"/file/load?expires={bad}", data=body, headers=headers)
+        await error_of(refused, 400, "invalid_input")
+    assert await dump(app) == snapshot and len(stored_files(settings["DATA_DIR"])) == 1
