@@ -36,21 +36,26 @@ def test_watch_json_and_exec_get_the_item(logged_in, server, background, tmp_pat
     assert wait_for(lambda: out.exists() and out.read_bytes() == expected), out.read_bytes()
 
 
-def test_watch_reconnects_after_a_server_restart_and_resyncs_to_the_latest(logged_in, server, background):
+def test_watch_reconnects_after_a_server_restart_and_resyncs_to_the_latest(logged_in, server, background,
+                                                                           live_server_factory):
     token = token_of(logged_in)
     watch = background("watch")
     watch.wait_for_stderr("watching")
     server.stop()
     watch.wait_for_stderr("reconnecting")
+    # Changes made while the watcher is away, through another server on the
+    # same data (another host): only the latest may show once it is back.
+    other = live_server_factory(server.data_dir)
+    post_text(other, token, "missed one")
+    post_text(other, token, "the latest")
+    other.stop()
     server.start()
-    # Changes made while the watcher was away: only the latest is shown.
-    post_text(server, token, "missed one")
-    post_text(server, token, "the latest")
-    watch.wait_for_stderr("connected to")
-    assert wait_for(lambda: any("the latest" in line for line in watch.stdout))
+    watch.wait_for_stderr("connected to", timeout=90)
+    assert wait_for(lambda: any("the latest" in line for line in watch.stdout), timeout=30)
     post_text(server, token, "after the restart")
     assert wait_for(lambda: any("after the restart" in line for line in watch.stdout))
     assert not any("missed one" in line for line in watch.stdout)
+    assert sum("the latest" in line for line in watch.stdout) == 1
 
 
 def test_watch_exits_3_when_its_token_is_revoked(logged_in, server, background):
