@@ -66,9 +66,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.before_request(check_same_origin)
     app.after_request(_security_headers)
 
-    from .blueprints import account, api_docs, buffer, files, live, pwa, system
+    from .blueprints import account, api_docs, buffer, files, pwa, system
+    from .live.connection import LiveSocketsFirst
+    from .live.keepalive import KeepAlive
 
-    app.asgi_app = live.LiveSocketsFirst(app, app.asgi_app)
+    app.asgi_app = LiveSocketsFirst(app, app.asgi_app, KeepAlive(app))
 
     for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pwa.blueprint, system.blueprint,
                       api_docs.blueprint):

@@ -6,7 +6,7 @@ map to keep it so). The limiter is GCRA: `count` requests per `period` as
 a burst, refilling evenly. Over a limit the request gets 429 with
 Retry-After in our usual error shape (server/errors.py). The live socket is
 not an HTTP route: its messages go through a per-connection token bucket
-(blueprints/live.py), and its `set` spends the write budget.
+(live/protocol.py), and its `set` spends the write budget.
 
 The write budget is one count per user that every way of writing the
 buffer spends: POST /file/buffer, /file/load, /share-target, sharing an

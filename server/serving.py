@@ -37,7 +37,7 @@ from wsproto.events import Ping
 from wsproto.extensions import PerMessageDeflate
 
 from . import large_bodies
-from .blueprints.live import max_message_chars
+from .live.protocol import max_message_chars
 from .config import ConfigError, load_settings
 from .log_safety import LogSafeFormatter, escaped, log_safe_path, log_safe_text, redacted_query
 from .queues import BoundedLightQueue

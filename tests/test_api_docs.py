@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from server import create_app
-from server.blueprints import live
+from server.live import connection as live
 
 API_DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 # `METHOD /path` in backticks, a query string (`?token=…`) ignored.

@@ -1,6 +1,6 @@
 """ASGISocket against recorded ASGI messages: the unit speaks the ASGI
 WebSocket messages and nothing else, so a list on each side is its whole
-world. The socket over a real server is tested in tests/blueprints/test_live.py
+world. The socket over a real server is tested in tests/live/test_connection.py
 and tests/test_live_e2e.py."""
 from __future__ import annotations
 

@@ -333,7 +333,7 @@ async def test_graceful_shutdown_closes_sockets_with_1001(cluster):
 
 
 async def test_a_handshake_with_a_body_is_refused_and_holds_no_socket(live_server_factory, tmp_path):  # noqa: F811
-    """Through Hypercorn (tests/blueprints/test_live.py checks the app's own
+    """Through Hypercorn (tests/live/test_connection.py checks the app's own
     refusal over raw ASGI): the answer is 400, and the refused socket is not
     counted against the user's cap of 2 afterwards."""
     server = live_server_factory(tmp_path / "data", env={"CLOUDBUFFER_WS_MAX_PER_USER": "2"})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 
@@ -97,3 +98,40 @@ async def test_closing_a_bounded_queue_releases_its_waiting_producer_and_drops_f
     await asyncio.wait_for(queue.put("c"), 1)
     queue.put_nowait("d")
     assert not queue.full() and queue._items is None
+
+
+async def idle_consumers_bytes(queue_class, count: int = 1000) -> float:
+    """Bytes per consumer suspended in get() on an empty queue of its own,
+    as every idle connection's ASGI-event queue is (Hypercorn's, serving.py)."""
+    queues = [queue_class(10) if issubclass(queue_class, BoundedLightQueue) else queue_class() for _ in range(count)]
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tasks = [asyncio.create_task(queue.get()) for queue in queues]
+        await asyncio.sleep(0)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    for queue in queues:
+        queue.put_nowait(None)
+    await asyncio.gather(*tasks)
+    return (after - before) / count
+
+
+async def test_a_consumer_idle_on_a_bounded_queue_costs_what_it_does_on_a_light_one():
+    """BoundedLightQueue wakes its producers from a `_taken` hook that
+    LightQueue.get calls, not from a get() of its own: an override would
+    keep one coroutine frame more suspended on every idle connection
+    (0.2-0.3 KiB, #3 in docs/benchmarks.md)."""
+    queue = BoundedLightQueue(10)
+    waiting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert waiting.get_coro().cr_code is LightQueue.get.__code__  # the one frame it waits in
+    assert not hasattr(waiting.get_coro().cr_await, "cr_code")  # ...on a future, not another coroutine
+    queue.put_nowait("x")
+    assert await waiting == "x"
+    for queue_class in (LightQueue, BoundedLightQueue):  # first runs allocate the loop's one-off structures
+        await idle_consumers_bytes(queue_class)
+    light, bounded = await idle_consumers_bytes(LightQueue), await idle_consumers_bytes(BoundedLightQueue)
+    # Measured: 849 bytes each; a get() override that calls LightQueue.get, 1,057.
+    assert bounded <= light + 100, (light, bounded)

@@ -12,9 +12,9 @@ from quart.testing.connections import WebsocketDisconnectError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-import server.blueprints.live as live
+import server.live.keepalive as keepalive
 from server.models import sessions as sessions_model
-from tests.blueprints.test_live import ORIGIN, open_device, receive
+from tests.live.test_connection import ORIGIN, open_device, receive
 from tests.conftest import PASSWORD, make_token, register
 from tests.helpers import BROWSER_ACCEPT
 from tests.live_server import cloudbuffer_executable, live_server_factory  # noqa: F401  (fixture)
@@ -104,7 +104,7 @@ async def test_a_session_ended_out_of_band_closes_its_socket_within_a_refresh(ap
     """`cloudbuffer user passwd` on a server without Redis has no way to
     reach the server's sockets: each socket re-checks its session every
     PRESENCE_REFRESH seconds (20 s; 0.2 s here)."""
-    monkeypatch.setattr(live, "PRESENCE_REFRESH", 0.2)
+    monkeypatch.setattr(keepalive, "PRESENCE_REFRESH", 0.2)
     await register(client, "alice")
     async with client.websocket("/ws", headers=ORIGIN) as ws:
         await open_device(ws)

@@ -1,4 +1,5 @@
-"""The live socket through Quart's test client, on both brokers."""
+"""The live socket's connection through Quart's test client, on both brokers
+(its keep-alive: test_keepalive.py; its messages alone: test_protocol.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -212,74 +213,6 @@ async def test_connection_cap_per_user(tmp_path):
             async with bob.websocket("/ws", headers=ORIGIN) as other_user:
                 hello, _ = await open_device(other_user)
                 assert hello["type"] == "hello"
-
-
-async def test_a_heartbeat_client_that_goes_silent_is_closed(app, alice, monkeypatch):
-    from server.blueprints import live
-
-    monkeypatch.setattr(live, "PRESENCE_REFRESH", 0.05)
-    monkeypatch.setattr(live, "HEARTBEAT_TIMEOUT", 0.3)
-    async with alice.websocket("/ws", headers=ORIGIN) as quiet, \
-            alice.websocket("/ws", headers=ORIGIN) as chatty, \
-            alice.websocket("/ws", headers=ORIGIN) as no_heartbeats:
-        for ws in (quiet, chatty, no_heartbeats):
-            await open_device(ws)
-        for ws in (quiet, chatty):  # these two say they send heartbeats
-            await ws.send(json.dumps({"type": "ping"}))
-            await receive_until(ws, "pong")
-        for _ in range(8):  # 0.8 s: the chatty one keeps its heartbeat going
-            await asyncio.sleep(0.1)
-            await chatty.send(json.dumps({"type": "ping"}))
-        with pytest.raises(WebsocketDisconnectError) as closed:
-            while True:
-                await receive(quiet)
-        assert closed.value.args[0] == 1008
-        # A socket that never sent a heartbeat is not expected to, and the
-        # chatty one kept its promise: both stay open.
-        await chatty.send(json.dumps({"type": "ping", "t": 1}))
-        while (await receive_until(chatty, "pong"))["t"] != 1:
-            pass
-        await no_heartbeats.send(json.dumps({"type": "ping", "t": 2}))
-        assert (await receive_until(no_heartbeats, "pong"))["t"] == 2
-
-
-async def test_one_keep_alive_task_refreshes_every_socket_of_the_worker(live_app, monkeypatch):
-    from server.blueprints import live
-
-    monkeypatch.setattr(live, "PRESENCE_REFRESH", 0.05)
-    refreshed: list[str] = []
-    real_refresh = live_app.presence.refresh
-
-    async def refresh(user_id, conn_id, device):
-        refreshed.append(conn_id)
-        await real_refresh(user_id, conn_id, device)
-
-    monkeypatch.setattr(live_app.presence, "refresh", refresh)
-    clients = []
-    for name in ("alice", "bob"):
-        clients.append(live_app.test_client())
-        await register(clients[-1], name)
-    async with clients[0].websocket("/ws", headers=ORIGIN) as a1, \
-            clients[0].websocket("/ws", headers=ORIGIN) as a2, \
-            clients[1].websocket("/ws", headers=ORIGIN) as b1:
-        for ws in (a1, a2, b1):
-            await open_device(ws)
-        for _ in range(100):  # each socket joins once its `_presence` publish is out
-            keep_alive = getattr(live_app, "live_keep_alive", None)
-            if keep_alive is not None and len(keep_alive.connections) == 3:
-                break
-            await asyncio.sleep(0.02)
-        assert len(keep_alive.connections) == 3
-        task = keep_alive.connections.task
-        await asyncio.sleep(0.3)
-        assert keep_alive.connections.task is task  # one task for all of them
-        conn_ids = {conn.conn_id for conn in keep_alive.connections}
-        assert set(refreshed) == conn_ids and len(refreshed) >= 3 * 3
-        alice_id = next(c.principal.user_id for c in keep_alive.connections if c.principal.username == "alice")
-        assert await live_app.presence.connections(alice_id) == 2  # refreshed, still present
-    await asyncio.sleep(0.05)
-    assert len(keep_alive.connections) == 0 and keep_alive.connections.task is None
-    assert task.done()
 
 
 async def test_an_accepted_socket_lets_go_of_its_request_headers(app, alice, monkeypatch):
