@@ -4,8 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# `make run BIND=0.0.0.0:8080` listens there instead of hypercorn.toml's bind.
+BIND   ?=
 
-.PHONY: run test bench clean
+.PHONY: run test test-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +23,14 @@ $(TEST_STAMP): pyproject.toml client/pyproject.toml | $(BIN)/python
 	touch $(STAMP) $@
 
 run: $(STAMP)
-	$(BIN)/cloudbuffer serve
+	$(BIN)/cloudbuffer serve $(if $(BIND),--bind $(BIND),)
 
-test: $(TEST_STAMP)
+# The system packages come first (python3-venv among them, before .venv is made).
+test: test-deps $(TEST_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-deps:
+	@tools/setup-test-deps
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)

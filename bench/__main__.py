@@ -29,7 +29,7 @@ def log(message: str) -> None:
 
 
 async def run_suite(profile_name: str, only: set[str] | None, workdir: Path, pinning: Pinning,
-                    logger=log) -> dict:
+                    logger=log, disabled_patches: str = "") -> dict:
     profile = PROFILES[profile_name]
     started = time.time()
     load_before = os.getloadavg()
@@ -37,7 +37,8 @@ async def run_suite(profile_name: str, only: set[str] | None, workdir: Path, pin
     loop = asyncio.get_running_loop()
     with contextlib.suppress(RuntimeError, ValueError):  # not in the main thread (tests)
         loop.add_signal_handler(signal.SIGTERM, task.cancel)  # stop cleanly: servers and holders too
-    results = await Suite(profile, workdir, pinning, only, logger).run()
+    server_env = {"CLOUDBUFFER_DISABLED_PATCHES": disabled_patches} if disabled_patches else None
+    results = await Suite(profile, workdir, pinning, only, logger, server_env).run()
     return {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "seconds": time.time() - started,
@@ -45,6 +46,7 @@ async def run_suite(profile_name: str, only: set[str] | None, workdir: Path, pin
         "machine": machine(),
         "versions": versions(),
         "pinning": pinning.describe(),
+        "disabled_patches": disabled_patches,
         # Other work on the machine shows here; the ratios hold better than the absolute figures.
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "results": results,
@@ -57,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), help="full, quick or smoke (overrides --quick)")
     parser.add_argument("--only", help="comma-separated benchmark numbers, e.g. 1,6")
     parser.add_argument("--docs", action="store_true", help="write docs/benchmarks.md and .json even for a partial run")
+    parser.add_argument("--disable-patches", default="", metavar="NAMES",
+                        help="run CloudBuffer with these server/patches/ units left off (comma-separated), "
+                             "to measure what each buys")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs) for inspection")
     parser.add_argument("--render", metavar="JSON", help="only rewrite docs/benchmarks.md from a results JSON "
                         "(e.g. after editing bench/findings.md)")
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"profile {profile}; {pinning.describe()}")
     workdir = Path(tempfile.mkdtemp(prefix="cloudbuffer-bench-"))
     try:
-        run = asyncio.run(run_suite(profile, only, workdir, pinning))
+        run = asyncio.run(run_suite(profile, only, workdir, pinning, disabled_patches=args.disable_patches))
     finally:
         if args.keep:
             log(f"kept {workdir}")

@@ -168,7 +168,7 @@ class CloudBufferStack:
                 response.raise_for_status()
                 out = []
                 for device in devices:
-                    answer = client.post("/account/tokens", json={"name": device})
+                    answer = client.post("/account/tokens", json={"name": device, "password": PASSWORD})
                     answer.raise_for_status()
                     out.append(answer.json()["token"])
                 client.post("/account/logout", json={})

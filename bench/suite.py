@@ -81,8 +81,9 @@ def ratio(a: float, b: float) -> float:
 
 class Suite:
     def __init__(self, profile: Profile, workdir: Path, pinning: Pinning, only: set[str] | None = None,
-                 log=print) -> None:
+                 log=print, server_env: dict[str, str] | None = None) -> None:
         self.p = profile
+        self.server_env = server_env
         self.workdir = workdir
         self.pinning = pinning
         self.only = only
@@ -111,7 +112,7 @@ class Suite:
         p = self.p
         seeded = max(p.ramp_max, p.memory_high, p.latency_pool)
         self.log(f"starting stacks ({seeded} pool devices seeded) ...")
-        cb, base = CloudBufferStack(self.workdir, self.pinning), BaselineStack(self.workdir, self.pinning)
+        cb, base = CloudBufferStack(self.workdir, self.pinning, self.server_env), BaselineStack(self.workdir, self.pinning)
         started = await asyncio.gather(asyncio.to_thread(cb.start, seeded, p.probes),
                                        asyncio.to_thread(base.start), return_exceptions=True)
         if any(isinstance(outcome, BaseException) for outcome in started):

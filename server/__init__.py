@@ -10,7 +10,8 @@ from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
 from .broker import create_broker
-from .config import ensure_data_dir, load_or_create_secret_key, load_settings
+from .config import load_settings
+from .data_dir import ensure_data_dir, load_or_create_secret_key
 from .db import Database
 from .errors import register_error_handlers
 from .inflight import BodiesInFlight
@@ -20,7 +21,8 @@ from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
 from .storage import Storage
 from .sweeper import run_sweeper
-from .wrappers import BackpressureHTTPConnection, CloudBufferRequest, CloudBufferResponse
+from .patches import apply_app_patches
+from .wrappers import CloudBufferResponse
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     # OverflowError in the query (found by tests/test_fuzz.py).
     app.url_map.converters["int"] = SQLiteIntConverter
     app.config["CLOUDBUFFER"] = settings
+    apply_app_patches(app)
     app.secret_key = settings["SECRET_KEY"] or load_or_create_secret_key(settings["DATA_DIR"])
     # Uploads are streamed and limited by our own code, per request; Quart's
     # global cap only stops bodies that are far beyond any allowed upload.
@@ -104,8 +107,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
 
 class CloudBufferQuart(Quart):
     response_class = CloudBufferResponse
-    request_class = CloudBufferRequest
-    asgi_http_class = BackpressureHTTPConnection
 
     def log_exception(self, exception_info) -> None:
         """Quart's, with the request as a log may show it (server/log_safety.py):

@@ -8,7 +8,7 @@ Handlers declare what they take and give with two decorators:
   before the handler runs; a failure is 400 `invalid_input` in our error
   shape. A browser's form skips this step so the handler can show its own
   message in the page; the handler applies the same rules either way
-  (username and password rules live in blueprints/account.py and are
+  (username and password rules live in server/credentials.py and are
   stated in the schema as patterns and lengths).
 - `@responds({201: Model, ...})`: the JSON answer for each status. The body
   the handler produced is validated against the model; a mismatch is our
@@ -38,6 +38,7 @@ from quart_schema.validation import (
     ResponseSchemaValidationError,
 )
 
+from .credentials import MAX_PASSWORD, MIN_PASSWORD, PASSWORD_PATTERN, PASSWORD_RULE, USERNAME_PATTERN
 from .errors import APIError, wants_json
 from .log_safety import request_for_log
 from .ratelimits import is_rate_limited
@@ -61,25 +62,34 @@ class Error(Strict):
     message: str
 
 
+def _new_password():
+    return Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD, pattern=PASSWORD_PATTERN, description=PASSWORD_RULE)
+
+
 class Registration(Strict):
-    username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
-    password: str = Field(min_length=8, max_length=1024)
+    username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
+    password: str = _new_password()
     next: str | None = Field(None, max_length=2048, description="Where a browser goes afterwards (a local path).")
 
 
 class Credentials(Strict):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
     next: str | None = Field(None, max_length=2048)
 
 
 class PasswordChange(Strict):
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=8, max_length=1024)
+    current_password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+    new_password: str = _new_password()
+    keep_tokens: bool = Field(False, description="Keep the API tokens working; by default they end too "
+                                                 "(a new password usually answers a leak).")
 
 
 class NewToken(Strict):
     name: str | None = Field(None, max_length=64, description="A label; control characters are dropped.")
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD,
+                          description="The account's password, asked again: a stolen session alone cannot "
+                                      "mint a token that outlives it.")
 
 
 class DeviceName(Strict):
@@ -106,6 +116,7 @@ class Ok(Strict):
 class PasswordChanged(Strict):
     ok: Literal[True]
     sessions_ended: int = Field(ge=0, description="Other sessions logged out (their sockets close with 4401).")
+    tokens_ended: int = Field(ge=0, description="API tokens revoked (none with keep_tokens); their sockets close too.")
 
 
 class Item(Strict):
@@ -204,11 +215,11 @@ class Health(Strict):
 
 # --- decorators ---------------------------------------------------------------
 
-def accepts(model: type[BaseModel], codes: dict[str, tuple[str, str]] | None = None):
+def accepts(model: type[BaseModel], codes: dict[str, Any] | None = None):
     """Document the body as `model` (JSON or a form) and validate API calls.
     `codes` gives a field's own error code and message (e.g. invalid_username)
-    for values that break its rules; a missing or mistyped field is
-    `invalid_input`."""
+    for values that break its rules, or a function of the value giving the
+    APIError; a missing or mistyped field is `invalid_input`."""
     codes = codes or {}
 
     def decorator(func):
@@ -229,7 +240,7 @@ def accepts(model: type[BaseModel], codes: dict[str, tuple[str, str]] | None = N
     return decorator
 
 
-def _input_error(error: ValidationError, codes: dict[str, tuple[str, str]]) -> APIError:
+def _input_error(error: ValidationError, codes: dict[str, Any]) -> APIError:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "body"
     if first["type"] == "missing":
@@ -237,7 +248,7 @@ def _input_error(error: ValidationError, codes: dict[str, tuple[str, str]]) -> A
     if first["type"] in ("string_type", "int_type", "bool_type", "model_type", "dict_type"):
         return APIError(400, "invalid_input", f"'{field}' must be a {first['type'].split('_')[0]}.")
     if field in codes:
-        return APIError(400, *codes[field])
+        return codes[field](first.get("input")) if callable(codes[field]) else APIError(400, *codes[field])
     return APIError(400, "invalid_input", f"'{field}': {first['msg']}.")
 
 
@@ -295,7 +306,7 @@ HIDDEN_RULE_SUFFIXES = ("/delete", "/rename", "/registet")
 ERROR_DESCRIPTIONS = {
     400: "The request is malformed or a value is invalid.",
     401: "Not logged in, or the API token is not valid.",
-    403: "Refused (another site's request, or a wrong current password).",
+    403: "Refused (another site's request, or a wrong password).",
     404: "No such item, link or token (or it has expired).",
     408: "The upload stalled or trickled and was dropped.",
     409: "Conflict (the username is taken).",

@@ -21,6 +21,7 @@ from quart import current_app, g, request
 from quart_auth import AuthUser, QuartAuth, login_user
 from urllib.parse import urlsplit
 
+from .credentials import common_passwords
 from .errors import APIError
 from .models import sessions as sessions_model
 from .models import users as users_model
@@ -45,6 +46,7 @@ def _dummy_hash() -> str:
 
 async def warm_up_password_checks() -> None:
     await asyncio.to_thread(_dummy_hash)
+    await asyncio.to_thread(common_passwords)
 
 
 @dataclass(frozen=True, slots=True)  # one per live socket, for its whole life

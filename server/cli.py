@@ -6,7 +6,8 @@ import asyncio
 import getpass
 import sys
 
-from .config import ConfigError, ensure_data_dir, load_settings
+from .config import ConfigError, load_settings
+from .data_dir import ensure_data_dir
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -41,13 +42,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     from .auth import hash_password
-    from .blueprints.account import validate_password, validate_username
+    from .credentials import check_password, check_username
     from .errors import APIError
     from .models import users as users_model
 
     try:
-        username = validate_username(args.username)
-        password = validate_password(_read_password(args))
+        username = check_username(args.username)
+        password = check_password(_read_password(args), username)
     except APIError as error:
         raise SystemExit(f"error: {error.message}") from None
 
@@ -64,13 +65,13 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     from .auth import hash_password
-    from .blueprints.account import validate_password
+    from .credentials import check_password
     from .errors import APIError
     from .models import sessions as sessions_model
     from .models import users as users_model
 
     try:
-        password = validate_password(_read_password(args))
+        password = check_password(_read_password(args), args.username)
     except APIError as error:
         raise SystemExit(f"error: {error.message}") from None
 
@@ -81,21 +82,22 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
         password_hash = await hash_password(password)
         async with db.transaction() as conn:
             await users_model.update_user_password(conn, user.id, password_hash)
-            # A new password is usually a response to a leak: log everyone out.
-            ended = await sessions_model.delete_other_sessions(conn, user.id, None)
-        await _announce_revoked(settings, user.id, [f"s{session_id}" for session_id in ended])
+            ended = await sessions_model.end_devices_after_password_change(conn, user.id, None, args.keep_tokens)
+        await _announce_revoked(settings, user.id, ended)
         return ended
 
     ended = asyncio.run(_with_db(passwd))
     if ended is None:
         raise SystemExit(f"error: no user named {args.username!r}")
-    print(f"password changed for {args.username}; {len(ended)} session(s) ended")
+    sessions = sum(key.startswith("s") for key in ended)
+    tokens = "API tokens kept" if args.keep_tokens else f"{len(ended) - sessions} API token(s) revoked"
+    print(f"password changed for {args.username}; {sessions} session(s) ended, {tokens}")
     return 0
 
 
 async def _announce_revoked(settings, user_id: int, device_keys: list[str]) -> None:
-    """Close the live sockets of ended sessions on running servers (with
-    Redis; a single in-process server re-checks sessions on its own)."""
+    """Close the live sockets of ended sessions and tokens on running
+    servers (with Redis; a single in-process server re-checks them on its own)."""
     if not settings["REDIS_URL"] or not device_keys:
         return
     import json
@@ -143,13 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="manage accounts").add_subparsers(dest="user_command", required=True)
     for name, func, help_text in (
         ("add", cmd_user_add, "create an account"),
-        ("passwd", cmd_user_passwd, "set a new password and end the user's sessions"),
+        ("passwd", cmd_user_passwd, "set a new password and end the user's sessions and API tokens"),
         ("del", cmd_user_del, "delete an account with all its items and files"),
     ):
         sub = user.add_parser(name, help=help_text)
         sub.add_argument("username")
         if name != "del":
             sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+        if name == "passwd":
+            sub.add_argument("--keep-tokens", action="store_true",
+                             help="keep the user's API tokens working (by default they are revoked too)")
         sub.set_defaults(func=func)
     return parser
 

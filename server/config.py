@@ -6,7 +6,6 @@ the defaults cannot drift apart (a test checks the README lists each one).
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -53,6 +52,16 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _patch_names(raw: str) -> tuple[str, ...]:
+    from .patches import NAMES  # here: the patches import this module
+
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = [name for name in names if name not in NAMES]
+    if unknown:
+        raise ValueError(f"names no patch called {', '.join(unknown)}; the patches are {', '.join(NAMES)}")
+    return names
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
@@ -62,7 +71,7 @@ def _origins(raw: str) -> tuple[str, ...]:
 
 def _secret(raw: str) -> str:
     # A short key makes session cookies forgeable by brute force; the same
-    # bar as the generated key file (load_or_create_secret_key).
+    # bar as the generated key file (data_dir.load_or_create_secret_key).
     if len(raw.strip()) < 32:
         raise ValueError("must be at least 32 characters, e.g. the output of "
                          "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
@@ -94,7 +103,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("DATA_DIR", "user_files", str, "Directory for the SQLite database, uploaded files and the generated secret key."),
+    Setting("DATA_DIR", "user_files", str, "Directory for the SQLite database, uploaded files and the generated secret key; owner-only (0700 directories, 0600 files), an older looser one is tightened at start-up."),
     Setting("SECRET_KEY", None, _secret, "Key that signs session cookies (at least 32 characters). If unset, one is generated once and kept in DATA_DIR/secret_key (mode 0600)."),
     Setting("EXPIRE_SECONDS", 7200, _positive_int, "Lifetime of buffer items and share links, in seconds."),
     Setting("MAX_FILES", 10, _positive_int, "Files kept per user (buffer files and share links); over it the oldest go."),
@@ -108,6 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ALLOWED_ORIGINS", (), _origins, "Extra origins (comma-separated) allowed to use cookie sessions and the WebSocket."),
     Setting("WS_MAX_PER_USER", 20, _positive_int, "Live sockets one user may hold open, counted across all workers and hosts (with Redis, through presence); the next is closed with 1013."),
     Setting("WS_COMPRESSION", False, _bool, "Accept permessage-deflate on live sockets when a client offers it (browsers do). Off by default: each compressed socket keeps zlib state, about 130 KiB more per idle socket (docs/benchmarks.md), for messages that are small JSON."),
+    Setting("DISABLED_PATCHES", (), _patch_names, "Patches of library internals (server/patches/, comma-separated names) to leave off, to measure what one buys or to work around a library upgrade; the server then runs that part as the library ships it. Each patch also turns itself off, with one warning line, if the library no longer looks as it was checked."),
     Setting("SWEEP_SECONDS", 60, _positive_int, "Interval of the sweeper that deletes expired items and orphan files."),
     Setting("UPLOADS_IN_FLIGHT", 8, _positive_int, "Request bodies (uploads, text posts, shares) one user may be sending to one worker process at once; the next gets 413 (with Retry-After) until one has finished. Bounds the memory one account can make a worker hold."),
     Setting("UPLOAD_IDLE_SECONDS", 60, _positive_int, "An upload that sends nothing for this long is dropped and its temp file removed."),
@@ -144,35 +154,3 @@ def load_settings(environ: dict[str, str] | None = None, overrides: dict[str, An
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
     settings["DATA_DIR"] = Path(settings["DATA_DIR"]).resolve()
     return settings
-
-
-def ensure_data_dir(data_dir: Path) -> None:
-    try:
-        (data_dir / "files").mkdir(parents=True, exist_ok=True)
-        (data_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"CLOUDBUFFER_DATA_DIR={str(data_dir)!r} cannot be created: {error.strerror}") from None
-
-
-def load_or_create_secret_key(data_dir: Path) -> str:
-    """Keep one generated key in the data dir so sessions survive restarts."""
-    path = data_dir / "secret_key"
-    if not path.exists():
-        # Written aside then hard-linked so that two workers starting at once
-        # agree on one key and neither can read a half-written file.
-        tmp = data_dir / f"secret_key.{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise ConfigError(f"{path} is too short to be a secret key; delete it to generate a new one")
-    return key

@@ -8,6 +8,7 @@ their own pair; busy_timeout makes them queue politely for the write lock.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from contextlib import asynccontextmanager
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import AsyncIterator, Callable, TypeVar
 
 import aiosqlite
+
+from .data_dir import create_private_file
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -87,7 +90,14 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def _create_private(path: Path) -> None:
+    # SQLite gives the WAL, SHM and journal files the database file's mode,
+    # so creating that file owner-only first keeps all of them private.
+    os.close(create_private_file(path, exclusive=False))
+
+
 async def _connect(path: Path) -> aiosqlite.Connection:
+    await asyncio.to_thread(_create_private, path)
     # isolation_level=None: we issue BEGIN ourselves, so a read-then-write is
     # one BEGIN IMMEDIATE transaction instead of a deferred one that can fail
     # with "database is locked" when it upgrades.

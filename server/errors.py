@@ -9,6 +9,7 @@ from quart import Quart, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .log_safety import request_for_log
+from .redirects import safe_next
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ async def error_response(status: int, code: str, message: str, headers: dict[str
     elif status == 401 and request.method in ("GET", "HEAD"):
         # A person opening a page while logged out is sent to log in and
         # brought back afterwards, rather than shown an error.
-        target = request.full_path.rstrip("?") if request.query_string else request.path
+        target = safe_next(request.full_path.rstrip("?") if request.query_string else request.path)
         response = redirect(f"/account/login?next={quote(target, safe='/')}", 303)
         response.headers.update(headers or {})
         return response
@@ -102,9 +103,9 @@ async def error_response(status: int, code: str, message: str, headers: dict[str
 
 def _body_unread() -> bool:
     declared = request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    # Quart's Body has no public "complete" flag; _complete is the event it sets
-    # when the last chunk has arrived.
-    return bool(declared) and not request.body._complete.is_set()
+    # Quart's own Body (server/patches/request_body.py left off) cannot say:
+    # then the header is left out, and the client learns of the close as it happens.
+    return bool(declared) and not getattr(request.body, "complete", True)
 
 
 def _method_not_allowed_message(method: str, allowed) -> str:

@@ -8,6 +8,7 @@ graceful timeout is over, so live sockets would be cut instead of closed with
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 import multiprocessing
@@ -17,31 +18,21 @@ import re
 import resource
 import signal
 import time
-import weakref
 from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from hypercorn.asyncio import task_group as hypercorn_task_group
-from hypercorn.asyncio import tcp_server as hypercorn_tcp_server
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
 from hypercorn.logging import Logger
-from hypercorn.protocol import h2 as h2_protocol
-from hypercorn.protocol import h11 as h11_protocol
-from hypercorn.protocol import ws_stream
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
-from wsproto.events import Ping
-from wsproto.extensions import PerMessageDeflate
-
-from . import large_bodies
 from .live.protocol import max_message_chars
 from .config import ConfigError, load_settings
+from .data_dir import ensure_data_dir
 from .log_safety import LogSafeFormatter, escaped, log_safe_path, log_safe_text, redacted_query
-from .queues import BoundedLightQueue
-from .rounds import Rounds
+from .patches import apply_server_patches
 
 log = logging.getLogger(__name__)
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
@@ -205,142 +196,6 @@ def _is_secret_atom(key: str) -> bool:
         key.endswith("}e") and _SECRET_ENV.search(key) is not None)
 
 
-class _DeclinedDeflate(PerMessageDeflate):
-    """permessage-deflate that turns every offer down."""
-
-    def accept(self, offer: str) -> None:
-        return None
-
-
-def configure_ws_compression(enabled: bool) -> None:
-    """Hypercorn accepts permessage-deflate whenever a client offers it, and
-    every browser does. A compressed socket keeps a zlib compressor and
-    decompressor for its whole life: ~130 KiB more per idle socket, for
-    messages that are small JSON (docs/benchmarks.md, #3). So the offer is
-    declined unless CLOUDBUFFER_WS_COMPRESSION is on. Hypercorn has no option
-    for this; it builds the extension from this module-level name."""
-    ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeclinedDeflate
-
-
-PINGS_BETWEEN_YIELDS = 32  # pings sent back to back before other work gets a turn
-
-
-async def _ping_all(streams: list) -> None:
-    for count, stream in enumerate(streams, 1):
-        try:
-            await stream.ping()
-        except Exception:  # noqa: BLE001 - a failed ping closes its own stream; the others go on
-            pass
-        if count % PINGS_BETWEEN_YIELDS == 0:
-            await asyncio.sleep(0)
-
-
-_ping_rounds: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Rounds]" = weakref.WeakKeyDictionary()
-
-
-def _ping_rounds_of_this_loop(interval: float) -> Rounds:
-    """The pings of every open WebSocket of this event loop, one task for all
-    of them (server/rounds.py). Hypercorn gives each socket its own ping task
-    sleeping between pings (~1.3 KiB per idle socket, #3 in docs/benchmarks.md)."""
-    loop = asyncio.get_running_loop()
-    rounds = _ping_rounds.get(loop)
-    if rounds is None:
-        rounds = _ping_rounds[loop] = Rounds(interval, _ping_all, "cloudbuffer-ws-pings")
-    return rounds
-
-
-class _SweptPingsWSStream(ws_stream.WSStream):
-    """Hypercorn's WebSocket stream, pinged by the loop's ping rounds instead
-    of a ping task of its own. Besides the memory, Hypercorn's ping loop
-    only looked at `closed` after sleeping websocket_ping_interval (20 s)
-    and the connection's task group waited for it: every closed socket kept
-    its connection objects for up to 20 s, and a shutdown with sockets open
-    sat out the whole graceful timeout (tests/test_serving.py)."""
-
-    _closed = False
-    _pings: Rounds | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @closed.setter
-    def closed(self, value: bool) -> None:
-        self._closed = value
-        if value and self._pings is not None:
-            self._pings.discard(self)
-            self._pings = None
-
-    async def ping(self) -> None:
-        if not self.closed:
-            await self._send_wsproto_event(Ping())
-
-    async def _accept(self, message) -> None:
-        # Hypercorn's _accept, except that the stream joins the ping rounds
-        # where Hypercorn would spawn its ping task.
-        self.state = ws_stream.ASGIWebsocketState.CONNECTED
-        status_code, headers, self.connection = self.handshake.accept(
-            message.get("subprotocol"), message.get("headers", [])
-        )
-        await self.send(ws_stream.Response(stream_id=self.stream_id, status_code=status_code, headers=headers))
-        await self.config.log.access(self.scope, {"status": status_code, "headers": []},
-                                     time.time() - self.start_time)
-        if self.config.websocket_ping_interval is not None and not self.closed:
-            self._pings = _ping_rounds_of_this_loop(self.config.websocket_ping_interval)
-            self._pings.add(self)
-
-
-async def _handle(app, config: Config, scope, app_queue: BoundedLightQueue, send, sync_spawn, call_soon) -> None:
-    """Hypercorn's task_group._handle, except that the app's queue is closed
-    as soon as the app returns. Hypercorn still puts events for it after
-    that (the client's remaining body, then `http.disconnect` while it
-    ends the stream in `send(None)`); with the queue full -- an upload
-    answered 401 or 413 before its body was read -- that put waited forever
-    and so did the connection."""
-    try:
-        await app(scope, app_queue.get, send, sync_spawn, call_soon)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        await config.log.exception("Error in ASGI Framework")
-    finally:
-        app_queue.close()
-        await send(None)
-
-
-class _LightQueueTaskGroup(hypercorn_task_group.TaskGroup):
-    """Hypercorn's per-connection task group, except that the queue of ASGI
-    events for the app is a BoundedLightQueue with the same bound instead of
-    an asyncio.Queue (four deques, ~3 KiB per connection even while empty:
-    on an idle live socket that queue is always empty; #3 in
-    docs/benchmarks.md), closed when the app returns (`_handle` above).
-    The rest is Hypercorn's spawn_app as it is."""
-
-    async def spawn_app(self, app, config: Config, scope, send):
-        app_queue = BoundedLightQueue(config.max_app_queue_size)
-
-        def _call_soon(func, *args):
-            future = asyncio.run_coroutine_threadsafe(func(*args), self._loop)
-            return future.result()
-
-        self.spawn(_handle, app, config, scope, app_queue, send,
-                   partial(self._loop.run_in_executor, None), _call_soon)
-        return app_queue.put
-
-
-def use_lighter_connections() -> None:
-    """Hypercorn builds WebSocket streams, connection task groups and
-    connection readers from these module-level names (the classes above and
-    large_bodies.LargeBodyTCPServer; Hypercorn is pinned below 0.19 in
-    pyproject.toml for that reason)."""
-    h11_protocol.WSStream = _SweptPingsWSStream
-    h2_protocol.WSStream = _SweptPingsWSStream
-    hypercorn_tcp_server.TaskGroup = _LightQueueTaskGroup
-    if not large_bodies.install():
-        log.warning("large request bodies take Hypercorn's 64 KiB path: this h11 lacks what "
-                    "server/large_bodies.py needs")
-
-
 def _quiet_cut_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:
     """At the end of the graceful timeout Hypercorn cancels the connections
     still open (a client that never answered the close handshake, an upload
@@ -395,8 +250,7 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
     from . import create_app
 
     app = create_app()
-    configure_ws_compression(app.config["CLOUDBUFFER"]["WS_COMPRESSION"])
-    use_lighter_connections()
+    apply_server_patches(app.config["CLOUDBUFFER"])
     raise_open_file_limit()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cut_connections)
@@ -442,14 +296,42 @@ def _worker(config: Config, sockets: Any = None, shutdown_event: Any = None) -> 
     asyncio.run(_serve(config, sockets, trigger))
 
 
+def listen(config: Config):
+    """Bind every address before anything else starts. Left to Hypercorn,
+    the bind came after the app's start-up: an address in use was a
+    traceback, then a wait of up to a minute for what had started to stop."""
+    try:
+        return config.create_sockets()
+    except OSError as error:
+        raise SystemExit(f"error: cannot listen on {_failing_bind(config)}: {error.strerror or error}; "
+                         "choose another address with --bind HOST:PORT (or make run BIND=HOST:PORT)") from None
+
+
+def _failing_bind(config: Config) -> str:
+    """Which of the configured addresses cannot be bound (tried one by one)."""
+    for bind in config.bind:
+        probe = copy.copy(config)
+        probe.bind = [bind]
+        try:
+            sockets = probe.create_sockets()
+        except OSError:
+            return bind
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+            sock.close()
+    return ", ".join(config.bind)
+
+
 def run(config: Config) -> int:
     """Serve until SIGINT/SIGTERM. One worker runs in this process; more run
     as spawned processes sharing the listening sockets, restarted if one dies."""
     _configure_logging()
+    sockets = listen(config)
+    # Here, before any worker starts, so that tightening an old data dir is
+    # said once (each worker's create_app then finds nothing left to do).
+    ensure_data_dir(load_settings()["DATA_DIR"])
     if config.workers <= 1:
-        _worker(config)
+        _worker(config, sockets)
         return 0
-    sockets = config.create_sockets()
     ctx = multiprocessing.get_context("spawn")
     shutdown_event = ctx.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # children inherit: the parent decides shutdown

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from quart import current_app, has_app_context, has_request_context, request
 
+from .data_dir import create_private_file
 from .errors import APIError
 
 WRITE_BATCH = 1024 * 1024  # bytes gathered before one write() in a thread
@@ -184,6 +185,10 @@ def _lower_thread_priority(by: int) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + by, 19))
 
 
+def _open_private(path: Path):
+    return os.fdopen(create_private_file(path), "wb")
+
+
 class Storage:
     def __init__(self, data_dir: Path, min_free_bytes: int = 0, upload_nice: int = 0) -> None:
         self.files_dir = data_dir / "files"
@@ -260,7 +265,7 @@ class Upload:
             # A declared length that would not fit is refused before any byte is read.
             expected = (request.content_length or 0) if has_request_context() else 0
             await self._storage.check_free(min(expected, self._limit))
-            self._file = await asyncio.to_thread(open, self.tmp_path, "xb")
+            self._file = await asyncio.to_thread(_open_private, self.tmp_path)
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:

@@ -64,7 +64,7 @@ async def alice(client):
     return client
 
 
-async def make_token(client, name: str = "script") -> str:
-    response = await client.post("/account/tokens", json={"name": name})
+async def make_token(client, name: str = "script", password: str = PASSWORD) -> str:
+    response = await client.post("/account/tokens", json={"name": name, "password": password})
     assert response.status_code == 201
     return (await response.get_json())["token"]

@@ -248,7 +248,7 @@ def new_user(server: LiveServer, username: str, token_name: str = "tests") -> st
     """Register `username` on the server; return an API token for it."""
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
         assert http.post("/account/register", json={"username": username, "password": PASSWORD}).status_code == 201
-        response = http.post("/account/tokens", json={"name": token_name})
+        response = http.post("/account/tokens", json={"name": token_name, "password": PASSWORD})
         assert response.status_code == 201
         return response.json()["token"]
 

@@ -1,15 +1,13 @@
 """Settings: every CLOUDBUFFER_* value is validated with a message naming it;
-the generated secret key is private and survives restarts."""
+sessions survive restarts (the generated key: tests/test_data_dir.py)."""
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import pytest
 
 from server import config as config_module
-from server.config import SETTINGS, ConfigError, ensure_data_dir, load_or_create_secret_key, load_settings
+from server.config import SETTINGS, ConfigError, load_settings
 
 # Values each kind of setting must refuse. A new setting with a new parser
 # has to be added here (test_every_parser_has_bad_values makes sure).
@@ -22,8 +20,9 @@ BAD_VALUES = {
     "_bool": ["maybe", "2", "yess"],
     "_secret": ["short", " " * 40, "x" * 31],
     "_nice": ["-1", "20", "low", "2.5"],
+    "_patch_names": ["no_such_patch", "ws_pings,typo"],
 }
-# Settings whose values are free-form (a path is checked by ensure_data_dir).
+# Settings whose values are free-form (a path is checked by data_dir.ensure_data_dir).
 FREE_FORM = {"str"}
 
 
@@ -112,48 +111,6 @@ def test_unknown_overrides_are_refused():
 def test_overrides_win_over_the_environment():
     settings = load_settings(environ={"CLOUDBUFFER_MAX_FILES": "3"}, overrides={"MAX_FILES": 7})
     assert settings["MAX_FILES"] == 7
-
-
-def test_a_data_dir_that_cannot_be_created(tmp_path):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
-    with pytest.raises(ConfigError) as caught:
-        ensure_data_dir(blocker / "data")
-    assert str(caught.value).startswith("CLOUDBUFFER_DATA_DIR=")
-    assert "cannot be created" in str(caught.value)
-
-
-def test_data_dir_layout(tmp_path):
-    ensure_data_dir(tmp_path / "data")
-    ensure_data_dir(tmp_path / "data")  # idempotent
-    assert (tmp_path / "data" / "files").is_dir() and (tmp_path / "data" / "tmp").is_dir()
-
-
-# --- the secret key --------------------------------------------------------------------------------
-
-
-def test_secret_key_is_generated_private_and_reused(tmp_path):
-    key = load_or_create_secret_key(tmp_path)
-    path = tmp_path / "secret_key"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert len(key) >= 32
-    assert load_or_create_secret_key(tmp_path) == key
-    assert sorted(os.listdir(tmp_path)) == ["secret_key"]  # no temp file left behind
-
-
-def test_a_short_secret_key_file_is_refused(tmp_path):
-    (tmp_path / "secret_key").write_text("too short")
-    with pytest.raises(ConfigError, match="too short"):
-        load_or_create_secret_key(tmp_path)
-
-
-def test_the_umask_does_not_loosen_the_key_file(tmp_path):
-    old = os.umask(0)
-    try:
-        load_or_create_secret_key(tmp_path)
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
 
 
 async def test_sessions_survive_a_restart(tmp_path):

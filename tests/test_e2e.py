@@ -140,7 +140,7 @@ def test_cross_origin_cookie_post_is_403_but_bearer_is_fine(server, alice):
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
         response = alice.post("/file/buffer", content=b"csrf", headers={"X-Data-Type": "text", **headers})
         assert_error(response, 403, "cross_origin")
-    token = alice.post("/account/tokens", json={"name": "e2e script"}).json()["token"]
+    token = alice.post("/account/tokens", json={"name": "e2e script", "password": PASSWORD}).json()["token"]
     with client_for(server) as script:
         response = script.post("/file/buffer", content=b"from a script",
                                headers={"X-Data-Type": "text", "Authorization": f"Bearer {token}",

@@ -371,7 +371,7 @@ asyncio.run(main())
 
 async def test_a_sweeper_killed_mid_batch_is_finished_by_the_next_run(tmp_path):
     from server import sweeper
-    from server.config import ensure_data_dir
+    from server.data_dir import ensure_data_dir
     from server.db import Database
     from server.storage import Storage
 

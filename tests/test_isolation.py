@@ -30,7 +30,7 @@ def account(server, username: str) -> tuple[httpx.Client, dict, str]:
     device = client.post("/account/register", json={"username": username, "password": PASSWORD}).json()["device"]
     assert client.patch(f"/account/sessions/{device['id']}",
                         json={"name": f"{username}-secret-device"}).status_code == 200
-    token = client.post("/account/tokens", json={"name": f"{username} token"}).json()["token"]
+    token = client.post("/account/tokens", json={"name": f"{username} token", "password": PASSWORD}).json()["token"]
     return client, device, token
 
 

@@ -216,7 +216,7 @@ async def test_refused_without_credentials_or_from_foreign_origin(cluster):
 
 async def test_logout_and_token_revoke_close_sockets_on_every_worker(cluster):
     laptop = await Device(cluster, "alice", register=True).login()
-    token = (await laptop.http.post("/account/tokens", json={"name": "cli"})).json()
+    token = (await laptop.http.post("/account/tokens", json={"name": "cli", "password": PASSWORD})).json()
     a_ws, b_ws = await sockets_on_two_workers(laptop)
     script_ws = await connect(cluster.ws_url + "/ws", open_timeout=5,
                               additional_headers={"Authorization": f"Bearer {token['token']}"})

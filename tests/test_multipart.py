@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from server.config import ensure_data_dir
+from server.data_dir import ensure_data_dir
 from server.errors import APIError
 from server.multipart import MAX_PARTS, boundary_of, parse_form
 from server.storage import Storage

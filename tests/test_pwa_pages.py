@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import register
+from tests.conftest import PASSWORD, register
 from tests.helpers import BROWSER_ACCEPT, multipart
 
 HTML = {"Accept": BROWSER_ACCEPT}
@@ -58,7 +58,7 @@ async def test_signed_in_pages_share_the_header(client):
 
 async def test_profile_shows_a_new_token_once(client):
     await register(client, "alice")
-    response = await client.post("/account/tokens", form={"name": "backup"}, headers=HTML)
+    response = await client.post("/account/tokens", form={"name": "backup", "password": PASSWORD}, headers=HTML)
     page = await response.get_data(as_text=True)
     token = re.search(r'id="new-token"[^>]*>(cb_[^<]+)<', page).group(1)
     assert "will not be shown again" in page and 'data-copy-from="new-token"' in page

@@ -102,7 +102,7 @@ async def test_closing_a_bounded_queue_releases_its_waiting_producer_and_drops_f
 
 async def idle_consumers_bytes(queue_class, count: int = 1000) -> float:
     """Bytes per consumer suspended in get() on an empty queue of its own,
-    as every idle connection's ASGI-event queue is (Hypercorn's, serving.py)."""
+    as every idle connection's ASGI-event queue is (Hypercorn's, server/patches/app_queue.py)."""
     queues = [queue_class(10) if issubclass(queue_class, BoundedLightQueue) else queue_class() for _ in range(count)]
     tracemalloc.start(1)
     try:

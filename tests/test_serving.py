@@ -2,18 +2,71 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from server.log_safety import REDACTED
 from tests.helpers import temp_files
-from tests.live_server import (live_server_factory, new_user, raw_request_head,  # noqa: F401
-                               sigterm_with_sockets_open, wait_for)
+from tests.live_server import (cloudbuffer_executable, live_server_factory, new_user,  # noqa: F401
+                               raw_request_head, sigterm_with_sockets_open, wait_for)
 
 REPO = Path(__file__).resolve().parent.parent
 GRACEFUL_TIMEOUT = 30  # this test's hypercorn.toml: long, so waiting it out cannot pass for a prompt exit
+
+
+# A server that hangs instead of exiting is killed here and fails the test.
+HANG = 30
+
+
+@pytest.fixture
+def busy_port():
+    """A port some other program is listening on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def serve_env(tmp_path, **extra) -> dict[str, str]:
+    # Not the settings of this run, nor the `make test` around it (MAKEFLAGS…).
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("CLOUDBUFFER_", "MAKE", "MFLAGS"))}
+    return {**env, "CLOUDBUFFER_DATA_DIR": str(tmp_path / "data"), **extra}
+
+
+def assert_one_line_about(result: subprocess.CompletedProcess, address: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if not (line.startswith("make") and "***" in line)]
+    assert lines == [f"error: cannot listen on {address}: Address already in use; choose another address "
+                     "with --bind HOST:PORT (or make run BIND=HOST:PORT)"], result.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_busy_address_is_one_line_and_an_exit(busy_port, tmp_path, workers):
+    """`cloudbuffer serve` on a taken port: it printed a traceback, then
+    hung for up to a minute; now it says which address and what to do."""
+    address = f"127.0.0.1:{busy_port}"
+    result = subprocess.run(
+        [cloudbuffer_executable(), "serve", "--bind", "127.0.0.1:0", "--bind", address, "--workers", str(workers)],
+        capture_output=True, text=True, timeout=HANG,
+        env=serve_env(tmp_path, CLOUDBUFFER_REDIS_URL="redis://127.0.0.1:1/0"))
+    assert_one_line_about(result, address)
+
+
+def test_make_run_takes_bind(busy_port, tmp_path):
+    """The README's `make run`, told another address with BIND= (here a
+    busy one, so that it exits). `-o` keeps make from reinstalling .venv."""
+    address = f"127.0.0.1:{busy_port}"
+    result = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "run", f"BIND={address}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=HANG, env=serve_env(tmp_path))
+    assert result.stdout.splitlines()[-1].endswith(f"cloudbuffer serve --bind {address}")
+    assert_one_line_about(result, address)
 
 
 def server_with_hypercorn(live_server_factory, tmp_path, **settings):  # noqa: F811
@@ -70,7 +123,7 @@ async def test_connections_give_the_app_a_light_bounded_queue_of_events():
     from hypercorn.config import Config
 
     from server.queues import BoundedLightQueue
-    from server.serving import _LightQueueTaskGroup
+    from server.patches.app_queue import LightQueueTaskGroup
 
     config = Config()
     config.max_app_queue_size = 3
@@ -85,7 +138,7 @@ async def test_connections_give_the_app_a_light_bounded_queue_of_events():
     async def send(event):
         sent.append(event)
 
-    async with _LightQueueTaskGroup(asyncio.get_running_loop()) as group:
+    async with LightQueueTaskGroup(asyncio.get_running_loop()) as group:
         put = await group.spawn_app(app, config, {"type": "http"}, send)
         assert isinstance(put.__self__, BoundedLightQueue)
         for n in range(3):
@@ -112,10 +165,10 @@ class _FakeStream:
 
 
 async def test_a_failing_ping_stops_no_other():
-    from server.serving import PINGS_BETWEEN_YIELDS, _ping_all
+    from server.patches.ws_pings import PINGS_BETWEEN_YIELDS, ping_all
 
     streams = [_FakeStream(fail=n % 3 == 0) for n in range(PINGS_BETWEEN_YIELDS * 2 + 1)]
-    await _ping_all(streams)
+    await ping_all(streams)
     assert all(stream.pings == 1 for stream in streams)
 
 
@@ -162,7 +215,7 @@ async def test_an_app_that_returned_never_leaves_hypercorn_waiting_to_queue_for_
     connection (found by a review: 2 of 3 early-401 uploads of 20 MiB hung)."""
     from hypercorn.config import Config
 
-    from server.serving import _LightQueueTaskGroup
+    from server.patches.app_queue import LightQueueTaskGroup
 
     config = Config()
     config.max_app_queue_size = 3
@@ -174,7 +227,7 @@ async def test_an_app_that_returned_never_leaves_hypercorn_waiting_to_queue_for_
     async def send(event):
         sent.append(event)
 
-    async with _LightQueueTaskGroup(asyncio.get_running_loop()) as group:
+    async with LightQueueTaskGroup(asyncio.get_running_loop()) as group:
         put = await group.spawn_app(app, config, {"type": "http"}, send)
         for n in range(20):  # far past the bound of 3
             await asyncio.wait_for(put({"type": "http.request", "body": b"x", "more_body": True}), 1)

@@ -8,7 +8,7 @@ import threading
 import pytest
 from werkzeug.http import parse_options_header
 
-from server.config import ensure_data_dir
+from server.data_dir import ensure_data_dir
 from server.errors import APIError
 from server.storage import (
     MAX_FILENAME_CHARS,

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from server import sweeper
-from server.config import ensure_data_dir
+from server.data_dir import ensure_data_dir
 from server.db import Database
 from server.models import files as files_model
 from server.models import items as items_model

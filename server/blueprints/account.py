@@ -1,7 +1,6 @@
 """Accounts: register, log in and out, the profile with devices and tokens."""
 from __future__ import annotations
 
-import re
 import secrets
 import time
 
@@ -25,46 +24,36 @@ from ..auth import (
     verify_password,
 )
 from ..buffer import publish_revoked
+from ..credentials import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    USERNAME_PATTERN,
+    USERNAME_RULE,
+    check_password,
+    check_username,
+    password_error,
+)
+from ..redirects import safe_next
 from ..errors import APIError, wants_json
-from ..forms import read_input, string_field
+from ..forms import flag_field, read_input, string_field
 from ..models import files as files_model
 from ..models import sessions as sessions_model
 from ..models import users as users_model
 
 blueprint = Blueprint("account", __name__)
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
-MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
-
-
-def validate_username(username: str) -> str:
-    if not USERNAME_RE.match(username):
-        raise APIError(400, "invalid_username",
-                       "A username has 3 to 32 letters, digits, dots, dashes or underscores, starting with a letter or digit.")
-    return username
-
-
-def validate_password(password: str) -> str:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise APIError(400, "invalid_password", f"A password has {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
-    return password
-
-
-USERNAME_RULE = "A username has 3 to 32 letters, digits, dots, dashes or underscores, starting with a letter or digit."
-PASSWORD_RULE = f"A password has {MIN_PASSWORD} to {MAX_PASSWORD} characters."
 # The codes API calls get when a field breaks the rules stated in the schema
-# (the same codes validate_username / validate_password give forms).
-REGISTRATION_CODES = {"username": ("invalid_username", USERNAME_RULE), "password": ("invalid_password", PASSWORD_RULE)}
-PASSWORD_CODES = {"new_password": ("invalid_password", PASSWORD_RULE)}
+# (the same codes, and the same sentences, as forms get from the handlers).
+REGISTRATION_CODES = {"username": ("invalid_username", USERNAME_RULE), "password": password_error}
+PASSWORD_CODES = {"new_password": password_error}
 DEVICE_NAME_CODES = {"name": ("invalid_device_name", "A device name cannot be empty.")}
 
 
-def _safe_next(target: str | None) -> str:
-    """Only local paths, so the login form is no open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+@blueprint.context_processor
+def _credential_rules() -> dict:
+    """The forms' own hints (HTML patterns are anchored already)."""
+    return {"username_html_pattern": USERNAME_PATTERN.strip("^$"), "min_password": MIN_PASSWORD,
+            "max_password": MAX_PASSWORD}
 
 
 async def _form_error(template: str, error: APIError, **context):
@@ -79,7 +68,7 @@ async def _form_error(template: str, error: APIError, **context):
 @rate_limit(limits=ratelimits.PAGE)
 @public
 async def get_register():
-    return await render_template("account/register.html", next=_safe_next(request.args.get("next")))
+    return await render_template("account/register.html", next=safe_next(request.args.get("next")))
 
 
 @blueprint.post("/account/register")
@@ -93,8 +82,8 @@ async def post_register():
     data: dict = {}
     try:
         data = await read_input()
-        username = validate_username(string_field(data, "username", max_length=64).strip())
-        password = validate_password(string_field(data, "password", max_length=MAX_PASSWORD))
+        username = check_username(string_field(data, "username", max_length=64).strip())
+        password = check_password(string_field(data, "password", max_length=None), username)
         password_hash = await hash_password(password)
         async with current_app.db.transaction() as conn:
             user = await users_model.insert_user(conn, username, password_hash)
@@ -102,18 +91,18 @@ async def post_register():
             raise APIError(409, "username_taken", f"The username {username!r} is taken; choose another.")
     except APIError as error:
         return await _form_error("account/register.html", error, username=data.get("username", ""),
-                                 next=_safe_next(data.get("next")))
+                                 next=safe_next(data.get("next")))
     session = await start_session(user, device_name_from_user_agent(request.headers.get("User-Agent", "")))
     if wants_json():
         return jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name}), 201
-    return redirect(_safe_next(data.get("next")), 303)
+    return redirect(safe_next(data.get("next")), 303)
 
 
 @blueprint.get("/account/login")
 @rate_limit(limits=ratelimits.PAGE)
 @public
 async def get_login():
-    return await render_template("account/login.html", next=_safe_next(request.args.get("next")))
+    return await render_template("account/login.html", next=safe_next(request.args.get("next")))
 
 
 @blueprint.post("/account/login")
@@ -133,11 +122,11 @@ async def post_login():
             raise APIError(401, "invalid_credentials", "That username and password do not match an account.")
     except APIError as error:
         return await _form_error("account/login.html", error, username=data.get("username", ""),
-                                 next=_safe_next(data.get("next")))
+                                 next=safe_next(data.get("next")))
     session = await start_session(user, device_name_from_user_agent(request.headers.get("User-Agent", "")))
     if wants_json():
         return jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name})
-    return redirect(_safe_next(data.get("next")), 303)
+    return redirect(safe_next(data.get("next")), 303)
 
 
 @blueprint.post("/account/logout")
@@ -164,33 +153,46 @@ async def post_logout():
 @login_required
 @accepts(schema.PasswordChange, codes=PASSWORD_CODES)
 async def post_password():
-    """Change the password; every other session ends and its sockets close.
-    The current password is required, so a borrowed (or stolen) session
-    cannot lock the owner out. API tokens are separate credentials and stay."""
+    """Change the password; every other session ends and its sockets close,
+    and so do the API tokens unless `keep_tokens` says to keep them (a new
+    password usually answers a leak, and a token minted by whoever had the
+    old one must not outlive it). The current password is required, so a
+    borrowed (or stolen) session cannot lock the owner out."""
     principal = await require_principal()
     try:
         data = await read_input()
         current = string_field(data, "current_password", max_length=MAX_PASSWORD)
-        new = validate_password(string_field(data, "new_password", max_length=MAX_PASSWORD))
-        user = await users_model.select_user_by_id(current_app.db.reader, principal.user_id)
-        if user is None or not await verify_password(user.password_hash, current):
-            raise APIError(403, "wrong_password", "The current password is not right.")
+        new = check_password(string_field(data, "new_password", max_length=None), principal.username)
+        keep_tokens = flag_field(data, "keep_tokens")
+        await _require_password(principal, current, "The current password is not right.")
     except APIError as error:
         if wants_json():
             raise
-        page = await render_template("account/profile.html", profile=await _profile_data(principal),
-                                     new_token=None, password_error=error.message)
-        return page, error.status
+        return await _profile_page(principal, error.status, password_error=error.message)
     password_hash = await hash_password(new)
     keep = principal.device_id if principal.device_kind == "session" else None
     async with current_app.db.transaction() as conn:
         await users_model.update_user_password(conn, principal.user_id, password_hash)
-        ended = await sessions_model.delete_other_sessions(conn, principal.user_id, keep)
-    await publish_revoked(principal.user_id, [f"s{session_id}" for session_id in ended])
+        ended = await sessions_model.end_devices_after_password_change(conn, principal.user_id, keep, keep_tokens)
+    await publish_revoked(principal.user_id, ended)
+    sessions_ended = sum(key.startswith("s") for key in ended)
+    tokens_ended = len(ended) - sessions_ended
     if wants_json():
-        return jsonify(ok=True, sessions_ended=len(ended))
-    return await render_template("account/profile.html", profile=await _profile_data(principal),
-                                 new_token=None, password_changed=len(ended))
+        return jsonify(ok=True, sessions_ended=sessions_ended, tokens_ended=tokens_ended)
+    return await _profile_page(principal, 200, password_changed={"sessions": sessions_ended, "tokens": tokens_ended})
+
+
+async def _require_password(principal: Principal, password: str, wrong: str) -> None:
+    """403 `wrong_password` unless `password` is the account's."""
+    user = await users_model.select_user_by_id(current_app.db.reader, principal.user_id)
+    if user is None or not await verify_password(user.password_hash, password):
+        raise APIError(403, "wrong_password", wrong)
+
+
+async def _profile_page(principal: Principal, status: int, **context):
+    context.setdefault("new_token", None)
+    page = await render_template("account/profile.html", profile=await _profile_data(principal), **context)
+    return page, status
 
 
 async def _profile_data(principal: Principal) -> dict:
@@ -229,28 +231,37 @@ async def _profile_data(principal: Principal) -> dict:
 @login_required
 async def get_profile():
     principal = await require_principal()
-    data = await _profile_data(principal)
     if wants_json():
-        return jsonify(data)
-    return await render_template("account/profile.html", profile=data, new_token=None)
+        return jsonify(await _profile_data(principal))
+    return await _profile_page(principal, 200)
 
 
 @blueprint.post("/account/tokens")
 @responds({201: schema.TokenCreated})
-@rate_limit(limits=ratelimits.ACCOUNT_WRITE)
+@openapi(errors=(403,))
+@rate_limit(limits=ratelimits.PASSWORD)
 @login_required
 @accepts(schema.NewToken)
 async def post_token():
+    """A token is a credential that outlives the session that made it, so
+    the password is asked again: a stolen cookie alone cannot mint one.
+    Limited like password changes, since each try is a password guess."""
     principal = await require_principal()
-    data = await read_input()
-    name = clean_device_name(string_field(data, "name", required=False, max_length=64) or "API token")
+    try:
+        data = await read_input()
+        name = clean_device_name(string_field(data, "name", required=False, max_length=64) or "API token")
+        password = string_field(data, "password", max_length=MAX_PASSWORD)
+        await _require_password(principal, password, "That is not your password; a new API token needs it.")
+    except APIError as error:
+        if wants_json():
+            raise
+        return await _profile_page(principal, error.status, token_error=error.message)
     token = "cb_" + secrets.token_urlsafe(32)
     async with current_app.db.transaction() as conn:
         api_token = await sessions_model.insert_api_token(conn, principal.user_id, name, token)
     if wants_json():
         return jsonify(id=api_token.id, name=api_token.name, token=token, created_at=api_token.created_at), 201
-    profile = await _profile_data(principal)
-    return await render_template("account/profile.html", profile=profile, new_token={"name": name, "token": token}), 201
+    return await _profile_page(principal, 201, new_token={"name": name, "token": token})
 
 
 @blueprint.delete("/account/tokens/<int:token_id>")

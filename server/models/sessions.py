@@ -137,3 +137,19 @@ async def touch_api_token(conn: aiosqlite.Connection, token_id: int, now: float)
 async def delete_api_token(conn: aiosqlite.Connection, user_id: int, token_id: int) -> bool:
     cursor = await conn.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id))
     return cursor.rowcount == 1
+
+
+async def delete_api_tokens(conn: aiosqlite.Connection, user_id: int) -> list[int]:
+    async with conn.execute("DELETE FROM api_tokens WHERE user_id = ? RETURNING id", (user_id,)) as cursor:
+        return [row[0] for row in await cursor.fetchall()]
+
+
+async def end_devices_after_password_change(conn: aiosqlite.Connection, user_id: int,
+                                            keep_session_id: int | None, keep_tokens: bool) -> list[str]:
+    """A new password is usually an answer to a leak: every session but the
+    one that changed it ends, and every API token unless the person chose to
+    keep them. Returns the device keys ended (`s3`, `t7`) for the revoke event."""
+    ended = [f"s{session_id}" for session_id in await delete_other_sessions(conn, user_id, keep_session_id)]
+    if not keep_tokens:
+        ended += [f"t{token_id}" for token_id in await delete_api_tokens(conn, user_id)]
+    return ended

@@ -306,7 +306,7 @@ async def test_password_is_stored_with_argon2id(app, alice):
 
 
 async def test_api_token_is_shown_once_authenticates_and_revokes(app, alice):
-    response = await alice.post("/account/tokens", json={"name": "backup script"})
+    response = await alice.post("/account/tokens", json={"name": "backup script", "password": PASSWORD})
     assert response.status_code == 201
     created = await response.get_json()
     token = created["token"]
@@ -336,13 +336,43 @@ async def test_api_token_is_shown_once_authenticates_and_revokes(app, alice):
     await error_of(await alice.delete(f"/account/tokens/{created['id']}"), 404, "not_found")
 
 
+async def test_a_stolen_session_cannot_mint_a_token(app, alice):
+    """Creating a token asks for the password again: a wrong or missing one
+    is refused and nothing is created, as JSON, as a form, or with a token."""
+    response = await alice.post("/account/tokens", json={"name": "thief", "password": "not the password"})
+    assert "needs it" in await error_of(response, 403, "wrong_password")
+    await error_of(await alice.post("/account/tokens", json={"name": "thief"}), 400, "invalid_input")
+    response = await alice.post("/account/tokens", form={"name": "thief", "password": "wrong"},
+                                headers={"Accept": BROWSER_ACCEPT})
+    page = html.unescape(await response.get_data(as_text=True))
+    assert response.status_code == 403 and "That is not your password; a new API token needs it." in page
+    assert 'name="password"' in page and "cb_" not in page
+    token = await make_token(alice)
+    script = app.test_client()
+    response = await script.post("/account/tokens", json={"name": "thief", "password": "wrong"},
+                                 headers={"Authorization": f"Bearer {token}"})
+    await error_of(response, 403, "wrong_password")
+    profile = await (await alice.get("/account/profile", headers={"Accept": "application/json"})).get_json()
+    assert [t["name"] for t in profile["tokens"]] == ["script"]
+
+
+async def test_token_password_guesses_are_rate_limited_like_password_changes(alice):
+    statuses = []
+    for _ in range(12):
+        response = await alice.post("/account/tokens", json={"name": "x", "password": "a guess"})
+        statuses.append(response.status_code)
+    assert statuses[:10] == [403] * 10 and statuses[10:] == [429, 429]
+    assert "Retry-After" in response.headers
+
+
 async def test_a_bogus_bearer_token_is_401_even_with_a_valid_cookie(alice):
     response = await alice.get("/file/buffer", headers={"Authorization": "Bearer cb_not-a-real-token"})
     await error_of(response, 401, "invalid_token")
 
 
 async def test_token_created_from_the_profile_page_is_shown_once(alice):
-    response = await alice.post("/account/tokens", form={"name": "laptop sync"}, headers={"Accept": BROWSER_ACCEPT})
+    response = await alice.post("/account/tokens", form={"name": "laptop sync", "password": PASSWORD},
+                                headers={"Accept": BROWSER_ACCEPT})
     assert response.status_code == 201 and response.mimetype == "text/html"
     page = await response.get_data(as_text=True)
     profile = await (await alice.get("/account/profile", headers={"Accept": "application/json"})).get_json()

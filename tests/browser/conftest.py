@@ -205,7 +205,7 @@ def rename(context: BrowserContext, session_id: int, name: str) -> None:
 
 
 def api_token(context: BrowserContext, name: str = "script") -> str:
-    response = context.request.post("/account/tokens", data={"name": name})
+    response = context.request.post("/account/tokens", data={"name": name, "password": PASSWORD})
     assert response.status == 201, response.text()
     return response.json()["token"]
 

@@ -45,7 +45,7 @@ def fill_demo(server: LiveServer) -> str:
     client = httpx.Client(base_url=server.base_url, timeout=10)
     response = client.post("/account/register", json={"username": "sam", "password": PASSWORD})
     response.raise_for_status()
-    token = client.post("/account/tokens", json={"name": "Work laptop"}).json()["token"]
+    token = client.post("/account/tokens", json={"name": "Work laptop", "password": PASSWORD}).json()["token"]
     api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     posts = [
         ("text", None, "https://example.org/trip/itinerary?day=3"),

@@ -57,6 +57,7 @@ def test_profile_devices_tokens_and_storage(new_context, username):
     expect(page.locator("#storage-meter")).to_be_attached()
 
     page.fill("#token-name", "backup script")
+    page.fill("#token-password", PASSWORD)  # asked again for a token
     page.get_by_role("button", name="Create token").click()
     token = page.locator("#new-token").inner_text()
     assert token.startswith("cb_")
