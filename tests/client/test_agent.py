@@ -22,7 +22,7 @@ def _require(tool: str) -> str:
     found = shutil.which(tool)
     if found is None:
         pytest.fail(f"{tool} is missing: the agent's tests need the Debian packages xvfb and xclip "
-                    "(installed by the test setup's system packages script)", pytrace=False)
+                    "(sudo tools/setup-test-deps installs them)", pytrace=False)
     return found
 
 
