@@ -159,7 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SERVER_COMMANDS = ("serve", "user")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in SERVER_COMMANDS:
+        # The client (client/, a distribution of its own) answers the other
+        # commands of the one `cloudbuffer` command when it is installed.
+        try:
+            from cloudbuffer_client.cli import main as client_main
+        except ImportError:
+            pass
+        else:
+            return client_main(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -231,3 +231,4 @@ async def test_a_file_whose_disk_copy_vanished_is_404_not_500(app, alice, settin
     for name in stored_files(settings["DATA_DIR"]):
         (app.storage.files_dir / name).unlink()
     await error_of(await alice.get(f"/file/get?token={body['token']}", headers=JSON), 404, "not_found")
+

@@ -1,0 +1,149 @@
+"""`cloudbuffer agent`: this computer's clipboard and the buffer, in step
+both ways. Contents are compared by hash, so what the agent wrote into the
+clipboard is not sent back (no echo loop) and nothing is sent twice; only
+live changes and each (re)connect's latest item reach the clipboard, never
+older history."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import shutil
+import sys
+import time
+
+import httpx
+
+from .api import TIMEOUT, user_agent
+from .clipboard import Clipboard, Content, find_clipboard
+from .config import Login, current_login
+from .errors import REFUSED, USAGE, ClientError
+from .live import buffer_events, note
+
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+RETRY_SECONDS = 2.0
+
+
+def digest(content: Content) -> str:
+    return hashlib.sha256(content.kind.encode() + b"\0" + content.data).hexdigest()
+
+
+class Agent:
+    def __init__(self, login: Login, clipboard: Clipboard, interval: float) -> None:
+        self.login = login
+        self.clipboard = clipboard
+        self.interval = interval
+        # The hash of what the clipboard and the buffer last agreed on: a
+        # clipboard read with this hash is no change.
+        self.current: str | None = None
+        self.pending: Content | None = None  # a local copy not yet accepted by the server
+        self.http = httpx.AsyncClient(base_url=login.url, timeout=TIMEOUT, headers={
+            "Authorization": f"Bearer {login.token}", "User-Agent": user_agent()})
+
+    async def run(self) -> None:
+        first = await self.clipboard.read()
+        self.current = digest(first) if first else None  # what was there before the agent is not news
+        note(f"agent: syncing the clipboard ({self.clipboard.name}) with {self.login.url}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.watch_clipboard())
+                group.create_task(self.watch_buffer())
+        except* ClientError as errors:
+            raise errors.exceptions[0] from None
+        finally:
+            await self.http.aclose()
+
+    async def watch_clipboard(self) -> None:
+        next_try = 0.0
+        while True:
+            content = await self.clipboard.read()
+            if content is not None and digest(content) != self.current:
+                self.current = digest(content)
+                self.pending = content
+                next_try = 0.0
+            if self.pending is not None and time.monotonic() >= next_try:
+                if not await self.send(self.pending):
+                    next_try = time.monotonic() + RETRY_SECONDS
+            await asyncio.sleep(self.interval)
+
+    async def send(self, content: Content) -> bool:
+        if content.kind == "image":
+            name = time.strftime("clipboard-%Y%m%d-%H%M%S.png")
+            headers = {"X-Data-Type": "file", "X-File-Name": name, "Content-Type": "image/png"}
+        else:
+            headers = {"X-Data-Type": "text", "Content-Type": "text/plain; charset=utf-8"}
+        try:
+            response = await self.http.post("/file/buffer", content=content.data, headers=headers)
+        except httpx.TransportError as error:
+            note(f"agent: cannot reach {self.login.url} ({type(error).__name__}); will retry")
+            return False
+        if response.status_code == 401:
+            raise ClientError(REFUSED, "the server refused this login; run `cloudbuffer login`")
+        if response.status_code >= 500 or response.status_code == 429:
+            return False
+        if response.status_code >= 400:
+            note(f"agent: the server refused the clipboard ({response.status_code}); it stays here only")
+        if self.pending is content:
+            self.pending = None
+        return True
+
+    async def watch_buffer(self) -> None:
+        async for event, baseline in buffer_events(self.login):
+            if baseline or event.get("kind") is None:
+                continue
+            content = await self.fetch(event)
+            if content is None or digest(content) == self.current:
+                continue
+            self.current = digest(content)
+            self.pending = None  # a newer change from elsewhere wins over an unsent copy
+            await self.clipboard.write(content)
+
+    async def fetch(self, event: dict) -> Content | None:
+        if event["kind"] == "text" and event.get("text") is not None:
+            return Content("text", event["text"].encode())
+        is_png = (event.get("mime") or "").split(";")[0].strip() == "image/png"
+        if event["kind"] == "file" and (not is_png or event.get("size", 0) > MAX_IMAGE_BYTES):
+            return None  # other files stay in the buffer: `cloudbuffer paste` fetches them
+        try:
+            response = await self.http.get(f"/file/buffer/items/{event['id']}")
+        except httpx.TransportError:
+            return None  # the next (re)connect's snapshot brings the latest again
+        if response.status_code != 200:
+            return None
+        return Content("image" if is_png else "text", response.content)
+
+
+SERVICE_UNIT = """\
+[Unit]
+Description=CloudBuffer clipboard agent (copy here, paste on your other devices)
+PartOf=graphical-session.target
+After=graphical-session.target
+
+[Service]
+ExecStart={command} agent
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=graphical-session.target
+"""
+
+
+def service_unit() -> str:
+    command = shutil.which("cloudbuffer") or sys.argv[0]
+    return SERVICE_UNIT.format(command=command)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    if args.print_service:
+        sys.stdout.write(service_unit())
+        return 0
+    if not 0.05 <= args.interval <= 60:
+        raise ClientError(USAGE, "--interval is in seconds, between 0.05 and 60")
+    login = current_login()
+    clipboard = find_clipboard()
+    try:
+        asyncio.run(Agent(login, clipboard, args.interval).run())
+    except KeyboardInterrupt:
+        pass
+    return 0

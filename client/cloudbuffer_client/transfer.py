@@ -1,0 +1,172 @@
+"""`copy`, `paste`, `history` and `get`: the buffer over HTTP, streamed."""
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import os
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterator
+from urllib.parse import quote
+
+from .api import Api
+from .config import current_login
+from .errors import EMPTY, REFUSED, USAGE, ClientError
+from .files import filename_from_disposition, safe_filename, save_stream
+from .progress import tracked
+
+CHUNK = 256 * 1024
+# The server's default CLOUDBUFFER_MAX_TEXT_BYTES: stdin up to this size that
+# is valid UTF-8 is sent as text (a server with a lower limit answers 413,
+# and the bytes go again as a file).
+TEXT_LIMIT = 1024 * 1024
+TEXT_FILENAME = "buffer.txt"
+
+
+def read_chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK):
+        yield chunk
+
+
+def _read_prefix(stream: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes: enough to know whether stdin fits a text item."""
+    parts, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def _post_file(api: Api, chunks, name: str, size: int | None) -> dict:
+    headers = {"X-Data-Type": "file", "X-File-Name": quote(name, safe=""),
+               "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream"}
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return api.json("POST", "/file/buffer", headers=headers, content=tracked(chunks, size, name))
+
+
+def _post_text(api: Api, data: bytes) -> dict | None:
+    """The item, or None when the server finds the text too large."""
+    try:
+        return api.json("POST", "/file/buffer", content=data,
+                        headers={"X-Data-Type": "text", "Content-Type": "text/plain; charset=utf-8"})
+    except ClientError as error:
+        if error.exit_code == REFUSED and "large" in error.message.lower():
+            return None
+        raise
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    login = current_login()
+    paths = [Path(name) for name in args.files]
+    for path in paths:
+        if not path.is_file():
+            raise ClientError(USAGE, f"{path}: not a readable file; give files, or pipe data in with no FILE")
+    with Api.for_login(login) as api:
+        if not paths:
+            stdin = sys.stdin.buffer
+            prefix = _read_prefix(stdin, TEXT_LIMIT)
+            if len(prefix) <= TEXT_LIMIT and args.name is None:
+                try:
+                    prefix.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+                else:
+                    if _post_text(api, prefix) is not None:
+                        return 0
+
+            def stdin_chunks():
+                yield prefix
+                yield from read_chunks(stdin)
+
+            _post_file(api, stdin_chunks(), args.name or "stdin", None)
+            return 0
+        for path in paths:
+            with open(path, "rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                _post_file(api, read_chunks(file), args.name if args.name and len(paths) == 1 else path.name, size)
+    return 0
+
+
+def _emit(api: Api, path: str, args: argparse.Namespace, not_found: str) -> int:
+    with api.stream("GET", path, not_found=not_found) as response:
+        if response.status_code == 204:
+            raise ClientError(EMPTY, "the buffer is empty")
+        kind = response.headers.get("X-Data-Type", "file")
+        name = filename_from_disposition(response.headers.get("Content-Disposition"))
+        size = int(response.headers.get("Content-Length") or 0) or None
+        chunks = tracked(response.iter_bytes(CHUNK), size, name or "text")
+        if args.output:
+            target = Path(args.output)
+            if target.is_dir():
+                target = target / safe_filename(name or TEXT_FILENAME)
+        elif args.remote_name:
+            target = Path.cwd() / safe_filename(name if kind == "file" else TEXT_FILENAME)
+        elif kind == "file" and sys.stdout.isatty():
+            raise ClientError(USAGE, f"the buffer holds a file ({name}); save it with -O, or -o PATH, or redirect stdout")
+        else:
+            out = sys.stdout.buffer
+            for chunk in chunks:
+                out.write(chunk)
+            out.flush()
+            return 0
+        written = save_stream(chunks, target, force=args.force)
+        print(f"saved {target} ({written} bytes)", file=sys.stderr)
+    return 0
+
+
+def cmd_paste(args: argparse.Namespace) -> int:
+    with Api.for_login(current_login()) as api:
+        return _emit(api, "/file/buffer", args, "the buffer is empty")
+
+
+def history_items(api: Api) -> list[dict]:
+    return api.json("GET", "/file/buffer/items")["items"]
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def human_age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= length:
+            return f"{seconds // length} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    with Api.for_login(current_login()) as api:
+        items = history_items(api)
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False))
+        return 0 if items else EMPTY
+    if not items:
+        raise ClientError(EMPTY, "the history is empty")
+    now = time.time()
+    for number, item in enumerate(items, 1):
+        what = item.get("filename") or item.get("mime") or ""
+        print(f"{number:>3}  {item['type']:<4}  {human_size(item['size']):>10}  {human_age(now - item['created_at']):>10}"
+              f"  {item.get('from') or '?'}  {what}")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    if args.number < 1:
+        raise ClientError(USAGE, "N counts from 1 (the newest item); see `cloudbuffer history`")
+    with Api.for_login(current_login()) as api:
+        items = history_items(api)
+        if args.number > len(items):
+            raise ClientError(EMPTY, f"no item {args.number}: the history has {len(items)}; see `cloudbuffer history`")
+        item = items[args.number - 1]
+        return _emit(api, f"/file/buffer/items/{item['id']}", args, f"item {args.number} has expired or was deleted")

@@ -1,0 +1,31 @@
+"""`cloudbuffer share FILE`: the link on stdout, its QR code in text."""
+from __future__ import annotations
+
+import httpx
+
+
+def test_share_prints_a_working_link_and_a_qr_code(logged_in):
+    data = b"slides " * 50000
+    (logged_in.cwd / "slides.pdf").write_bytes(data)
+    result = logged_in.run("share", "slides.pdf")
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.decode().strip()
+    assert url.count("\n") == 0 and "/file/get?token=" in url
+    assert "█" in result.stderr.decode()  # the QR code, drawn with block characters
+    assert httpx.get(url, timeout=10).content == data  # anyone with the link, no token
+
+
+def test_share_a_missing_file_is_usage(logged_in):
+    result = logged_in.run("share", "missing.pdf")
+    assert result.returncode == 2 and b"missing.pdf" in result.stderr
+
+
+def test_share_expires_sets_a_shorter_life_and_a_bad_duration_is_usage(logged_in, server):
+    (logged_in.cwd / "brief.txt").write_bytes(b"ten minutes only")
+    result = logged_in.run("share", "brief.txt", "--expires", "10m", "--no-qr")
+    assert result.returncode == 0, result.stderr
+    assert "0 h 9 min" in result.stderr.decode() or "0 h 10 min" in result.stderr.decode()
+    assert "█" not in result.stderr.decode()
+    assert logged_in.run("share", "brief.txt", "--expires", "soon").returncode == 2
+    too_long = logged_in.run("share", "brief.txt", "--expires", "30d")
+    assert too_long.returncode == 3 and b"expires_in is a whole number of seconds" in too_long.stderr

@@ -1,0 +1,164 @@
+"""`copy`, `paste`, `history`, `get`: pipes, files and exit codes."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import struct
+import subprocess
+import termios
+import threading
+
+from tests.client.conftest import buffer_of, items_of, token_of
+from tests.live_server import cloudbuffer_executable
+
+
+def test_copy_stdin_text_then_paste_prints_it(logged_in, server):
+    assert logged_in.run("copy", input="hello, phone\n").returncode == 0
+    response = buffer_of(server, token_of(logged_in))
+    assert response.headers["X-Data-Type"] == "text"
+    assert response.text == "hello, phone\n"
+    pasted = logged_in.run("paste")
+    assert (pasted.returncode, pasted.stdout) == (0, b"hello, phone\n")
+
+
+def test_copy_stdin_that_is_not_utf8_becomes_a_file_named_stdin_or_name(logged_in, server):
+    data = bytes(range(256)) * 10
+    assert logged_in.run("copy", input=data).returncode == 0
+    item = items_of(server, token_of(logged_in))[0]
+    assert (item["type"], item["filename"], item["size"]) == ("file", "stdin", len(data))
+    assert logged_in.run("copy", "--name", "notes.txt", input="valid text, but named").returncode == 0
+    item = items_of(server, token_of(logged_in))[0]
+    assert (item["type"], item["filename"]) == ("file", "notes.txt")
+    assert logged_in.run("paste").stdout == b"valid text, but named"
+
+
+def test_copy_stdin_over_the_text_limit_becomes_a_file(logged_in, server):
+    data = b"a" * (1024 * 1024 + 1)
+    assert logged_in.run("copy", input=data).returncode == 0
+    item = items_of(server, token_of(logged_in))[0]
+    assert (item["type"], item["size"]) == ("file", len(data))
+    assert logged_in.run("paste").stdout == data
+
+
+def test_copy_files_each_becomes_an_item_and_the_last_is_the_buffer(logged_in, server):
+    first, second = logged_in.cwd / "one.bin", logged_in.cwd / "Relevé de compte.pdf"
+    first.write_bytes(os.urandom(3 * 1024 * 1024))
+    second.write_bytes(b"%PDF-1.4 tiny")
+    assert logged_in.run("copy", str(first), str(second)).returncode == 0
+    items = items_of(server, token_of(logged_in))
+    assert [item["filename"] for item in items[:2]] == ["Relevé de compte.pdf", "one.bin"]
+    assert items[1]["size"] == first.stat().st_size
+    response = buffer_of(server, token_of(logged_in))
+    assert response.content == second.read_bytes()
+
+
+def test_copy_a_missing_file_is_usage_and_sends_nothing(logged_in, server):
+    result = logged_in.run("copy", "nope.txt")
+    assert result.returncode == 2
+    assert b"nope.txt" in result.stderr
+    assert items_of(server, token_of(logged_in)) == []
+
+
+def test_paste_an_empty_buffer_exits_1(logged_in):
+    result = logged_in.run("paste")
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert b"empty" in result.stderr
+
+
+def test_paste_a_file_to_a_pipe_writes_its_bytes(logged_in):
+    data = os.urandom(2 * 1024 * 1024 + 17)
+    (logged_in.cwd / "blob.bin").write_bytes(data)
+    logged_in.run("copy", "blob.bin")
+    (logged_in.cwd / "blob.bin").unlink()
+    assert logged_in.run("paste").stdout == data
+
+
+def test_paste_O_saves_under_its_name_and_never_overwrites_without_force(logged_in):
+    (logged_in.cwd / "report.txt").write_bytes(b"version 1")
+    logged_in.run("copy", "report.txt")
+    refused = logged_in.run("paste", "-O")
+    assert refused.returncode == 3 and b"--force" in refused.stderr
+    assert (logged_in.cwd / "report.txt").read_bytes() == b"version 1"
+    (logged_in.cwd / "report.txt").unlink()
+    assert logged_in.run("paste", "-O").returncode == 0
+    assert (logged_in.cwd / "report.txt").read_bytes() == b"version 1"
+    (logged_in.cwd / "report.txt").write_bytes(b"local edit")
+    assert logged_in.run("paste", "-O", "--force").returncode == 0
+    assert (logged_in.cwd / "report.txt").read_bytes() == b"version 1"
+    assert sorted(path.name for path in logged_in.cwd.iterdir()) == ["report.txt"]  # no temp file left
+
+
+def test_paste_o_path_saves_there_and_a_symlink_there_is_not_followed(logged_in, tmp_path):
+    logged_in.run("copy", input="text to a file")
+    assert logged_in.run("paste", "-o", "saved.txt").returncode == 0
+    nowhere = logged_in.run("paste", "-o", "no/such/dir/saved.txt")
+    assert nowhere.returncode == 2 and b"cannot write" in nowhere.stderr and b"Traceback" not in nowhere.stderr
+    assert (logged_in.cwd / "saved.txt").read_text() == "text to a file"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (logged_in.cwd / "link.txt").symlink_to(victim)
+    assert logged_in.run("paste", "-o", "link.txt").returncode == 3
+    assert logged_in.run("paste", "-o", "link.txt", "--force").returncode == 0
+    assert victim.read_text() == "keep me"
+    assert (logged_in.cwd / "link.txt").read_text() == "text to a file"
+
+
+def test_history_and_get(logged_in):
+    assert logged_in.run("history").returncode == 1
+    assert json.loads(logged_in.run("history", "--json").stdout) == []
+    for text in ("first", "second", "third"):
+        logged_in.run("copy", input=text)
+    listing = logged_in.run("history")
+    assert listing.returncode == 0
+    assert len(listing.stdout.splitlines()) == 3
+    items = json.loads(logged_in.run("history", "--json").stdout)
+    assert [item["type"] for item in items] == ["text"] * 3
+    assert logged_in.run("get", "1").stdout == b"third"
+    assert logged_in.run("get", "3").stdout == b"first"
+    missing = logged_in.run("get", "4")
+    assert missing.returncode == 1 and b"has 3" in missing.stderr
+    assert logged_in.run("get", "0").returncode == 2
+
+
+def test_paste_into_a_closed_pipe_is_not_an_error(logged_in):
+
+    (logged_in.cwd / "big.bin").write_bytes(b"x\n" * (4 * 1024 * 1024))
+    logged_in.run("copy", "big.bin")
+    pipeline = subprocess.run(f"'{cloudbuffer_executable()}' paste | head -c 10",
+                              shell=True, capture_output=True, cwd=logged_in.cwd, env=logged_in.env, timeout=60)
+    assert pipeline.stdout == b"x\nx\nx\nx\nx\n"
+    assert b"Traceback" not in pipeline.stderr
+
+
+def test_a_big_copy_shows_a_progress_bar_only_on_a_terminal(logged_in):
+
+    (logged_in.cwd / "big.bin").write_bytes(os.urandom(4 * 1024 * 1024))
+    plain = logged_in.run("copy", "big.bin")
+    assert (plain.returncode, plain.stderr) == (0, b"")  # a pipe: nothing on stderr
+    master, slave = pty.openpty()
+
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a terminal has a size
+    seen = bytearray()
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    process = subprocess.run([cloudbuffer_executable(), "copy", "big.bin"], cwd=logged_in.cwd, env=logged_in.env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, timeout=60)
+    os.close(slave)
+    reader.join(timeout=10)
+    os.close(master)
+    assert process.returncode == 0
+    text = seen.decode(errors="replace")
+    assert "big.bin" in text and "B/s" in text  # tqdm's bar, with the speed
