@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import DESKTOP, PHONE, api_token, axe_violations, curl, open_app, register
+from .conftest import DESKTOP, PASSWORD, PHONE, api_token, axe_violations, curl, open_app, register
 from .test_live_sync import PNG_1PX
 
 SIZES = {"phone": PHONE, "desktop": DESKTOP}
@@ -46,6 +46,8 @@ def test_every_page_has_no_axe_violations(new_context, server, username, axe_sou
     problems.allow(r"(HTTP 404: GET|status of 404).*/no-such-page")
     page.goto("/no-such-page")
     check(page, "the 404 page")
+    page.goto("/pair")
+    check(page, "/pair (a new device joins)")
 
     context = new_context(viewport=SIZES[size], color_scheme=scheme)
     register(context, username)
@@ -65,10 +67,21 @@ def test_every_page_has_no_axe_violations(new_context, server, username, axe_sou
     page.set_input_files("#load-file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
     expect(page.locator("#load-result")).to_be_visible()
     check(page, "/file/load with a link made")
+    # The person the link is for: logged out, in a browser.
+    landing = guest.new_page()
+    landing.goto(page.locator("#result-open").get_attribute("href"))
+    expect(landing.get_by_role("link", name="Download")).to_be_visible()
+    check(landing, "the share link's landing page")
+
+    page.goto("/account/pair")
+    page.get_by_role("button", name="Show a code").click()
+    expect(page.locator("#pair-qr svg")).to_be_attached()
+    check(page, "/account/pair with a code shown")
 
     page.goto("/account/profile")
     check(page, "/account/profile")
     page.fill("#token-name", "a script")
+    page.fill("#token-password", PASSWORD)
     page.get_by_role("button", name="Create token").click()
     expect(page.locator("#new-token")).to_be_visible()
     check(page, "/account/profile with a new token")
