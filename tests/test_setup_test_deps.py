@@ -35,7 +35,7 @@ def path_without(directory: Path, *left_out: str) -> str:
     """A PATH holding the programs the checks use, less `left_out`."""
     bin_dir = directory / "bin"
     bin_dir.mkdir()
-    for program in ("bash", "python3", "make", "curl", "redis-server", "env", "sh", "Xvfb", "xclip"):
+    for program in ("bash", "python3", "make", "curl", "redis-server", "env", "sh", "npm", "caddy", "Xvfb", "xclip"):
         if program not in left_out:
             (bin_dir / program).symlink_to(shutil.which(program, path=SYSTEM_PATH))
     return str(bin_dir)
@@ -91,7 +91,7 @@ def test_the_list_is_what_the_ci_and_the_readme_rely_on():
     text = SCRIPT.read_text()
     packages = text.split("PACKAGES='", 1)[1].split("'\n", 1)[0]
     names = [line.split()[0] for line in packages.splitlines() if line.strip()]
-    assert names == ["redis-server", "chromium", "curl", "make", "python3-venv", "xvfb", "xclip"]
+    assert names == ["redis-server", "chromium", "curl", "make", "python3-venv", "npm", "caddy", "xvfb", "xclip"]
     ci = (REPO / ".ci" / "run").read_text()
     assert "tools/setup-test-deps" in ci and "apt-get" not in ci
     assert "\t@tools/setup-test-deps" in (REPO / "Makefile").read_text()
