@@ -111,7 +111,6 @@ FORM_PAGES = {"account.post_login": "account/login.html", "account.post_register
 
 
 async def _form_page_again(template: str, message: str) -> str:
-    from .blueprints.account import _safe_next  # the account blueprint imports this module
     from .forms import read_input  # the body the rate limiter's username key already read
 
     try:
@@ -120,7 +119,7 @@ async def _form_page_again(template: str, message: str) -> str:
         data = {}
     username = data.get("username") if isinstance(data.get("username"), str) else ""
     next_page = data.get("next") if isinstance(data.get("next"), str) else None
-    return await render_template(template, error=message, username=username[:64], next=_safe_next(next_page))
+    return await render_template(template, error=message, username=username[:64], next=safe_next(next_page))
 
 
 def _body_unread() -> bool:

@@ -63,15 +63,23 @@ def test_files_ranges_and_secrets_are_never_compressed(server):
         # A ranged request for one of the app's files is not compressed either.
         css = raw(client, "/static/style.css", Range="bytes=0-99")
         assert "Content-Encoding" not in css.headers
-        # Answers carrying a new secret (POST): a token page and a share link.
+        # Answers carrying a new secret: a share link and a token (POST), and
+        # the profile page the token form redirects to, which shows it once.
+        form = client.post("/account/tokens", data={"name": "x" * 60, "password": PASSWORD},
+                           headers={**GZIP, "Accept": "text/html"})
+        assert form.status_code == 303, form.text
+        shown = client.get(form.headers["Location"], headers={**GZIP, "Accept": "text/html"})
+        assert 'id="new-token"' in shown.text
         for response in (
-            client.post("/account/tokens", data={"name": "x" * 60}, headers={**GZIP, "Accept": "text/html"}),
+            shown,
             client.post(f"/file/buffer/items/{item['id']}/share", headers=GZIP),
-            client.post("/account/tokens", json={"name": "script"}, headers=GZIP),
+            client.post("/account/tokens", json={"name": "script", "password": PASSWORD}, headers=GZIP),
         ):
             assert response.status_code in (200, 201), response.text
             assert "Content-Encoding" not in response.headers, response.request.url
         share = client.post(f"/file/buffer/items/{item['id']}/share").json()
-        shared = raw(client, share["url"].replace(server.base_url, ""))
+        # The bytes behind a share link (a browser opening it gets the
+        # landing page; ?download=1 is its Download button).
+        shared = raw(client, share["url"].replace(server.base_url, "") + "&download=1")
         assert shared.status_code == 200 and "Content-Encoding" not in shared.headers
         assert shared.raw_body == text.encode()

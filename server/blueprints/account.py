@@ -242,8 +242,12 @@ async def get_profile():
     principal = await require_principal()
     if wants_json():
         return jsonify(await _profile_data(principal))
-    return await _profile_page(principal, 200, new_token=take_new_token(),
-                               notice=PROFILE_NOTICES.get(request.args.get("done", "")))
+    new_token = take_new_token()
+    page, status = await _profile_page(principal, 200, new_token=new_token,
+                                       notice=PROFILE_NOTICES.get(request.args.get("done", "")))
+    # The page with a token in it is kept nowhere, and never compressed
+    # (server/compression.py leaves no-store answers alone: BREACH).
+    return page, status, {"Cache-Control": "no-store"} if new_token else {}
 
 
 @blueprint.post("/account/tokens")
