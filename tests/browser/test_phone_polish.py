@@ -60,7 +60,9 @@ def test_history_rows_are_compact_with_thumbnails(new_context, server, username)
     assert page.locator("#history").bounding_box()["height"] <= 20 * 102
     thumbs = page.locator("#history img.thumb")
     expect(thumbs).to_have_count(4)  # the four PNGs
-    thumbs.first.scroll_into_view_if_needed()
+    # The list is drawn again as each text's body arrives, so a handle taken a
+    # moment earlier may be gone: find and scroll in one step inside the page.
+    page.evaluate("() => document.querySelector('#history img.thumb').scrollIntoView({block: 'center'})")
     expect(thumbs.first).to_have_js_property("complete", True)
     assert thumbs.first.evaluate("(img) => img.naturalWidth") == 1
     screenshot(page, "history-phone-compact")
