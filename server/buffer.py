@@ -163,7 +163,7 @@ class _Limits:
     max_shares: int
 
     @classmethod
-    def now(cls) -> "_Limits":
+    def from_settings(cls) -> "_Limits":
         settings = _settings()
         return cls(settings["QUOTA_BYTES"], settings["EXPIRE_SECONDS"], settings["HISTORY_SIZE"],
                    settings["MAX_FILES"], settings["MAX_SHARES"])
@@ -179,7 +179,8 @@ class _NewFile:
 
 
 def _insert_file(conn, new: _NewFile, limits: _Limits, now: float):
-    # Quota and the file cap are checked in the transaction that adds the file.
+    # The quota is checked (and the file cap applied, _trim) in the
+    # transaction that adds the file, so parallel uploads cannot both fit.
     users_model.lock_user(conn, new.user_id)
     used = files_model.select_used_bytes(conn, new.user_id, now)
     if used + new.size > limits.quota_bytes:
@@ -207,7 +208,7 @@ async def _commit_upload_row(upload: Upload, principal: Principal, filename: str
     await upload.commit()
     new = _NewFile(principal.user_id, upload.stored_name, filename, mime, upload.size)  # named by the commit
     try:
-        result, removed = await current_app.db.write(_write_and_trim, write, new, _Limits.now(), *args)
+        result, removed = await current_app.db.write(_write_and_trim, write, new, _Limits.from_settings(), *args)
     except asyncio.CancelledError:
         raise  # db.write says so only once the row has committed: the file is in use
     except BaseException:

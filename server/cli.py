@@ -74,16 +74,12 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
     except APIError as error:
         raise SystemExit(f"error: {error.message}") from None
 
-    def change(conn, user_id: int, password_hash: str) -> list[str]:
-        users_model.update_user_password(conn, user_id, password_hash)
-        return sessions_model.end_devices_after_password_change(conn, user_id, None, args.keep_tokens)
-
     async def passwd(db, settings):
         user = await db.read(users_model.select_user_by_username, args.username)
         if user is None:
             return None
         password_hash = await hash_password(password)
-        ended = await db.write(change, user.id, password_hash)
+        ended = await db.write(sessions_model.change_password, user.id, password_hash, None, args.keep_tokens)
         await _announce_revoked(settings, user.id, ended)
         return ended
 

@@ -40,7 +40,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from .dialect import SQLITE, SQLiteDialect
+from .dialect import SQLITE, Dialect
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ class Connection:
 
     __slots__ = ("raw", "dialect", "_execute")
 
-    def __init__(self, raw: Any, dialect: SQLiteDialect) -> None:
+    def __init__(self, raw: Any, dialect: Dialect) -> None:
         self.raw = raw  # the engine's own connection, for the dialect's use
         self.dialect = dialect
         self._execute = dialect.executor(raw)
@@ -180,7 +180,7 @@ def _ping(conn: Connection) -> bool:
 
 
 class Database:
-    def __init__(self, path: Path, dialect: SQLiteDialect = SQLITE) -> None:
+    def __init__(self, path: Path, dialect: Dialect = SQLITE) -> None:
         self.path = path
         self.dialect = dialect
         self._writer: _ConnectionThread | None = None

@@ -30,10 +30,30 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 from .data_dir import create_private_file
 from .models.schema import SQLITE_MIGRATIONS
+
+
+class Dialect(Protocol):
+    """The seam: every member an engine must provide, each called on the
+    connection's own thread (db.py) with the engine's own connection."""
+
+    name: str
+    serializes_writes: bool  # a write transaction holds the whole database (no row locks needed)
+    migrations: tuple[str, ...]
+
+    def connect(self, path: Path, *, read_only: bool) -> Any: ...
+    def executor(self, conn: Any) -> Callable[[str, Sequence], Any]: ...  # runs one statement, `?` placeholders
+    def begin_read(self, conn: Any) -> None: ...
+    def begin_write(self, conn: Any) -> None: ...
+    def commit(self, conn: Any) -> None: ...
+    def rollback(self, conn: Any) -> None: ...
+    def schema_version(self, conn: Any) -> int: ...
+    def set_schema_version(self, conn: Any, version: int) -> None: ...
+    def ping(self, conn: Any) -> bool: ...
+    def close(self, conn: Any) -> None: ...
 
 BUSY_TIMEOUT = 10.0  # seconds a transaction waits for another process's write lock
 _BUSY_POLL = 0.0002

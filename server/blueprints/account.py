@@ -178,18 +178,14 @@ async def post_password():
         return await _profile_page(principal, error.status, password_error=error.message)
     password_hash = await hash_password(new)
     keep = principal.device_id if principal.device_kind == "session" else None
-    ended = await current_app.db.write(_write_password, principal.user_id, password_hash, keep, keep_tokens)
+    ended = await current_app.db.write(sessions_model.change_password, principal.user_id, password_hash, keep,
+                                       keep_tokens)
     await publish_revoked(principal.user_id, ended, by=principal.device_name)
     sessions_ended = sum(key.startswith("s") for key in ended)
     tokens_ended = len(ended) - sessions_ended
     if wants_json():
         return jsonify(ok=True, sessions_ended=sessions_ended, tokens_ended=tokens_ended)
     return await _profile_page(principal, 200, password_changed={"sessions": sessions_ended, "tokens": tokens_ended})
-
-
-def _write_password(conn, user_id: int, password_hash: str, keep: int | None, keep_tokens: bool) -> list[str]:
-    users_model.update_user_password(conn, user_id, password_hash)
-    return sessions_model.end_devices_after_password_change(conn, user_id, keep, keep_tokens)
 
 
 async def _require_password(principal: Principal, password: str, wrong: str) -> None:

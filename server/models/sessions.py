@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from ..db import Connection
+from .users import update_user_password
 
 
 def hash_secret(secret: str) -> bytes:
@@ -143,3 +144,11 @@ def end_devices_after_password_change(conn: Connection, user_id: int, keep_sessi
     if not keep_tokens:
         ended += [f"t{token_id}" for token_id in delete_api_tokens(conn, user_id)]
     return ended
+
+
+def change_password(conn: Connection, user_id: int, password_hash: str, keep_session_id: int | None,
+                    keep_tokens: bool) -> list[str]:
+    """The new hash and the devices it ends, in one transaction (the profile
+    page and `cloudbuffer user passwd`)."""
+    update_user_password(conn, user_id, password_hash)
+    return end_devices_after_password_change(conn, user_id, keep_session_id, keep_tokens)

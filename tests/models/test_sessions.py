@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 
 from server.models import sessions as sessions_model
+from server.models import users as users_model
 from tests.models.conftest import add_user
 
 
@@ -79,7 +80,8 @@ async def test_a_new_password_ends_other_devices(db):
     token = await db.write(sessions_model.insert_api_token, user.id, "script", "cb_t")
     assert await db.write(sessions_model.end_devices_after_password_change, user.id, keep.id, True) == [f"s{gone.id}"]
     assert await db.read(sessions_model.select_api_tokens, user.id) != []
-    assert await db.write(sessions_model.end_devices_after_password_change, user.id, None, False) == \
+    assert await db.write(sessions_model.change_password, user.id, "new hash", None, False) == \
         [f"s{keep.id}", f"t{token.id}"]
+    assert (await db.read(users_model.select_user_by_id, user.id)).password_hash == "new hash"
     assert await db.read(sessions_model.select_sessions, user.id) == []
     assert await db.read(sessions_model.select_api_tokens, user.id) == []
