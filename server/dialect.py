@@ -21,8 +21,8 @@ a dialect object that db.py hands to every connection:
 
 A PostgreSQL engine (issue 20) is a second class with these members, not a
 second copy of any query. SQLAlchemy Core would give this seam ready-made,
-at 4 to 14 times the CPU of a text post's transaction (docs/architecture.md,
-Data).
+at 2.2 to 9.7 times the CPU of a text post's transaction
+(docs/architecture.md, Data; `python -m bench.data_layer`).
 """
 from __future__ import annotations
 
