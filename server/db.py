@@ -52,22 +52,22 @@ class Connection:
     fetched, with the dialect at hand (`conn.dialect`). `sql` is written with
     `?` placeholders; `params` is a sequence."""
 
-    __slots__ = ("raw", "dialect", "_execute")
+    __slots__ = ("raw", "dialect", "_statement")
 
     def __init__(self, raw: Any, dialect: Dialect) -> None:
         self.raw = raw  # the engine's own connection, for the dialect's use
         self.dialect = dialect
-        self._execute = dialect.executor(raw)
+        self._statement = dialect.executor(raw)
 
     def one(self, sql: str, params: Sequence = ()) -> Any:
         """The first row (a mapping by column name), or None."""
-        cursor = self._execute(sql, params)
+        cursor = self._statement(sql, params)
         row = cursor.fetchone()
         cursor.close()  # a RETURNING statement is finished, not left open
         return row
 
     def all(self, sql: str, params: Sequence = ()) -> list:
-        return self._execute(sql, params).fetchall()
+        return self._statement(sql, params).fetchall()
 
     def value(self, sql: str, params: Sequence = ()) -> Any:
         """The first column of the first row, or None when there is no row."""
@@ -76,11 +76,11 @@ class Connection:
 
     def column(self, sql: str, params: Sequence = ()) -> list:
         """The first column of every row."""
-        return [row[0] for row in self._execute(sql, params).fetchall()]
+        return [row[0] for row in self._statement(sql, params).fetchall()]
 
     def run(self, sql: str, params: Sequence = ()) -> int:
         """A statement without result rows; how many rows it changed."""
-        return self._execute(sql, params).rowcount
+        return self._statement(sql, params).rowcount
 
 
 class _Job:
@@ -114,7 +114,7 @@ class _ConnectionThread:
     def __init__(self, name: str, connect: Callable[[], Connection]) -> None:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._connect = connect
-        self._conn: Connection | None = None
+        self._connection: Connection | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -128,13 +128,13 @@ class _ConnectionThread:
             job = self._jobs.get()
             try:
                 if job.call is _CLOSE:
-                    if self._conn is not None:
-                        self._conn.dialect.close(self._conn.raw)
-                        self._conn = None
+                    if self._connection is not None:
+                        self._connection.dialect.close(self._connection.raw)
+                        self._connection = None
                 else:
-                    if self._conn is None:
-                        self._conn = self._connect()
-                    job.result = job.call(self._conn, *job.args)
+                    if self._connection is None:
+                        self._connection = self._connect()
+                    job.result = job.call(self._connection, *job.args)
             except BaseException as error:  # handed to the awaiting task, never lost in this thread
                 job.error = error
             try:
