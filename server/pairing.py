@@ -84,14 +84,15 @@ def invalid_code() -> APIError:
                                          "been used already, or been mistyped.")
 
 
+def _write_start(conn, user_id: int, session_id: int, digest: bytes, now: float) -> Pairing:
+    pairings_model.delete_expired_pairings(conn, now)
+    pairings_model.delete_open_pairings_of_session(conn, session_id)
+    return pairings_model.insert_pairing(conn, user_id, session_id, digest, now, now + PAIRING_SECONDS)
+
+
 async def start(user_id: int, session_id: int) -> tuple[str, Pairing]:
-    now = time.time()
     code = new_code()
-    async with current_app.db.transaction() as conn:
-        await pairings_model.delete_expired_pairings(conn, now)
-        await pairings_model.delete_open_pairings_of_session(conn, session_id)
-        pairing = await pairings_model.insert_pairing(conn, user_id, session_id, code_digest(code), now,
-                                                      now + PAIRING_SECONDS)
+    pairing = await current_app.db.write(_write_start, user_id, session_id, code_digest(code), time.time())
     return code, pairing
 
 
@@ -101,23 +102,24 @@ async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple
         raise invalid_code()
     secret = secrets.token_urlsafe(32)
     now = time.time()
-    async with current_app.db.transaction() as conn:
-        pairing = await pairings_model.claim_pairing(conn, code_digest(code), claim_digest(secret), device_name,
-                                                     payload, now, now + PAIRING_SECONDS)
+    pairing = await current_app.db.write(pairings_model.claim_pairing, code_digest(code), claim_digest(secret),
+                                         device_name, payload, now, now + PAIRING_SECONDS)
     if pairing is None:
         raise invalid_code()
     await publish(pairing.user_id, pairing_message(pairing))
     return secret, pairing
 
 
+def _write_decision(conn, user_id: int, pairing_id: int, approve: bool, payload: str | None,
+                    now: float) -> Pairing | None:
+    if pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
+        raise no_such_pairing()
+    return pairings_model.decide_pairing(conn, user_id, pairing_id, "approved" if approve else "refused",
+                                         payload if approve else None, now)
+
+
 async def decide(user_id: int, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
-    now = time.time()
-    async with current_app.db.transaction() as conn:
-        if await pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
-            raise no_such_pairing()
-        pairing = await pairings_model.decide_pairing(conn, user_id, pairing_id,
-                                                      "approved" if approve else "refused",
-                                                      payload if approve else None, now)
+    pairing = await current_app.db.write(_write_decision, user_id, pairing_id, approve, payload, time.time())
     if pairing is None:
         raise APIError(409, "not_waiting", "No device is waiting on that code any more: it may have expired "
                                            "or been answered already.")

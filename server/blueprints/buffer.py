@@ -89,7 +89,7 @@ async def _item_response(item) -> Response:
 
 
 async def _stored_file_of(item):
-    stored = await files_model.select_file(current_app.db.reader, item.user_id, item.file_id, time.time())
+    stored = await current_app.db.read(files_model.select_file, item.user_id, item.file_id, time.time())
     if stored is None:
         raise APIError(404, "not_found", "That file is gone. It may have expired.")
     return stored
@@ -101,7 +101,7 @@ async def _stored_file_of(item):
 @login_required
 async def get_buffer():
     principal = await require_principal()
-    item = await items_model.select_current_item(current_app.db.reader, principal.user_id, time.time())
+    item = await current_app.db.read(items_model.select_current_item, principal.user_id, time.time())
     if item is None:
         return Response("", status=204, headers={"Cache-Control": "private, no-store"})
     return await _item_response(item)
@@ -121,14 +121,17 @@ async def get_items():
     kind = request.args.get("kind") or None
     if kind is not None and kind not in ITEM_KINDS:
         raise APIError(400, "invalid_kind", "'kind' must be text or file.")
-    items = await items_model.select_items(
-        current_app.db.reader, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"],
-        query=query, kind=kind,
-    )
+    items, shares = await current_app.db.read(
+        _read_history, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"], query, kind)
     links: dict[int, list] = {}
-    for share in await files_model.select_shares(current_app.db.reader, principal.user_id, now):
+    for share in shares:
         links.setdefault(share.file_id, []).append(share)
     return jsonify(items=[_listed(item, links) for item in items])
+
+
+def _read_history(conn, user_id: int, now: float, limit: int, query: str, kind: str | None) -> tuple[list, list]:
+    return (items_model.select_items(conn, user_id, now, limit, query=query, kind=kind),
+            files_model.select_shares(conn, user_id, now))
 
 
 def _listed(item, links: dict[int, list]) -> dict:
@@ -141,7 +144,7 @@ def _listed(item, links: dict[int, list]) -> dict:
 
 async def _own_item(item_id: int):
     principal = await require_principal()
-    item = await items_model.select_item(current_app.db.reader, principal.user_id, item_id, time.time())
+    item = await current_app.db.read(items_model.select_item, principal.user_id, item_id, time.time())
     if item is None:
         raise APIError(404, "not_found", "No item with that id is in your buffer history.")
     return item

@@ -27,7 +27,7 @@ blueprint = Blueprint("files", __name__)
 async def _share_from_request(token: str | None):
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
-    share = await files_model.select_share_by_token(current_app.db.reader, token, time.time())
+    share = await current_app.db.read(files_model.select_share_by_token, token, time.time())
     if share is None:
         raise APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
     return share
