@@ -25,6 +25,7 @@ from .credentials import common_passwords
 from .errors import APIError
 from .models import sessions as sessions_model
 from .models import users as users_model
+from .services import services
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -111,7 +112,7 @@ def clean_device_name(name: str) -> str:
 
 async def start_session(user: users_model.User, device_name: str) -> sessions_model.Session:
     session_key = secrets.token_urlsafe(32)
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         session = await sessions_model.insert_session(conn, user.id, session_key, device_name)
     login_user(AuthUser(session_key), remember=True)
     return session
@@ -133,7 +134,7 @@ async def principal_from_credentials(token: str | None, signed_cookie: str | Non
     """Who a bearer token or, without one, a signed session cookie belongs to.
     Requests come here through current_principal(); the live socket, which
     is served outside Quart's request machinery, calls it directly."""
-    db = current_app.db
+    db = services().db
     now = time.time()
     if token is not None:
         found = await sessions_model.select_api_token_with_owner(db.reader, token)
@@ -203,10 +204,10 @@ def origin_of(scheme: str, host: str) -> str:
 
 
 def allowed_origins(own_origin: str) -> set[str]:
-    config = current_app.config
-    origins = {own_origin, *config["CLOUDBUFFER"]["ALLOWED_ORIGINS"]}
-    if config["CLOUDBUFFER"]["PUBLIC_URL"]:
-        parts = urlsplit(config["CLOUDBUFFER"]["PUBLIC_URL"])
+    settings = services().settings
+    origins = {own_origin, *settings.allowed_origins}
+    if settings.public_url:
+        parts = urlsplit(settings.public_url)
         origins.add(f"{parts.scheme}://{parts.netloc}")
     return origins
 
@@ -240,7 +241,7 @@ async def check_same_origin() -> None:
 
 async def principal_still_valid(principal: Principal) -> bool:
     """Re-checked after a broker outage, when a revoke event may have been lost."""
-    reader = current_app.db.reader
+    reader = services().db.reader
     if principal.device_kind == "token":
         tokens = await sessions_model.select_api_tokens(reader, principal.user_id)
         return any(token.id == principal.device_id for token in tokens)

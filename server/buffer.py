@@ -11,9 +11,8 @@ import re
 import time
 from typing import Any
 
-from quart import current_app
-
 from .auth import Principal
+from .config import Settings
 from .errors import APIError
 from .models import files as files_model
 from .models import items as items_model
@@ -21,12 +20,13 @@ from .models import users as users_model
 from .models.items import Item
 from .share_links import derive_token, new_nonce, reusable_token
 from .storage import Upload, served_mime
+from .services import services
 
 INLINE_TEXT_BYTES = 64 * 1024  # texts up to this ride along in the event
 
 
-def _settings() -> dict[str, Any]:
-    return current_app.config["CLOUDBUFFER"]
+def _settings() -> Settings:
+    return services().settings
 
 
 def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def item_json(item: Item) -> dict[str, Any]:
 
 
 async def snapshot(user_id: int) -> dict[str, Any]:
-    db = current_app.db
+    db = services().db
     seq = await users_model.select_user_seq(db.reader, user_id)
     item = await items_model.select_current_item(db.reader, user_id, time.time())
     if item is not None and item.seq < seq:
@@ -80,7 +80,7 @@ async def snapshot(user_id: int) -> dict[str, Any]:
 
 async def publish(user_id: int, message: dict[str, Any]) -> None:
     # One encode per event, however many sockets receive it.
-    await current_app.broker.publish(user_id, json.dumps(message, separators=(",", ":")))
+    await services().broker.publish(user_id, json.dumps(message, separators=(",", ":")))
 
 
 async def publish_current(user_id: int) -> None:
@@ -88,7 +88,7 @@ async def publish_current(user_id: int) -> None:
 
 
 def text_too_large() -> APIError:
-    limit = _settings()["MAX_TEXT_BYTES"]
+    limit = _settings().max_text_bytes
     return APIError(413, "too_large", f"Text is limited to {limit} bytes; send it as a file instead.")
 
 
@@ -99,14 +99,14 @@ def check_text(text: str) -> bytes:
         # Only a lone surrogate cannot be encoded, and JSON can carry one
         # ("\ud800" in a socket's `set`); it is no text anyone copied.
         raise APIError(400, "invalid_text", "Text must be valid Unicode (it holds a lone surrogate).") from None
-    if len(encoded) > _settings()["MAX_TEXT_BYTES"]:
+    if len(encoded) > _settings().max_text_bytes:
         raise text_too_large()
     return encoded
 
 
 async def store_text(principal: Principal, text: str) -> Item:
     size = len(check_text(text))
-    await current_app.storage.check_free(size)  # texts live in the database: keep its disk from filling
+    await services().storage.check_free(size)  # texts live in the database: keep its disk from filling
     now = time.time()
     settings = _settings()
 
@@ -115,15 +115,15 @@ async def store_text(principal: Principal, text: str) -> Item:
         # post is the hot path (docs/benchmarks.md, #1, #6, #7).
         item, trimmed = items_model.insert_text_and_trim_sync(
             conn, principal.user_id, text=text, size=size, device_name=principal.device_name,
-            created_at=now, expires_at=now + settings["EXPIRE_SECONDS"], keep=settings["HISTORY_SIZE"],
+            created_at=now, expires_at=now + settings.expire_seconds, keep=settings.history_size,
         )
         # A text adds no file, so the file cap cannot have been crossed, and a
         # file can only have lost its last item if the history was trimmed.
         removed = files_model.delete_unreferenced_files_sync(conn, principal.user_id) if trimmed else []
         return item, removed
 
-    item, removed = await current_app.db.run_transaction(write)
-    await current_app.storage.remove(removed)
+    item, removed = await services().db.run_transaction(write)
+    await services().storage.remove(removed)
     await publish(principal.user_id, buffer_message(item.seq, item))
     return item
 
@@ -131,16 +131,16 @@ async def store_text(principal: Principal, text: str) -> Item:
 async def upload_allowance(user_id: int) -> tuple[int, Any]:
     """How many bytes the next upload may have, and the error past that."""
     settings = _settings()
-    used = await files_model.select_used_bytes(current_app.db.reader, user_id, time.time())
-    room = settings["QUOTA_BYTES"] - used
-    if room < settings["MAX_UPLOAD_BYTES"]:
+    used = await files_model.select_used_bytes(services().db.reader, user_id, time.time())
+    room = settings.quota_bytes - used
+    if room < settings.max_upload_bytes:
         return max(room, 0), lambda: _quota_error(used)
-    limit = settings["MAX_UPLOAD_BYTES"]
+    limit = settings.max_upload_bytes
     return limit, lambda: APIError(413, "too_large", f"Files are limited to {limit} bytes on this server.")
 
 
 def _quota_error(used: int) -> APIError:
-    quota = _settings()["QUOTA_BYTES"]
+    quota = _settings().quota_bytes
     return APIError(
         413, "quota_exceeded",
         f"This upload would take you over your storage quota ({used} of {quota} bytes used). "
@@ -151,17 +151,17 @@ def _quota_error(used: int) -> APIError:
 async def _insert_file(conn, principal: Principal, upload: Upload, filename: str, mime: str, now: float):
     settings = _settings()
     used = await files_model.select_used_bytes(conn, principal.user_id, now)
-    if used + upload.size > settings["QUOTA_BYTES"]:
+    if used + upload.size > settings.quota_bytes:
         raise _quota_error(used)
     return await files_model.insert_file(
-        conn, principal.user_id, upload.stored_name, filename, mime, upload.size, now + settings["EXPIRE_SECONDS"]
+        conn, principal.user_id, upload.stored_name, filename, mime, upload.size, now + settings.expire_seconds
     )
 
 
 async def _trim(conn, user_id: int) -> list[str]:
     settings = _settings()
-    await items_model.delete_items_beyond(conn, user_id, settings["HISTORY_SIZE"])
-    await files_model.delete_items_of_files_over_cap(conn, user_id, settings["MAX_FILES"])
+    await items_model.delete_items_beyond(conn, user_id, settings.history_size)
+    await files_model.delete_items_of_files_over_cap(conn, user_id, settings.max_files)
     # A file leaves the disk only once neither the history nor a link needs it.
     return await files_model.delete_unreferenced_files(conn, user_id)
 
@@ -171,13 +171,13 @@ async def _commit_upload_row(upload: Upload, write):
     if the transaction fails the file is removed, so no file lacks a row."""
     await upload.commit()
     try:
-        async with current_app.db.transaction() as conn:
+        async with services().db.transaction() as conn:
             result = await write(conn)
             removed = await _trim(conn, result[0])
     except BaseException:
-        await current_app.storage.remove([upload.stored_name])
+        await services().storage.remove([upload.stored_name])
         raise
-    await current_app.storage.remove(removed)
+    await services().storage.remove(removed)
     return result
 
 
@@ -200,9 +200,9 @@ def share_lifetime(raw: Any) -> int:
     """Seconds a new link lives: the person's choice (`expires_in`) up to
     SHARE_MAX_SECONDS, else EXPIRE_SECONDS (or the maximum, if lower)."""
     settings = _settings()
-    longest = settings["SHARE_MAX_SECONDS"]
+    longest = settings.share_max_seconds
     if raw is None:
-        return min(settings["EXPIRE_SECONDS"], longest)
+        return min(settings.expire_seconds, longest)
     # Only plain digits (or a JSON integer): int() would also take " 60", "6_0" and "٦٠".
     if isinstance(raw, int) and not isinstance(raw, bool):
         seconds = raw
@@ -220,7 +220,7 @@ MIN_SHARE_SECONDS = 60
 
 
 def _too_many_links() -> APIError:
-    limit = _settings()["MAX_SHARES"]
+    limit = _settings().max_shares
     return APIError(409, "too_many_links",
                     f"You have {limit} live share links, the most this server allows. "
                     "Delete one on your profile page or wait for one to expire.")
@@ -228,14 +228,14 @@ def _too_many_links() -> APIError:
 
 async def check_share_room(user_id: int) -> None:
     """Refuse early (before an upload is received) when no link can be added."""
-    if await files_model.count_live_shares(current_app.db.reader, user_id, time.time()) >= _settings()["MAX_SHARES"]:
+    if await files_model.count_live_shares(services().db.reader, user_id, time.time()) >= _settings().max_shares:
         raise _too_many_links()
 
 
 async def _insert_share(conn, user_id: int, file_id: int, now: float, lifetime: int):
     # Counted inside the write transaction, so parallel requests cannot both
     # take the last place.
-    if await files_model.count_live_shares(conn, user_id, now) >= _settings()["MAX_SHARES"]:
+    if await files_model.count_live_shares(conn, user_id, now) >= _settings().max_shares:
         raise _too_many_links()
     nonce = new_nonce()
     token = derive_token(nonce)
@@ -262,7 +262,7 @@ async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: 
     """A share link for a file in the history: its live link if it has one
     (unless `new`), else a new one. Returns (token, share, reused)."""
     now = time.time()
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         item = await items_model.select_item(conn, principal.user_id, item_id, now)
         if item is None or item.kind != "file":
             raise APIError(404, "not_found", "No file with that id is in your buffer history.")
@@ -276,12 +276,12 @@ async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: 
 
 
 async def delete_item(principal: Principal, item_id: int) -> None:
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         if not await items_model.delete_item(conn, principal.user_id, item_id):
             raise APIError(404, "not_found", "No item with that id is in your buffer history.")
         await users_model.increment_user_seq(conn, principal.user_id)
         removed = await files_model.delete_unreferenced_files(conn, principal.user_id)
-    await current_app.storage.remove(removed)
+    await services().storage.remove(removed)
     await publish_current(principal.user_id)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl
 
-from quart import current_app, g, request
+from quart import g, request
 
 from .errors import APIError
 from .storage import iter_body
+from .services import services
 
 SMALL_BODY_BYTES = 64 * 1024
 
@@ -22,7 +23,7 @@ async def read_small_body(limit: int = SMALL_BODY_BYTES) -> bytes:
     data = bytearray()
     # The same idle and minimum-rate guards as uploads: a login form trickled
     # a byte at a time must not hold a connection forever.
-    async for chunk in iter_body(request.body, current_app.config["CLOUDBUFFER"]["UPLOAD_IDLE_SECONDS"]):
+    async for chunk in iter_body(request.body, services().settings.upload_idle_seconds):
         data += chunk
         if len(data) > limit:
             raise APIError(413, "too_large", f"This request body is limited to {limit} bytes.")

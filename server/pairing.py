@@ -31,6 +31,7 @@ from .buffer import publish
 from .errors import APIError
 from .models import pairings as pairings_model
 from .models.pairings import Pairing
+from .services import services
 
 PAIRING_SECONDS = 120
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -87,7 +88,7 @@ def invalid_code() -> APIError:
 async def start(user_id: int, session_id: int) -> tuple[str, Pairing]:
     now = time.time()
     code = new_code()
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         await pairings_model.delete_expired_pairings(conn, now)
         await pairings_model.delete_open_pairings_of_session(conn, session_id)
         pairing = await pairings_model.insert_pairing(conn, user_id, session_id, code_digest(code), now,
@@ -101,7 +102,7 @@ async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple
         raise invalid_code()
     secret = secrets.token_urlsafe(32)
     now = time.time()
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         pairing = await pairings_model.claim_pairing(conn, code_digest(code), claim_digest(secret), device_name,
                                                      payload, now, now + PAIRING_SECONDS)
     if pairing is None:
@@ -112,7 +113,7 @@ async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple
 
 async def decide(user_id: int, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
     now = time.time()
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         if await pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
             raise no_such_pairing()
         pairing = await pairings_model.decide_pairing(conn, user_id, pairing_id,

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from server.services import services
 from server import sweeper
 from server.data_dir import ensure_data_dir
 from server.db import Database
@@ -167,9 +168,9 @@ async def test_the_app_sweeps_at_start_up(tmp_path):
     data_dir = tmp_path / "data"
     app = create_app({"DATA_DIR": str(data_dir)})
     async with app.test_app():
-        async with app.db.transaction() as conn:
+        async with services(app).db.transaction() as conn:
             user = await users_model.insert_user(conn, "alice", "hash")
-        await add_file(app.db, app.storage, user, "expired-before-restart", expires_at=time.time() - 1)
+        await add_file(services(app).db, services(app).storage, user, "expired-before-restart", expires_at=time.time() - 1)
     restarted = create_app({"DATA_DIR": str(data_dir)})
     async with restarted.test_app():
         for _ in range(100):

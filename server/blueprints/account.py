@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from quart import Blueprint, current_app, jsonify, redirect, render_template, request
+from quart import Blueprint, jsonify, redirect, render_template, request
 from quart_auth import logout_user
 
 from .. import ratelimits
@@ -40,6 +40,7 @@ from ..models import files as files_model
 from ..models import sessions as sessions_model
 from ..models import users as users_model
 from ..reveal_once import keep_new_token, take_new_token
+from ..services import services
 
 blueprint = Blueprint("account", __name__)
 
@@ -86,7 +87,7 @@ async def post_register():
         username = check_username(string_field(data, "username", max_length=64).strip())
         password = check_password(string_field(data, "password", max_length=None), username)
         password_hash = await hash_password(password)
-        async with current_app.db.transaction() as conn:
+        async with services().db.transaction() as conn:
             user = await users_model.insert_user(conn, username, password_hash)
         if user is None:
             raise APIError(409, "username_taken", f"The username {username!r} is taken; choose another.")
@@ -118,7 +119,7 @@ async def post_login():
         data = await read_input()
         username = string_field(data, "username", max_length=64).strip()
         password = string_field(data, "password", max_length=MAX_PASSWORD)
-        user = await users_model.select_user_by_username(current_app.db.reader, username)
+        user = await users_model.select_user_by_username(services().db.reader, username)
         if not await verify_password(user.password_hash if user else None, password) or user is None:
             raise APIError(401, "invalid_credentials", "That username and password do not match an account.")
     except APIError as error:
@@ -146,7 +147,7 @@ def _device_name(data: dict) -> str:
 async def post_logout():
     principal = await current_principal()
     if principal is not None and principal.device_kind == "session":
-        async with current_app.db.transaction() as conn:
+        async with services().db.transaction() as conn:
             await sessions_model.delete_session(conn, principal.user_id, principal.device_id)
         await publish_revoked(principal.user_id, [principal.device_key])
     logout_user()
@@ -180,7 +181,7 @@ async def post_password():
         return await _profile_page(principal, error.status, password_error=error.message)
     password_hash = await hash_password(new)
     keep = principal.device_id if principal.device_kind == "session" else None
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         await users_model.update_user_password(conn, principal.user_id, password_hash)
         ended = await sessions_model.end_devices_after_password_change(conn, principal.user_id, keep, keep_tokens)
     await publish_revoked(principal.user_id, ended, by=principal.device_name)
@@ -193,7 +194,7 @@ async def post_password():
 
 async def _require_password(principal: Principal, password: str, wrong: str) -> None:
     """403 `wrong_password` unless `password` is the account's."""
-    user = await users_model.select_user_by_id(current_app.db.reader, principal.user_id)
+    user = await users_model.select_user_by_id(services().db.reader, principal.user_id)
     if user is None or not await verify_password(user.password_hash, password):
         raise APIError(403, "wrong_password", wrong)
 
@@ -205,8 +206,8 @@ async def _profile_page(principal: Principal, status: int, **context):
 
 
 async def _profile_data(principal: Principal) -> dict:
-    db = current_app.db
-    settings = current_app.config["CLOUDBUFFER"]
+    db = services().db
+    settings = services().settings
     now = time.time()
     sessions = await sessions_model.select_sessions(db.reader, principal.user_id)
     tokens = await sessions_model.select_api_tokens(db.reader, principal.user_id)
@@ -230,7 +231,7 @@ async def _profile_data(principal: Principal) -> dict:
             for s in shares
         ],
         "used_bytes": used,
-        "quota_bytes": settings["QUOTA_BYTES"],
+        "quota_bytes": settings.quota_bytes,
     }
 
 
@@ -271,7 +272,7 @@ async def post_token():
             raise
         return await _profile_page(principal, error.status, token_error=error.message)
     token = "cb_" + secrets.token_urlsafe(32)
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         api_token = await sessions_model.insert_api_token(conn, principal.user_id, name, token)
     if wants_json():
         return jsonify(id=api_token.id, name=api_token.name, token=token, created_at=api_token.created_at), 201
@@ -288,7 +289,7 @@ async def post_token():
 @login_required
 async def delete_token(token_id: int):
     principal = await require_principal()
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         deleted = await sessions_model.delete_api_token(conn, principal.user_id, token_id)
     if not deleted:
         raise APIError(404, "not_found", "No API token with that id.")
@@ -304,7 +305,7 @@ async def delete_token(token_id: int):
 @login_required
 async def delete_device(session_id: int):
     principal = await require_principal()
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         deleted = await sessions_model.delete_session(conn, principal.user_id, session_id)
     if not deleted:
         raise APIError(404, "not_found", "No device with that id.")
@@ -324,7 +325,7 @@ async def log_out_other_devices():
     asking ends them all: it is no session itself). Tokens stay."""
     principal = await require_principal()
     keep = principal.device_id if principal.device_kind == "session" else None
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         ended = await sessions_model.delete_other_sessions(conn, principal.user_id, keep)
     await publish_revoked(principal.user_id, [f"s{session_id}" for session_id in ended], by=principal.device_name)
     if wants_json():
@@ -342,7 +343,7 @@ async def rename_device(session_id: int):
     principal = await require_principal()
     data = await read_input()
     name = clean_device_name(string_field(data, "name", max_length=64))
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         renamed = await sessions_model.update_session_name(conn, principal.user_id, session_id, name)
     if not renamed:
         raise APIError(404, "not_found", "No device with that id.")
@@ -359,12 +360,12 @@ async def rename_device(session_id: int):
 @login_required
 async def delete_share(share_id: int):
     principal = await require_principal()
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         deleted = await files_model.delete_share(conn, principal.user_id, share_id)
         removed = await files_model.delete_unreferenced_files(conn, principal.user_id)
     if not deleted:
         raise APIError(404, "not_found", "No share link with that id.")
-    await current_app.storage.remove(removed)
+    await services().storage.remove(removed)
     return _done("link-deleted")
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from quart import Blueprint, Response, current_app, jsonify, request
+from quart import Blueprint, Response, jsonify, request
 
 from .. import buffer
 from .. import ratelimits
@@ -19,6 +19,7 @@ from ..models import items as items_model
 from ..share_links import link_json, share_json
 from ..storage import guess_mime, iter_body
 from ..uploads import filename_from_headers, is_multipart, receive_single_file, receive_text_part, require_filename
+from ..services import services
 
 blueprint = Blueprint("buffer", __name__)
 
@@ -46,7 +47,7 @@ def _data_type() -> str:
 async def post_buffer():
     principal = await require_principal()
     data_type = _data_type()
-    settings = current_app.config["CLOUDBUFFER"]
+    settings = services().settings
     if data_type == "text":
         # The original clients post text as a form's one file part; its bytes
         # are the text, never the form around them (tests/test_fuzz.py found
@@ -54,7 +55,7 @@ async def post_buffer():
         if is_multipart():
             body = await receive_text_part(principal)
         else:
-            body = await read_small_body(settings["MAX_TEXT_BYTES"])
+            body = await read_small_body(settings.max_text_bytes)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -71,8 +72,8 @@ async def post_buffer():
     filename = require_filename(filename_from_headers())
     mime = guess_mime(filename, request.headers.get("Content-Type"))
     limit, too_large = await buffer.upload_allowance(principal.user_id)
-    async with current_app.storage.new_upload(limit, too_large) as upload:
-        async for chunk in iter_body(request.body, settings["UPLOAD_IDLE_SECONDS"]):
+    async with services().storage.new_upload(limit, too_large) as upload:
+        async for chunk in iter_body(request.body, settings.upload_idle_seconds):
             await upload.write(chunk)
         item = await buffer.store_file_item(principal, upload, filename, mime)
     return jsonify(buffer.item_json(item)), 201
@@ -89,7 +90,7 @@ async def _item_response(item) -> Response:
 
 
 async def _stored_file_of(item):
-    stored = await files_model.select_file(current_app.db.reader, item.user_id, item.file_id, time.time())
+    stored = await files_model.select_file(services().db.reader, item.user_id, item.file_id, time.time())
     if stored is None:
         raise APIError(404, "not_found", "That file is gone. It may have expired.")
     return stored
@@ -101,7 +102,7 @@ async def _stored_file_of(item):
 @login_required
 async def get_buffer():
     principal = await require_principal()
-    item = await items_model.select_current_item(current_app.db.reader, principal.user_id, time.time())
+    item = await items_model.select_current_item(services().db.reader, principal.user_id, time.time())
     if item is None:
         return Response("", status=204, headers={"Cache-Control": "private, no-store"})
     return await _item_response(item)
@@ -122,11 +123,11 @@ async def get_items():
     if kind is not None and kind not in ITEM_KINDS:
         raise APIError(400, "invalid_kind", "'kind' must be text or file.")
     items = await items_model.select_items(
-        current_app.db.reader, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"],
+        services().db.reader, principal.user_id, now, services().settings.history_size,
         query=query, kind=kind,
     )
     links: dict[int, list] = {}
-    for share in await files_model.select_shares(current_app.db.reader, principal.user_id, now):
+    for share in await files_model.select_shares(services().db.reader, principal.user_id, now):
         links.setdefault(share.file_id, []).append(share)
     return jsonify(items=[_listed(item, links) for item in items])
 
@@ -141,7 +142,7 @@ def _listed(item, links: dict[int, list]) -> dict:
 
 async def _own_item(item_id: int):
     principal = await require_principal()
-    item = await items_model.select_item(current_app.db.reader, principal.user_id, item_id, time.time())
+    item = await items_model.select_item(services().db.reader, principal.user_id, item_id, time.time())
     if item is None:
         raise APIError(404, "not_found", "No item with that id is in your buffer history.")
     return item

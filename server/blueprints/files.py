@@ -5,7 +5,7 @@ import asyncio
 import time
 from urllib.parse import quote
 
-from quart import Blueprint, Response, current_app, jsonify, render_template, request
+from quart import Blueprint, Response, jsonify, render_template, request
 
 from .. import buffer
 from .. import ratelimits
@@ -21,13 +21,14 @@ from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
 from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
 from ..storage import served_mime
 from ..uploads import receive_single_file
+from ..services import services
 
 blueprint = Blueprint("files", __name__)
 
 async def _share_from_request(token: str | None):
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
-    share = await files_model.select_share_by_token(current_app.db.reader, token, time.time())
+    share = await files_model.select_share_by_token(services().db.reader, token, time.time())
     if share is None:
         raise APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
     return share
@@ -37,9 +38,9 @@ async def _share_from_request(token: str | None):
 @rate_limit(limits=ratelimits.PAGE)
 @login_required
 async def get_load():
-    settings = current_app.config["CLOUDBUFFER"]
-    return await render_template("file/load.html", max_bytes=settings["MAX_UPLOAD_BYTES"],
-                                 expire_seconds=settings["EXPIRE_SECONDS"])
+    settings = services().settings
+    return await render_template("file/load.html", max_bytes=settings.max_upload_bytes,
+                                 expire_seconds=settings.expire_seconds)
 
 
 @blueprint.post("/file/load")
@@ -111,7 +112,7 @@ async def _landing_page(share, base: str) -> Response:
     kind = preview_kind(mime)
     text = None
     if kind == "text":
-        text = await text_preview(current_app.storage.path_of(stored.stored_name))
+        text = await text_preview(services().storage.path_of(stored.stored_name))
         if text is None:
             raise APIError(404, "not_found", "That file is gone. It may have expired.")
     page = await render_template("file/shared.html", share=share, file=stored, mime=mime, kind=kind, text=text,

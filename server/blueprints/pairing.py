@@ -19,6 +19,7 @@ from ..models import pairings as pairings_model
 from ..models import users as users_model
 from ..ratelimits import rate_limit
 from ..share_links import public_base_url, qr_svg
+from ..services import services
 
 blueprint = Blueprint("pairing", __name__)
 
@@ -64,7 +65,7 @@ async def post_pairing():
 @login_required
 async def get_pairing(pairing_id: int):
     principal = await require_principal()
-    found = await pairings_model.select_pairing(current_app.db.reader, principal.user_id, pairing_id, time.time())
+    found = await pairings_model.select_pairing(services().db.reader, principal.user_id, pairing_id, time.time())
     if found is None:
         raise pairing.no_such_pairing()
     return jsonify(pairing.pairing_message(found))
@@ -161,7 +162,7 @@ async def get_wait_page():
 @rate_limit(limits=ratelimits.PAIR_WAIT)
 @public
 async def get_join_status():
-    found = await pairings_model.select_pairing_by_claim(current_app.db.reader, pairing.claim_digest(_claim()),
+    found = await pairings_model.select_pairing_by_claim(services().db.reader, pairing.claim_digest(_claim()),
                                                          time.time())
     if found is None:
         raise _expired_claim()
@@ -176,16 +177,16 @@ async def get_join_status():
 async def post_join_complete():
     """The approved device becomes a session of the account (its cookie is set)."""
     digest = pairing.claim_digest(_claim())
-    async with current_app.db.transaction() as conn:
+    async with services().db.transaction() as conn:
         taken = await pairings_model.take_approved_pairing(conn, digest, time.time())
     if taken is None:
-        found = await pairings_model.select_pairing_by_claim(current_app.db.reader, digest, time.time())
+        found = await pairings_model.select_pairing_by_claim(services().db.reader, digest, time.time())
         if found is None:
             raise _expired_claim()
         if found.status == "refused":
             raise APIError(409, "refused", "The other device refused this one.")
         raise APIError(409, "not_approved", "The other device has not answered yet.")
-    user = await users_model.select_user_by_id(current_app.db.reader, taken.user_id)
+    user = await users_model.select_user_by_id(services().db.reader, taken.user_id)
     session = await start_session(user, taken.device_name)
     response = jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name},
                        payload=taken.approval_payload)

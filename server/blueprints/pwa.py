@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from markupsafe import Markup, escape
-from quart import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from quart import Blueprint, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import NotFound
 from werkzeug.security import safe_join
 
@@ -33,6 +33,7 @@ from ..errors import APIError, wants_json
 from ..inflight import receives_body
 from ..storage import guess_mime, sanitize_filename
 from ..uploads import receive_form
+from ..services import services
 
 blueprint = Blueprint("pwa", __name__)
 
@@ -191,13 +192,13 @@ SHARE_LIFETIMES = (600, 3600, 7200, 86400, 7 * 86400, 30 * 86400)
 
 
 def default_share_seconds(settings: dict) -> int:
-    return min(settings["EXPIRE_SECONDS"], settings["SHARE_MAX_SECONDS"])
+    return min(settings.expire_seconds, settings.share_max_seconds)
 
 
 def share_lifetimes(settings: dict) -> list[int]:
     """The choices the app offers for a new link: the usual ones up to the
     operator's maximum, with the default and the maximum themselves."""
-    longest = settings["SHARE_MAX_SECONDS"]
+    longest = settings.share_max_seconds
     choices = {seconds for seconds in SHARE_LIFETIMES if seconds <= longest}
     choices |= {default_share_seconds(settings), longest}
     return sorted(seconds for seconds in choices if seconds >= 60)
@@ -231,10 +232,10 @@ async def get_app():
     principal = await current_principal()
     if principal is None:
         return redirect("/account/login", 303)
-    settings = current_app.config["CLOUDBUFFER"]
+    settings = services().settings
     response = Response(await render_template(
         "pwa/app.html", principal=principal,
-        max_upload_bytes=settings["MAX_UPLOAD_BYTES"], max_text_bytes=settings["MAX_TEXT_BYTES"],
+        max_upload_bytes=settings.max_upload_bytes, max_text_bytes=settings.max_text_bytes,
         share_lifetimes=share_lifetimes(settings), default_share_seconds=default_share_seconds(settings),
     ), content_type="text/html; charset=utf-8")
     # The service worker keeps its own copy for offline use; the HTTP cache
@@ -375,7 +376,7 @@ async def post_share_target():
             raise APIError(401, "unauthorized", "Log in, then share again.")
         return redirect("/account/login?next=/&shared=lost", 303)
     # Title, text and URL become one text item: one item's worth in all.
-    form = await receive_form(principal, fields_limit=current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"])
+    form = await receive_form(principal, fields_limit=services().settings.max_text_bytes)
     stored = []
     try:
         field = lambda name: (form.fields.get(name) or [""])[0]  # noqa: E731

@@ -25,7 +25,6 @@ import asyncio
 import logging
 import secrets
 
-from quart import current_app
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import get_host
 
@@ -39,6 +38,7 @@ from . import protocol
 from .keepalive import KeepAlive
 from .protocol import (CLOSE_INTERNAL_ERROR, CLOSE_REVOKED, CLOSE_TRY_AGAIN, SNAPSHOT, ClientState, Close,
                        Refused)
+from ..services import services
 
 log = logging.getLogger(__name__)
 # Which worker process holds a socket: helps operators (and tests) see how
@@ -91,7 +91,7 @@ class LiveConnection(ClientState):
         await self.send(await buffer.snapshot(self.principal.user_id))
 
     async def send_devices(self) -> None:
-        await self.send(protocol.devices(await current_app.presence.list(self.principal.user_id)))
+        await self.send(protocol.devices(await services().presence.list(self.principal.user_id)))
 
     async def store_text(self, text: str) -> int:
         """A `set`'s write: the user's write budget, then the buffer."""
@@ -175,10 +175,10 @@ async def _authenticate(socket: ASGISocket) -> Principal:
 async def _handshake_and_serve(socket: ASGISocket, keep_alive: KeepAlive) -> None:
     principal = await _authenticate(socket)
     user_id = principal.user_id
-    counts = current_app.live_counts
-    presence = current_app.presence
-    settings = current_app.config["CLOUDBUFFER"]
-    cap = settings["WS_MAX_PER_USER"]
+    counts = services().live_counts
+    presence = services().presence
+    settings = services().settings
+    cap = settings.ws_max_per_user
     conn = LiveConnection(principal, socket)
     # Count this socket first, here and in presence, then compare the
     # totals with the cap: sockets opening at the same moment, on this
@@ -202,9 +202,9 @@ async def _handshake_and_serve(socket: ASGISocket, keep_alive: KeepAlive) -> Non
         # idle socket (#3 in docs/benchmarks.md; tests/live/test_memory.py
         # holds the figure). Work that ends before the socket idles
         # (_authenticate) or runs only per event (_pass_on) has its own function.
-        async with current_app.broker.subscribe(user_id) as subscription:
+        async with services().broker.subscribe(user_id) as subscription:
             conn.subscription = subscription
-            await conn.send(protocol.hello(__version__, NODE_ID, conn.device, settings["MAX_TEXT_BYTES"]))
+            await conn.send(protocol.hello(__version__, NODE_ID, conn.device, settings.max_text_bytes))
             await conn.send_snapshot()
             await buffer.publish(user_id, {"type": "_presence"})
             # The handler pumps events to the socket itself; reading the client is
@@ -212,7 +212,7 @@ async def _handshake_and_serve(socket: ASGISocket, keep_alive: KeepAlive) -> Non
             # worker asks for (shutdown, a silent heartbeat, a session gone) wake
             # the pump through the subscription, so an idle socket waits on its
             # queue alone (#3 in docs/benchmarks.md).
-            reader = asyncio.create_task(_read_client(conn, protocol.max_message_chars(settings["MAX_TEXT_BYTES"])))
+            reader = asyncio.create_task(_read_client(conn, protocol.max_message_chars(settings.max_text_bytes)))
             keep_alive.add(conn)
             try:
                 while await _pass_on(conn, await subscription.get(), reader):

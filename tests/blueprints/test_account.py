@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import PASSWORD, make_token, register
 from tests.helpers import BROWSER_ACCEPT, COOKIE_NAME, cookie_value, database_bytes, session_key_of_cookie
+from server.services import services
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 CHROME_ANDROID = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0 Mobile Safari/537.36"
@@ -306,7 +307,7 @@ async def test_a_user_cannot_touch_another_users_devices(app):
 
 
 async def test_password_is_stored_with_argon2id(app, alice):
-    async with app.db.reader.execute("SELECT password_hash FROM users") as cursor:
+    async with services(app).db.reader.execute("SELECT password_hash FROM users") as cursor:
         (password_hash,) = await cursor.fetchone()
     assert password_hash.startswith("$argon2id$")
     assert PASSWORD not in password_hash

@@ -10,6 +10,7 @@ import pytest
 from tests.blueprints.test_account import error_of
 from tests.conftest import make_token, register
 from tests.helpers import BROWSER_ACCEPT, database_bytes, multipart, stored_files, temp_files
+from server.services import services
 
 JSON = {"Accept": "application/json"}
 
@@ -24,12 +25,12 @@ async def share(client, filename="report.pdf", data=b"%PDF-1.7 fake", **headers)
 async def dump(app) -> list[str]:
     """The whole database as SQL, to prove a request changed nothing."""
     lines = []
-    async with app.db.reader.execute(
+    async with services(app).db.reader.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
     ) as cursor:
         tables = [row[0] for row in await cursor.fetchall()]
     for table in tables:
-        async with app.db.reader.execute(f"SELECT * FROM {table} ORDER BY id") as cursor:
+        async with services(app).db.reader.execute(f"SELECT * FROM {table} ORDER BY id") as cursor:
             lines += [f"{table}: {tuple(row)}" for row in await cursor.fetchall()]
     return lines
 
@@ -229,6 +230,6 @@ async def test_share_tokens_are_stored_hashed(alice, settings):
 async def test_a_file_whose_disk_copy_vanished_is_404_not_500(app, alice, settings):
     body = await share(alice)
     for name in stored_files(settings["DATA_DIR"]):
-        (app.storage.files_dir / name).unlink()
+        (services(app).storage.files_dir / name).unlink()
     await error_of(await alice.get(f"/file/get?token={body['token']}", headers=JSON), 404, "not_found")
 

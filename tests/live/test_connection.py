@@ -8,6 +8,7 @@ import json
 import pytest
 from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
+from server.services import services
 from server import create_app
 from tests.conftest import make_token, register
 
@@ -113,7 +114,7 @@ async def test_bad_messages_get_errors_and_socket_stays_open(app, alice):
         assert (await receive_until(ws, "error"))["code"] == "unknown_type"
         await ws.send(json.dumps({"type": "set", "text": 42}))
         assert (await receive_until(ws, "error"))["code"] == "invalid_message"
-        too_long = "y" * (app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"] + 1)
+        too_long = "y" * (services(app).settings.max_text_bytes + 1)
         await ws.send(json.dumps({"type": "set", "text": too_long}))
         assert (await receive_until(ws, "error"))["code"] == "too_large"
         await ws.send(json.dumps({"type": "ping", "t": 7}))
@@ -258,14 +259,14 @@ async def test_an_error_before_accepting_is_a_logged_500_with_a_json_body(app, a
     async def broken(user_id):
         raise RuntimeError("presence exploded")
 
-    monkeypatch.setattr(app.presence, "connections", broken)
+    monkeypatch.setattr(services(app).presence, "connections", broken)
     with pytest.raises(WebsocketResponseError) as refused:
         async with alice.websocket("/ws", headers=ORIGIN) as ws:
             await ws.receive()
     assert refused.value.response.status_code == 500
     assert (await refused.value.response.get_json())["error"] == "internal_error"
     assert "unhandled error on a websocket" in caplog.text and "presence exploded" in caplog.text
-    assert app.live_counts == {}  # the count taken for the socket was given back
+    assert services(app).live_counts == {}  # the count taken for the socket was given back
 
 
 async def test_an_error_after_accepting_closes_with_1011_and_the_worker_serves_on(app, alice, monkeypatch, caplog):
@@ -323,7 +324,7 @@ async def test_a_foreign_latin1_cookie_beside_the_session_still_opens_the_socket
                                   (b"cookie", b"pref=caf\xe9; " + session_cookie_of(alice))])
     assert sent[0] == {"type": "websocket.accept"}
     assert json.loads(sent[1]["text"])["type"] == "hello"
-    assert app.live_counts == {}  # and all given back once the client left
+    assert services(app).live_counts == {}  # and all given back once the client left
 
 
 async def test_a_handshake_with_a_body_is_refused(app, alice):
