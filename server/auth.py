@@ -8,7 +8,6 @@ cached on `g` for the request (the live socket resolves its own, once).
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -101,13 +100,6 @@ def device_name_from_user_agent(user_agent: str) -> str:
     if browser and system:
         return f"{browser} on {system}"
     return browser or system or "Unknown device"
-
-
-def clean_device_name(name: str) -> str:
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:64]
-    if not name:
-        raise APIError(400, "invalid_device_name", "A device name cannot be empty.")
-    return name
 
 
 async def start_session(user: users_model.User, device_name: str) -> sessions_model.Session:

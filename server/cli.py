@@ -43,13 +43,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     from .auth import hash_password
     from .credentials import check_password, check_username
-    from .errors import APIError
+    from .problems import Problem
     from .models import users as users_model
 
     try:
         username = check_username(args.username)
         password = check_password(_read_password(args), username)
-    except APIError as error:
+    except Problem as error:
         raise SystemExit(f"error: {error.message}") from None
 
     async def add(db, settings):
@@ -66,13 +66,13 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     from .auth import hash_password
     from .credentials import check_password
-    from .errors import APIError
+    from .problems import Problem
     from .models import sessions as sessions_model
     from .models import users as users_model
 
     try:
         password = check_password(_read_password(args), args.username)
-    except APIError as error:
+    except Problem as error:
         raise SystemExit(f"error: {error.message}") from None
 
     async def passwd(db, settings):

@@ -1,4 +1,9 @@
-"""One error type, one JSON shape for the API, one friendly page for people."""
+"""One error path: one JSON shape for the API, one friendly page for people.
+
+Two kinds of refusal arrive here: APIError, raised where HTTP is the
+subject (a header, a body's size, who is asking), and the domain's
+problems.Problem, raised by services that know nothing of HTTP, whose
+status PROBLEM_STATUSES gives."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +14,7 @@ from quart import Quart, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .log_safety import request_for_log
+from .problems import Conflict, InvalidCredentials, InvalidInput, NotFound, Problem, WrongPassword
 from .redirects import safe_next
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,26 @@ class RateLimited(APIError):
         self.retry_after = max(1, math.ceil(wait))
         super().__init__(429, "rate_limited", f"{message} Please wait {self.retry_after} s before trying again.",
                          {"Retry-After": str(self.retry_after)})
+
+
+# Each kind of domain refusal, as HTTP says it.
+PROBLEM_STATUSES: dict[type[Problem], int] = {
+    InvalidInput: 400,
+    InvalidCredentials: 401,
+    WrongPassword: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+
+
+def status_of(error: APIError | Problem) -> int:
+    """The HTTP status of a refusal of either kind."""
+    if isinstance(error, APIError):
+        return error.status
+    for kind in type(error).__mro__:
+        if kind in PROBLEM_STATUSES:
+            return PROBLEM_STATUSES[kind]
+    return 400
 
 
 def internal_error() -> APIError:
@@ -141,6 +167,10 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(APIError)
     async def handle_api_error(error: APIError) -> Response:
         return await error_response(error.status, error.code, error.message, error.headers)
+
+    @app.errorhandler(Problem)
+    async def handle_problem(error: Problem) -> Response:
+        return await error_response(status_of(error), error.code, error.message)
 
     @app.errorhandler(HTTPException)
     async def handle_http_exception(error: HTTPException) -> Response:

@@ -68,14 +68,6 @@ def claim_digest(claim: str) -> bytes:
     return _digest(b"pairing claim", claim)
 
 
-def check_payload(value) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > MAX_PAYLOAD_CHARS:
-        raise APIError(400, "invalid_payload", f"payload is a string of at most {MAX_PAYLOAD_CHARS} characters.")
-    return value
-
-
 def no_such_pairing() -> APIError:
     return APIError(404, "not_found", "No such pairing: it may have expired or been completed.")
 

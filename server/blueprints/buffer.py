@@ -24,7 +24,6 @@ from ..services import services
 blueprint = Blueprint("buffer", __name__)
 
 DATA_TYPES = ("text", "file")
-SHARE_CODES = {"expires_in": ("invalid_expiry", "expires_in is a whole number of seconds, at least 60.")}
 
 
 ITEM_KINDS = DATA_TYPES  # ?kind= of the history search
@@ -171,10 +170,12 @@ async def delete_item(item_id: int):
 @openapi(errors=(409,))
 @spends_write_budget
 @login_required
-@accepts(schema.ShareRequest, codes=SHARE_CODES)
-async def post_item_share(item_id: int):
+@accepts(schema.ShareRequest)
+async def post_item_share(item_id: int, data: schema.ShareRequest):
     """The file's live link (200) or, if it has none or `new` is asked, a new one (201)."""
     principal = await require_principal()
+    # The values as sent: share_lifetime is stricter about digits than the
+    # model's integer (" 60" and "٦٠" are no lifetime), and `new` is a flag.
     data = await read_input()
     lifetime = buffer.share_lifetime(data.get("expires_in"))
     new = data.get("new") in (True, "true", "1", "on")

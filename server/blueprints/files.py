@@ -14,8 +14,9 @@ from ..api_schema import openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, public, require_principal
 from ..downloads import file_response
-from ..errors import APIError, wants_json
+from ..errors import APIError
 from ..inflight import receives_body
+from ..pages import or_page
 from ..models import files as files_model
 from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
 from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
@@ -43,13 +44,8 @@ async def get_load():
                                  expire_seconds=settings.expire_seconds)
 
 
-@blueprint.post("/file/load")
-@responds({201: schema.Share})
-@openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 409, 413, 507))
-@spends_write_budget
-@login_required
-@receives_body
-async def post_load():
+async def _store_share() -> dict:
+    """The posted file, stored as a share link: the link's JSON."""
     principal = await require_principal()
     # Both checked before a byte of the file is read.
     lifetime = buffer.share_lifetime(request.args.get("expires_in"))
@@ -57,11 +53,25 @@ async def post_load():
     upload, filename, mime = await receive_single_file(principal)
     async with upload:
         token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime)
-    share = share_json(token, stored)
-    if wants_json():
-        return jsonify(share), 201
+    return share_json(token, stored)
+
+
+async def _link_page():
+    """A browser's upload form: the page with the link and its QR code."""
+    share = await _store_share()
     svg = (await asyncio.to_thread(qr_svg, share["url"])).decode()
     return await render_template("file/link.html", share=share, qr_svg=svg), 201
+
+
+@blueprint.post("/file/load")
+@responds({201: schema.Share})
+@openapi(schema.UPLOAD_FORM, errors=(400, 403, 408, 409, 413, 507))
+@spends_write_budget
+@login_required
+@receives_body
+@or_page(_link_page)
+async def post_load():
+    return jsonify(await _store_share()), 201
 
 
 @blueprint.get("/file/get")

@@ -29,8 +29,9 @@ from .. import buffer
 from .. import ratelimits
 from ..ratelimits import rate_exempt, rate_limit, spends_write_budget
 from ..auth import current_principal, public
-from ..errors import APIError, wants_json
+from ..errors import APIError
 from ..inflight import receives_body
+from ..pages import or_page
 from ..storage import guess_mime, sanitize_filename
 from ..uploads import receive_form
 from ..services import services
@@ -359,22 +360,17 @@ async def get_share_target():
     return redirect("/", 303)
 
 
-@blueprint.post("/share-target")
-@spends_write_budget
-@public  # a logged-out share is sent to the login page (see docs/pwa.md)
-@receives_body
-async def post_share_target():
-    """The manifest's share_target, for when no service worker took the POST
-    (normally the worker keeps the share in IndexedDB and the app uploads it).
-    Text and URL become a text item, each file a file item; the last is the
-    buffer."""
+async def _shared_page():
     principal = await current_principal()
     if principal is None:
         # Without a worker there is nowhere to keep the share until the person
         # has logged in; the page tells them to share again.
-        if wants_json():
-            raise APIError(401, "unauthorized", "Log in, then share again.")
         return redirect("/account/login?next=/&shared=lost", 303)
+    return redirect(f"/?shared={len(await _store_shared(principal))}", 303)
+
+
+async def _store_shared(principal) -> list:
+    """The shared title, text, URL and files, stored as buffer items."""
     # Title, text and URL become one text item: one item's worth in all.
     form = await receive_form(principal, fields_limit=services().settings.max_text_bytes)
     stored = []
@@ -394,6 +390,20 @@ async def post_share_target():
     finally:
         for part in form.files:
             await part.upload.__aexit__(None, None, None)  # removes what was not stored
-    if wants_json():
-        return jsonify(items=[buffer.item_json(item) for item in stored]), 201
-    return redirect(f"/?shared={len(stored)}", 303)
+    return stored
+
+
+@blueprint.post("/share-target")
+@spends_write_budget
+@public  # a logged-out share is sent to the login page (see docs/pwa.md)
+@receives_body
+@or_page(_shared_page)
+async def post_share_target():
+    """The manifest's share_target, for when no service worker took the POST
+    (normally the worker keeps the share in IndexedDB and the app uploads it).
+    Text and URL become a text item, each file a file item; the last is the
+    buffer."""
+    principal = await current_principal()
+    if principal is None:
+        raise APIError(401, "unauthorized", "Log in, then share again.")
+    return jsonify(items=[buffer.item_json(item) for item in await _store_shared(principal)]), 201
