@@ -72,14 +72,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     init_openapi(app)
     app.before_request(check_same_origin)
     app.after_request(_security_headers)
+    app.after_websocket(_security_headers_of_refusal)
     init_compression(app)
 
     from .blueprints import account, api_docs, buffer, files, pairing, pwa, system
-    from .live.connection import LiveSocketsFirst
+    from .live.connection import serve_live_sockets
     from .live.keepalive import KeepAlive
 
     registry.keep_alive = KeepAlive(app.app_context, registry)
-    app.asgi_app = LiveSocketsFirst(app, app.asgi_app, registry.keep_alive)
+    serve_live_sockets(app, registry.keep_alive)
 
     for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pairing.blueprint, pwa.blueprint,
                       system.blueprint, api_docs.blueprint):
@@ -132,6 +133,12 @@ class SQLiteIntConverter(IntegerConverter):
     def to_python(self, value: str) -> int:
         number = super().to_python(value)
         return number if number < 2**63 else -1
+
+
+async def _security_headers_of_refusal(response: Response | None) -> Response | None:
+    """A WebSocket handshake Quart answered (a refusal, live/connection.py)
+    gets the same headers as any answer; an accepted one has no response."""
+    return None if response is None else await _security_headers(response)
 
 
 # Two years, the preload list's minimum; sent only when PUBLIC_URL says the

@@ -1,4 +1,6 @@
 """A WebSocket spoken straight over ASGI: what /ws needs and nothing more.
+(A handshake refused before the accept is answered by Quart, through the
+app's error path: server/live/connection.py.)
 
 Quart gives every WebSocket a request object (a Headers copy, a session,
 cookies), a request context and three tasks of its own (a receiver, the
@@ -9,7 +11,6 @@ task the server already runs for the connection.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Awaitable, Callable
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -50,24 +51,6 @@ class ASGISocket:
     async def accept(self) -> None:
         self.accepted = True
         await self._send({"type": "websocket.accept"})
-
-    async def reject(self, status: int, body: dict[str, Any]) -> None:
-        """Refuse the handshake with an HTTP answer carrying a JSON body,
-        where the server can send one (Hypercorn and Quart's test client
-        can: the `websocket.http.response` extension); otherwise a plain
-        refusal (403)."""
-        self.closed = True
-        if "websocket.http.response" not in (self.scope.get("extensions") or {}):
-            await self._send({"type": "websocket.close", "code": 1008})
-            return
-        content = json.dumps(body).encode()
-        await self._send({
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
-                        (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")],
-        })
-        await self._send({"type": "websocket.http.response.body", "body": content, "more_body": False})
 
     async def receive(self) -> str | bytes:
         """The next message; Disconnected once the client is gone."""

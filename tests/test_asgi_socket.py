@@ -56,21 +56,3 @@ async def test_accept_send_close_and_nothing_after_close():
     await socket.close(1000)
     assert sent == [{"type": "websocket.accept"}, {"type": "websocket.send", "text": "one"},
                     {"type": "websocket.close", "code": 4401, "reason": "logged out"}]
-
-
-async def test_reject_answers_json_over_http_where_the_server_can():
-    socket, sent = make_socket([], extensions={"websocket.http.response": {}})
-    await socket.reject(403, {"error": "cross_origin", "message": "no"})
-    start, body = sent
-    assert start["type"] == "websocket.http.response.start" and start["status"] == 403
-    headers = dict(start["headers"])
-    assert headers[b"content-type"] == b"application/json"
-    assert int(headers[b"content-length"]) == len(body["body"])
-    assert json.loads(body["body"]) == {"error": "cross_origin", "message": "no"}
-    assert body["more_body"] is False and socket.closed
-
-
-async def test_reject_without_the_http_response_extension_is_a_plain_refusal():
-    socket, sent = make_socket([], extensions=None)
-    await socket.reject(401, {"error": "unauthorized", "message": "log in"})
-    assert sent == [{"type": "websocket.close", "code": 1008}]

@@ -13,11 +13,13 @@ websocket context, an asyncio.Queue, three tasks), which would take benchmark
 #3 to ~34.5 KiB per socket, past its bounds (bench/findings.md, session 7).
 What the handshake reads comes from the same code requests use: werkzeug's
 sansio cookie and Host parsers (those behind Quart's request.cookies and
-request.host), auth.origin_is_allowed and auth.principal_from_credentials;
-refusals are errors.APIError with the API's JSON shape. The app's error
-handlers themselves read Quart's `request`, which a socket outside Quart
-has not got; and Quart's own root_path split is private (quart.asgi), hence
-_app_path.
+request.host), auth.origin_is_allowed and auth.principal_from_credentials.
+A socket this module does not serve is Quart's to answer: any other path
+(Quart's routing, a 404), and a handshake refused before the accept (an
+APIError, or an unexpected error), which is handed to Quart's /ws route
+(`_refuse`) so that the app's own error path (errors.py) answers it, as it
+answers requests. Quart's own root_path split is private (quart.asgi),
+hence _app_path.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import asyncio
 import logging
 import secrets
 
+from quart import Quart, websocket
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import get_host
 
@@ -36,8 +39,8 @@ from ..broker import RESYNC
 from ..errors import APIError, RateLimited, internal_error
 from . import protocol
 from .keepalive import KeepAlive
-from .protocol import (CLOSE_INTERNAL_ERROR, CLOSE_REVOKED, CLOSE_TRY_AGAIN, SNAPSHOT, ClientState, Close,
-                       Refused)
+from .protocol import (CLOSE_INTERNAL_ERROR, CLOSE_POLICY, CLOSE_REVOKED, CLOSE_TRY_AGAIN, SNAPSHOT, ClientState,
+                       Close, Refused)
 from ..services import services
 
 log = logging.getLogger(__name__)
@@ -103,13 +106,30 @@ class LiveConnection(ClientState):
                           error.retry_after if isinstance(error, RateLimited) else None) from None
 
 
+REFUSAL = "cloudbuffer.refusal"  # the scope key that hands a refused handshake's error to Quart
+
+
+def serve_live_sockets(app: Quart, keep_alive: KeepAlive) -> None:
+    """Serve /ws in front of the app (LiveSocketsFirst around app.asgi_app),
+    and give Quart the /ws route on which it answers refused handshakes."""
+    app.add_websocket(LIVE_PATH, "live_socket", _refuse)
+    app.asgi_app = LiveSocketsFirst(app, app.asgi_app, keep_alive)
+
+
+async def _refuse() -> None:
+    """Quart's /ws route: only ever called with a handshake LiveSocketsFirst
+    refused; raising its error sends it down the app's error path, which
+    answers it as JSON (errors.py), before any accept."""
+    raise websocket.scope.pop(REFUSAL, None) or internal_error()
+
+
 class LiveSocketsFirst:
-    """ASGI middleware around Quart (app.asgi_app): WebSockets are served
-    here, straight on ASGI (server/asgi_socket.py says why), and HTTP goes
-    on to Quart. /ws is the only WebSocket; any other path is a 404.
-    Refusals are APIErrors, answered as JSON like any API error; unexpected
-    errors are logged here: before the handshake is answered the client gets
-    a 500 with the usual JSON error, after it a close with 1011."""
+    """ASGI middleware around Quart (app.asgi_app): live sockets at /ws are
+    served here, straight on ASGI (server/asgi_socket.py says why), and all
+    else goes on to Quart: HTTP, WebSockets to other paths (Quart's routing
+    answers them 404), and a handshake refused before the accept, handed to
+    Quart's /ws route with its error. An unexpected error after the accept
+    is logged here and closes the socket with 1011."""
 
     def __init__(self, app, asgi_app, keep_alive: KeepAlive) -> None:
         self.app = app
@@ -117,23 +137,39 @@ class LiveSocketsFirst:
         self.keep_alive = keep_alive
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "websocket":
+        if scope["type"] != "websocket" or _app_path(scope) != LIVE_PATH:
             await self.asgi_app(scope, receive, send)
             return
         socket = ASGISocket(scope, receive, send)
         async with self.app.app_context():
             try:
-                if _app_path(scope) != LIVE_PATH:
-                    raise APIError(404, "not_found", f"The live socket is at {LIVE_PATH}.")
                 await _handshake_and_serve(socket, self.keep_alive)
+                return
             except Exception as error:
-                if not isinstance(error, APIError) or socket.accepted:
-                    log.exception("unhandled error on a websocket")
-                    error = internal_error()
                 if socket.accepted:
+                    log.exception("unhandled error on a websocket")
                     await socket.close(CLOSE_INTERNAL_ERROR, "internal error")
-                elif not socket.closed:
-                    await socket.reject(error.status, {"error": error.code, "message": error.message})
+                    return
+                refusal = error
+        if not socket.closed:
+            scope[REFUSAL] = refusal
+            await self.asgi_app(scope, receive, send if _can_answer_http(scope) else _policy_close(send))
+
+
+def _can_answer_http(scope) -> bool:
+    return "websocket.http.response" in (scope.get("extensions") or {})
+
+
+def _policy_close(send):
+    """Where the server cannot send an HTTP answer to a handshake, Quart
+    closes it with 1000; a refusal is a policy close (1008)."""
+
+    async def refusing(message) -> None:
+        if message["type"] == "websocket.close":
+            message = {**message, "code": CLOSE_POLICY}
+        await send(message)
+
+    return refusing
 
 
 def _app_path(scope) -> str:

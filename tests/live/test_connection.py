@@ -265,7 +265,8 @@ async def test_an_error_before_accepting_is_a_logged_500_with_a_json_body(app, a
             await ws.receive()
     assert refused.value.response.status_code == 500
     assert (await refused.value.response.get_json())["error"] == "internal_error"
-    assert "unhandled error on a websocket" in caplog.text and "presence exploded" in caplog.text
+    # Logged by the app's one error path (errors.py), as a request's would be.
+    assert "unhandled error on GET /ws" in caplog.text and "presence exploded" in caplog.text
     assert services(app).live_counts == {}  # the count taken for the socket was given back
 
 
@@ -293,7 +294,7 @@ async def test_an_error_after_accepting_closes_with_1011_and_the_worker_serves_o
 
 
 async def raw_socket(app, headers: list[tuple[bytes, bytes]], path: str = "/ws", root_path: str = "",
-                     scheme: str = "ws") -> list[dict]:
+                     scheme: str = "ws", http_answers: bool = True) -> list[dict]:
     """Open /ws through the app's ASGI callable and leave at once; what the
     app sent back."""
     sent: list[dict] = []
@@ -308,7 +309,7 @@ async def raw_socket(app, headers: list[tuple[bytes, bytes]], path: str = "/ws",
     scope = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": scheme, "http_version": "1.1",
              "path": path, "raw_path": path.encode(), "root_path": root_path, "query_string": b"",
              "headers": headers, "client": ("127.0.0.1", 50000), "server": ("localhost", 80),
-             "subprotocols": [], "extensions": {"websocket.http.response": {}}}
+             "subprotocols": [], "extensions": {"websocket.http.response": {}} if http_answers else {}}
     await asyncio.wait_for(app(scope, inbox.get, send), 5)
     return sent
 
@@ -350,3 +351,23 @@ async def test_the_socket_is_found_below_a_root_path(app, alice):
     assert sent[0] == {"type": "websocket.accept"}
     sent = await raw_socket(app, headers, path="/ws", root_path="/cb")
     assert sent[0]["status"] == 404
+
+
+async def test_a_refusal_is_answered_by_the_apps_error_path_over_http(app):
+    """Before the accept, a refusal is an HTTP answer made by errors.py, as a
+    request's would be: the JSON shape, its length, the security headers."""
+    sent = await raw_socket(app, [(b"host", b"localhost"), (b"origin", b"https://evil.example")])
+    start, *bodies = sent
+    assert start["type"] == "websocket.http.response.start" and start["status"] == 403
+    headers = dict(start["headers"])
+    body = b"".join(part["body"] for part in bodies)
+    assert headers[b"content-type"] == b"application/json" and int(headers[b"content-length"]) == len(body)
+    assert headers[b"cache-control"] == b"no-store" and headers[b"x-content-type-options"] == b"nosniff"
+    assert json.loads(body) == {"error": "cross_origin",
+                                "message": "WebSocket connections from other sites are not allowed."}
+    assert bodies[-1]["more_body"] is False and all(part["type"] == "websocket.http.response.body" for part in bodies)
+
+
+async def test_a_refusal_without_the_http_answer_extension_is_a_policy_close(app):
+    sent = await raw_socket(app, [(b"host", b"localhost")], http_answers=False)  # no Origin, no token
+    assert sent == [{"type": "websocket.close", "code": 1008}]
