@@ -31,20 +31,9 @@ class ASGISocket:
         self.accepted = False
         self.closed = False
 
-    def request_headers(self) -> dict[str, str]:
-        """The handshake's headers by lower-case name (a repeated one keeps
-        its first value; Cookie's are joined, as RFC 6265 sends one)."""
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in self.scope.get("headers", ()):
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            if name == "cookie" and name in headers:
-                headers[name] += "; " + value
-            else:
-                headers.setdefault(name, value)
-        return headers
-
     def forget_request_headers(self) -> None:
-        """An accepted socket never reads them again; a browser's are a few
+        """The handshake's headers (live/connection.py reads them as Quart's
+        Websocket before the accept): an accepted socket never reads them again; a browser's are a few
         KiB that an idle socket would otherwise keep for hours."""
         self.scope["headers"] = []
 

@@ -11,9 +11,9 @@ Quart's route holds 13.7 KiB per socket where this ASGI path holds 1.0 KiB
 for the same accept-and-wait (its Websocket object and Headers copy, the
 websocket context, an asyncio.Queue, three tasks), which would take benchmark
 #3 to ~34.5 KiB per socket, past its bounds (bench/findings.md, session 7).
-What the handshake reads comes from the same code requests use: werkzeug's
-sansio cookie and Host parsers (those behind Quart's request.cookies and
-request.host), auth.origin_is_allowed and auth.principal_from_credentials.
+What the handshake reads comes from the same code requests use: Quart's
+own Websocket object, built for the handshake alone (its headers, cookies
+and Host), auth.origin_is_allowed and auth.principal_from_credentials.
 A socket this module does not serve is Quart's to answer: any other path
 (Quart's routing, a 404), and a handshake refused before the accept (an
 APIError, or an unexpected error), which is handed to Quart's /ws route
@@ -27,9 +27,8 @@ import asyncio
 import logging
 import secrets
 
-from quart import Quart, websocket
-from werkzeug.sansio.http import parse_cookie
-from werkzeug.sansio.utils import get_host
+from quart import Quart, Websocket, current_app, websocket
+from werkzeug.datastructures import Headers
 
 from .. import __version__, buffer, ratelimits
 from ..asgi_socket import ASGISocket, Disconnected
@@ -181,27 +180,45 @@ def _app_path(scope) -> str:
     return path.removeprefix(root_path) if path.startswith(root_path) and path != root_path else ""
 
 
+def _handshake(scope) -> Websocket:
+    """The handshake as Quart reads a request: its Headers, and so its
+    cookies (all Cookie headers, werkzeug's sansio parser, which leaves a
+    Latin-1 byte another app on the host may have set alone) and its Host
+    (default ports dropped, a malformed one empty, the server's address
+    when there is none). Kept only while the socket is authenticated: an
+    idle socket holds none of it (tests/live/test_memory.py)."""
+    headers = Headers()
+    for name, value in scope.get("headers", ()):
+        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    return current_app.websocket_class(
+        LIVE_PATH, scope.get("query_string", b""), scope.get("scheme", "ws"), headers, scope.get("root_path", ""),
+        scope.get("http_version", "1.1"), list(scope.get("subprotocols", ())),
+        # The socket itself is ASGISocket's; this object only describes the handshake.
+        _not_here, _not_here, _not_here, _not_here, scope=scope,
+    )
+
+
+async def _not_here(*args) -> None:
+    raise RuntimeError("the live socket is served by ASGISocket, not Quart's Websocket")
+
+
 async def _authenticate(socket: ASGISocket) -> Principal:
     """The socket's principal, or an APIError refusing the handshake."""
-    headers = socket.request_headers()
-    if headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers:
+    handshake = _handshake(socket.scope)
+    headers = handshake.headers
+    if headers.get("Content-Length", "0").strip() != "0" or "Transfer-Encoding" in headers:
         # Hypercorn answers body bytes sent before the accept with a 400 and
         # then never tells the app the client is gone: the socket would be
         # served, unreachable, until the server stops.
         raise APIError(400, "bad_request", "A WebSocket handshake carries no body.")
-    origin = headers.get("origin")
-    token = bearer_from_header(headers.get("authorization", ""))
-    # The Host as Quart read it: default ports dropped, a malformed one empty,
-    # the server's address when there is none.
-    scheme = socket.scope.get("scheme", "ws")
-    own_origin = origin_of(scheme, get_host(scheme, headers.get("host"), socket.scope.get("server")))
+    origin = headers.get("Origin")
+    token = bearer_from_header(headers.get("Authorization", ""))
+    own_origin = origin_of(handshake.scheme, handshake.host)
     if origin is not None and not origin_is_allowed(origin, own_origin):
         raise APIError(403, "cross_origin", "WebSocket connections from other sites are not allowed.")
     if origin is None and token is None:
         raise APIError(403, "origin_required", "A browser WebSocket must send Origin; scripts use a bearer token.")
-    # sansio's parser, as Quart's cookies use: werkzeug.http's re-decodes as
-    # UTF-8 and raises on a Latin-1 byte another app on the host may have set.
-    cookie = parse_cookie(headers.get("cookie", "")).get(session_cookie_name()) if token is None else None
+    cookie = handshake.cookies.get(session_cookie_name()) if token is None else None
     principal = await principal_from_credentials(token, cookie)
     if principal is None:
         raise APIError(401, "unauthorized", "Log in or send an API token to open the live socket.")
