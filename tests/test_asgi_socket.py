@@ -4,7 +4,6 @@ world. The socket over a real server is tested in tests/live/test_connection.py
 and tests/test_live_e2e.py."""
 from __future__ import annotations
 
-
 import pytest
 
 from server.asgi_socket import ASGISocket, Disconnected
