@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from server.services import services
 from tests.live_server import (LiveServer, live_server_factory, new_user, raw_request_head,  # noqa: F401
                                read_response, sigterm_with_sockets_open, wait_for)
 
@@ -344,7 +345,6 @@ def test_sigterm_with_open_uploads_and_sockets(live_server_factory, redis_server
 SWEEPER_CHILD = r"""
 import asyncio, os, signal, sys
 from pathlib import Path
-from server.services import services
 from server import sweeper
 from server.db import Database
 from server.storage import Storage

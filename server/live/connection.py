@@ -32,7 +32,7 @@ from werkzeug.datastructures import Headers
 
 from .. import __version__, buffer, ratelimits
 from ..asgi_socket import ASGISocket, Disconnected
-from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials,
+from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials, public,
                     principal_still_valid, session_cookie_name)
 from ..broker import RESYNC
 from ..errors import APIError, RateLimited, internal_error
@@ -115,6 +115,10 @@ def serve_live_sockets(app: Quart, keep_alive: KeepAlive) -> None:
     app.asgi_app = LiveSocketsFirst(app, app.asgi_app, keep_alive)
 
 
+# Public and unlimited on purpose: it serves nobody, it only answers a
+# handshake that _authenticate (credentials, Origin) or the cap already refused.
+@public
+@ratelimits.rate_exempt
 async def _refuse() -> None:
     """Quart's /ws route: only ever called with a handshake LiveSocketsFirst
     refused; raising its error sends it down the app's error path, which
