@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import Any
 
-from quart import Quart, Response, current_app, has_request_context, has_websocket_context, request, websocket
+from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
 from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
@@ -22,6 +22,7 @@ from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
 from .reveal_once import init_reveal_once
 from .storage import Storage
+from .services import EXTENSION, Services, services
 from .sweeper import run_sweeper
 from .patches import apply_app_patches
 from .wrappers import CloudBufferResponse
@@ -34,50 +35,52 @@ log = logging.getLogger(__name__)
 def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     """Build the app. `overrides` replaces CLOUDBUFFER_* settings (tests)."""
     settings = load_settings(overrides=overrides)
-    ensure_data_dir(settings["DATA_DIR"])
+    ensure_data_dir(settings.data_dir)
 
     app = CloudBufferQuart(__name__, template_folder="../templates", static_folder="../static")
     # <int:…> ids beyond SQLite's 64-bit integers are a 404, not an
     # OverflowError in the query (found by tests/test_fuzz.py).
     app.url_map.converters["int"] = SQLiteIntConverter
-    app.config["CLOUDBUFFER"] = settings
-    apply_app_patches(app)
-    app.secret_key = settings["SECRET_KEY"] or load_or_create_secret_key(settings["DATA_DIR"])
+    apply_app_patches(app, settings.disabled_patches)
+    app.secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
     # Uploads are streamed and limited by our own code, per request; Quart's
     # global cap only stops bodies that are far beyond any allowed upload.
-    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_BYTES"] + 1024 * 1024
-    app.config["BODY_TIMEOUT"] = settings["UPLOAD_IDLE_SECONDS"]
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1024 * 1024
+    app.config["BODY_TIMEOUT"] = settings.upload_idle_seconds
     app.config["QUART_AUTH_COOKIE_NAME"] = "cloudbuffer_session"
     app.config["QUART_AUTH_DURATION"] = 400 * 24 * 3600
-    secure = settings["SECURE_COOKIES"]
+    secure = settings.secure_cookies
     if secure is None:
-        secure = bool(settings["PUBLIC_URL"] and settings["PUBLIC_URL"].startswith("https://"))
+        secure = bool(settings.public_url and settings.public_url.startswith("https://"))
     app.config["QUART_AUTH_COOKIE_SECURE"] = secure
     init_reveal_once(app, secure)
     app.config["TEMPLATES_AUTO_RELOAD"] = False
     init_auth(app)
 
-    app.db = Database(settings["DATA_DIR"] / "cloudbuffer.sqlite3")
-    app.storage = Storage(settings["DATA_DIR"], settings["MIN_FREE_BYTES"], settings["UPLOAD_NICE"])
-    app.broker = create_broker(settings["REDIS_URL"])
-    app.presence = create_presence(settings["REDIS_URL"])
-    app.live_counts = {}
-    app.bodies_in_flight = BodiesInFlight(settings["UPLOADS_IN_FLIGHT"])
-    app.shutting_down = asyncio.Event()
+    registry = app.extensions[EXTENSION] = Services(
+        settings=settings,
+        db=Database(settings.data_dir / "cloudbuffer.sqlite3"),
+        storage=Storage(settings.data_dir, settings.min_free_bytes, settings.upload_nice),
+        broker=create_broker(settings.redis_url),
+        presence=create_presence(settings.redis_url),
+        bodies_in_flight=BodiesInFlight(settings.uploads_in_flight),
+    )
 
     register_error_handlers(app)
     # Counted before anything else runs, so floods are turned away cheaply.
-    init_rate_limits(app)
+    registry.rate_limiter = init_rate_limits(app, settings)
     init_openapi(app)
     app.before_request(check_same_origin)
     app.after_request(_security_headers)
+    app.after_websocket(_security_headers_of_refusal)
     init_compression(app)
 
     from .blueprints import account, api_docs, buffer, files, pairing, pwa, system
-    from .live.connection import LiveSocketsFirst
+    from .live.connection import serve_live_sockets
     from .live.keepalive import KeepAlive
 
-    app.asgi_app = LiveSocketsFirst(app, app.asgi_app, KeepAlive(app))
+    registry.keep_alive = KeepAlive(app.app_context, registry)
+    serve_live_sockets(app, registry.keep_alive)
 
     for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pairing.blueprint, pwa.blueprint,
                       system.blueprint, api_docs.blueprint):
@@ -85,26 +88,25 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
 
     @app.before_serving
     async def startup() -> None:
-        await app.db.open()
-        await app.broker.start()
+        await registry.db.open()
+        await registry.broker.start()
         await warm_up_password_checks()
-        app.background_tasks_ = [
-            asyncio.create_task(
-                run_sweeper(app.db, app.storage, settings["SWEEP_SECONDS"], settings["UPLOAD_IDLE_SECONDS"]),
-                name="cloudbuffer-sweeper",
-            )
-        ]
+        registry.background_tasks.append(asyncio.create_task(
+            run_sweeper(registry.db, registry.storage, settings.sweep_seconds, settings.upload_idle_seconds),
+            name="cloudbuffer-sweeper",
+        ))
 
     @app.after_serving
     async def shutdown() -> None:
-        app.shutting_down.set()
-        for task in getattr(app, "background_tasks_", []):
+        registry.shutting_down.set()
+        tasks, registry.background_tasks = registry.background_tasks, []
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*getattr(app, "background_tasks_", []), return_exceptions=True)
-        await app.broker.stop()
-        await app.presence.close()
-        await app.db.close()
-        app.storage.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await registry.broker.stop()
+        await registry.presence.close()
+        await registry.db.close()
+        registry.storage.close()
 
     return app
 
@@ -133,6 +135,12 @@ class SQLiteIntConverter(IntegerConverter):
         return number if number < 2**63 else -1
 
 
+async def _security_headers_of_refusal(response: Response | None) -> Response | None:
+    """A WebSocket handshake Quart answered (a refusal, live/connection.py)
+    gets the same headers as any answer; an accepted one has no response."""
+    return None if response is None else await _security_headers(response)
+
+
 # Two years, the preload list's minimum; sent only when PUBLIC_URL says the
 # server is reached over https (a browser ignores it over plain http).
 HSTS = "max-age=63072000; includeSubDomains"
@@ -145,7 +153,7 @@ async def _security_headers(response: Response) -> Response:
     # user's data (the profile page lists devices and tokens), and neither
     # a shared cache nor the back button after a logout may show them.
     headers.setdefault("Cache-Control", "no-store")
-    if (current_app.config["CLOUDBUFFER"]["PUBLIC_URL"] or "").startswith("https://"):
+    if (services().settings.public_url or "").startswith("https://"):
         headers.setdefault("Strict-Transport-Security", HSTS)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")

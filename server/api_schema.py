@@ -3,13 +3,15 @@ and the checks that keep the handlers to it.
 
 Handlers declare what they take and give with two decorators:
 
-- `@accepts(Model)`: the JSON object (or urlencoded form) body. An API call
-  (one that wants JSON, see errors.wants_json) is validated against the model
-  before the handler runs; a failure is 400 `invalid_input` in our error
-  shape. A browser's form skips this step so the handler can show its own
-  message in the page; the handler applies the same rules either way
-  (username and password rules live in server/credentials.py and are
-  stated in the schema as patterns and lengths).
+- `@accepts(Model)`: the JSON object (or urlencoded form) body, validated
+  against the model before the handler runs, which gets it as `data`; a
+  failure is problems.InvalidInput (400 `invalid_input`, or the field's own
+  code such as `invalid_username`). A form view validates its body with
+  the same model through `accepted(Model)` and shows the refusal in its
+  page: one validation per field, in the model. Fields with a rule of
+  their own (username, new password, device name) run the check of
+  server/credentials.py as their validator, and the description states
+  the rule as a pattern and lengths.
 - `@responds({201: Model, ...})`: the JSON answer for each status. The body
   the handler produced is validated against the model; a mismatch is our
   bug, logged and answered 500, never sent half-right.
@@ -25,9 +27,10 @@ from __future__ import annotations
 
 import logging
 from functools import wraps
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema,
+                      WrapValidator)
 from quart import Quart, current_app, request
 from quart_schema import Info, QuartSchema
 from quart_schema.openapi import APIKeySecurityScheme, HttpSecurityScheme, OpenAPIProvider
@@ -38,9 +41,12 @@ from quart_schema.validation import (
     ResponseSchemaValidationError,
 )
 
-from .credentials import MAX_PASSWORD, MIN_PASSWORD, PASSWORD_PATTERN, PASSWORD_RULE, USERNAME_PATTERN
-from .errors import APIError, wants_json
+from .credentials import (DEVICE_NAME_PATTERN, MAX_DEVICE_NAME, MAX_PASSWORD, MIN_PASSWORD, PASSWORD_PATTERN,
+                          PASSWORD_RULE, USERNAME_PATTERN, USERNAME_RULE, check_device_name, check_new_password,
+                          check_username)
+from .problems import InvalidInput
 from .log_safety import request_for_log
+from .pairing import MAX_PAYLOAD_CHARS
 from .ratelimits import is_rate_limited
 
 log = logging.getLogger(__name__)
@@ -62,18 +68,47 @@ class Error(Strict):
     message: str
 
 
-def _new_password():
-    return Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD, pattern=PASSWORD_PATTERN, description=PASSWORD_RULE)
+# The fields with a rule of their own: the check in credentials.py is the
+# validation; the JSON schema only states it for the description.
+Username = Annotated[str, AfterValidator(check_username),
+                     WithJsonSchema({"type": "string", "pattern": USERNAME_PATTERN, "description": USERNAME_RULE})]
+NewPassword = Annotated[str, AfterValidator(check_new_password),
+                        WithJsonSchema({"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD,
+                                        "pattern": PASSWORD_PATTERN, "description": PASSWORD_RULE})]
+# Control characters are dropped and the rest trimmed; what is left is the name.
+DeviceName = Annotated[str, AfterValidator(check_device_name),
+                       WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_DEVICE_NAME,
+                                       "pattern": DEVICE_NAME_PATTERN})]
+
+
+def coded(code: str, message: str) -> WrapValidator:
+    """A field whose every refusal is its own InvalidInput (`invalid_expiry`)
+    rather than the generic `invalid_input`: its constraints still come from
+    its Field, which the description states."""
+
+    def validate(value, handler):
+        try:
+            return handler(value)
+        except ValidationError:
+            raise InvalidInput(code, message) from None
+
+    return WrapValidator(validate)
+
+
+def _optional_name(name: str) -> str:
+    # Left empty on the form: the default name; anything else must be a name.
+    return check_device_name(name) if name else name
 
 
 class Registration(Strict):
-    username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
-    password: str = _new_password()
+    username: Username
+    password: NewPassword
     next: str | None = Field(None, max_length=2048, description="Where a browser goes afterwards (a local path).")
 
 
 class Credentials(Strict):
-    username: str = Field(min_length=1, max_length=64)
+    # Any name is worth a try (a longer one matches no account): trimmed, as typed on a phone.
+    username: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(str.strip)]
     password: str = Field(min_length=1, max_length=MAX_PASSWORD)
     device_name: str | None = Field(None, max_length=64,
                                     description="A name for this device; by default one from its User-Agent.")
@@ -82,20 +117,21 @@ class Credentials(Strict):
 
 class PasswordChange(Strict):
     current_password: str = Field(min_length=1, max_length=MAX_PASSWORD)
-    new_password: str = _new_password()
+    new_password: NewPassword
     keep_tokens: bool = Field(False, description="Keep the API tokens working; by default they end too "
                                                  "(a new password usually answers a leak).")
 
 
 class NewToken(Strict):
-    name: str | None = Field(None, max_length=64, description="A label; control characters are dropped.")
+    name: Annotated[str, AfterValidator(_optional_name)] | None = Field(
+        None, max_length=MAX_DEVICE_NAME, description="A label; control characters are dropped.")
     password: str = Field(min_length=1, max_length=MAX_PASSWORD,
                           description="The account's password, asked again: a stolen session alone cannot "
                                       "mint a token that outlives it.")
 
 
-class DeviceName(Strict):
-    name: str = Field(min_length=1, max_length=64, pattern=r"[^\x00-\x20\x7f]")
+class DeviceRename(Strict):
+    name: DeviceName
 
 
 class DeviceRef(Strict):
@@ -161,8 +197,9 @@ Item.model_rebuild()  # its `links` names LiveLink, defined just above
 
 
 class ShareRequest(Strict):
-    expires_in: int | None = Field(
-        None, ge=60, description="Seconds the link lives, up to CLOUDBUFFER_SHARE_MAX_SECONDS; "
+    expires_in: Annotated[int, Field(ge=60),
+                          coded("invalid_expiry", "expires_in is a whole number of seconds, at least 60.")] | None = Field(
+        None, description="Seconds the link lives, up to CLOUDBUFFER_SHARE_MAX_SECONDS; "
                                  "default CLOUDBUFFER_EXPIRE_SECONDS. Ignored when a live link is reused.")
     new: bool = Field(False, description="Make a new link even when the file has a live one.")
 
@@ -203,14 +240,14 @@ class PairingState(Strict):
 
 
 class PairingApproval(Strict):
-    payload: str | None = Field(None, max_length=4096,
+    payload: str | None = Field(None, max_length=MAX_PAYLOAD_CHARS,
                                 description="Opaque, handed to the new device once (e.g. a key wrapped for it).")
 
 
 class PairingRequest(Strict):
     code: str = Field(min_length=1, max_length=32)
-    device_name: str = Field(min_length=1, max_length=64)
-    payload: str | None = Field(None, max_length=4096,
+    device_name: DeviceName
+    payload: str | None = Field(None, max_length=MAX_PAYLOAD_CHARS,
                                 description="Opaque, shown to the approving device (e.g. this device's public key).")
 
 
@@ -303,24 +340,17 @@ class Health(Strict):
 
 # --- decorators ---------------------------------------------------------------
 
-def accepts(model: type[BaseModel], codes: dict[str, Any] | None = None):
-    """Document the body as `model` (JSON or a form) and validate API calls.
-    `codes` gives a field's own error code and message (e.g. invalid_username)
-    for values that break its rules, or a function of the value giving the
-    APIError; a missing or mistyped field is `invalid_input`."""
-    codes = codes or {}
+M = TypeVar("M", bound=BaseModel)
+
+
+def accepts(model: type[BaseModel]):
+    """Document the body as `model` (JSON or a form), validate it and hand
+    it to the handler as `data`."""
 
     def decorator(func):
         @wraps(func)
         async def wrapper(*args, **kwargs):
-            if wants_json():
-                from .forms import read_input
-
-                try:
-                    model.model_validate(await read_input())
-                except ValidationError as error:
-                    raise _input_error(error, codes) from None
-            return await func(*args, **kwargs)
+            return await func(*args, data=await accepted(model), **kwargs)
 
         setattr(wrapper, QUART_SCHEMA_REQUEST_ATTRIBUTE, (model, DataSource.JSON))
         return wrapper
@@ -328,16 +358,34 @@ def accepts(model: type[BaseModel], codes: dict[str, Any] | None = None):
     return decorator
 
 
-def _input_error(error: ValidationError, codes: dict[str, Any]) -> APIError:
+async def accepted(model: type[M], trimmed: tuple[str, ...] = ()) -> M:
+    """The request's body (JSON or a form, forms.read_input) validated as
+    `model`; InvalidInput naming the first field that breaks its rule.
+    `trimmed`: text fields a form view trims first (a browser's autofill
+    may add a space around a username; an API call's value is taken as sent)."""
+    from .forms import read_input
+
+    data = await read_input()
+    if trimmed:
+        data = {**data, **{name: data[name].strip() for name in trimmed if isinstance(data.get(name), str)}}
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise _input_error(error) from None
+
+
+def _input_error(error: ValidationError) -> InvalidInput:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "body"
     if first["type"] == "missing":
-        return APIError(400, "invalid_input", f"'{field}' is required.")
+        return InvalidInput("invalid_input", f"'{field}' is required.")
     if first["type"] in ("string_type", "int_type", "bool_type", "model_type", "dict_type"):
-        return APIError(400, "invalid_input", f"'{field}' must be a {first['type'].split('_')[0]}.")
-    if field in codes:
-        return codes[field](first.get("input")) if callable(codes[field]) else APIError(400, *codes[field])
-    return APIError(400, "invalid_input", f"'{field}': {first['msg']}.")
+        return InvalidInput("invalid_input", f"'{field}' must be a {first['type'].split('_')[0]}.")
+    if first["type"] == "string_too_short" and first.get("ctx", {}).get("min_length") == 1:
+        return InvalidInput("invalid_input", f"'{field}' is required.")
+    if first["type"] == "bool_parsing":
+        return InvalidInput("invalid_input", f"'{field}' must be true or false.")
+    return InvalidInput("invalid_input", f"'{field}': {first['msg']}.")
 
 
 def responds(models: dict[int, type[BaseModel]]):

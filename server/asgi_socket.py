@@ -1,4 +1,6 @@
 """A WebSocket spoken straight over ASGI: what /ws needs and nothing more.
+(A handshake refused before the accept is answered by Quart, through the
+app's error path: server/live/connection.py.)
 
 Quart gives every WebSocket a request object (a Headers copy, a session,
 cookies), a request context and three tasks of its own (a receiver, the
@@ -9,7 +11,6 @@ task the server already runs for the connection.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Awaitable, Callable
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -30,44 +31,15 @@ class ASGISocket:
         self.accepted = False
         self.closed = False
 
-    def request_headers(self) -> dict[str, str]:
-        """The handshake's headers by lower-case name (a repeated one keeps
-        its first value; Cookie's are joined, as RFC 6265 sends one)."""
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in self.scope.get("headers", ()):
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            if name == "cookie" and name in headers:
-                headers[name] += "; " + value
-            else:
-                headers.setdefault(name, value)
-        return headers
-
     def forget_request_headers(self) -> None:
-        """An accepted socket never reads them again; a browser's are a few
+        """The handshake's headers (live/connection.py reads them as Quart's
+        Websocket before the accept): an accepted socket never reads them again; a browser's are a few
         KiB that an idle socket would otherwise keep for hours."""
         self.scope["headers"] = []
 
     async def accept(self) -> None:
         self.accepted = True
         await self._send({"type": "websocket.accept"})
-
-    async def reject(self, status: int, body: dict[str, Any]) -> None:
-        """Refuse the handshake with an HTTP answer carrying a JSON body,
-        where the server can send one (Hypercorn and Quart's test client
-        can: the `websocket.http.response` extension); otherwise a plain
-        refusal (403)."""
-        self.closed = True
-        if "websocket.http.response" not in (self.scope.get("extensions") or {}):
-            await self._send({"type": "websocket.close", "code": 1008})
-            return
-        content = json.dumps(body).encode()
-        await self._send({
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
-                        (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")],
-        })
-        await self._send({"type": "websocket.http.response.body", "body": content, "more_body": False})
 
     async def receive(self) -> str | bytes:
         """The next message; Disconnected once the client is gone."""

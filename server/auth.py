@@ -8,7 +8,6 @@ cached on `g` for the request (the live socket resolves its own, once).
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from .credentials import common_passwords
 from .errors import APIError
 from .models import sessions as sessions_model
 from .models import users as users_model
+from .services import services
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -102,16 +102,9 @@ def device_name_from_user_agent(user_agent: str) -> str:
     return browser or system or "Unknown device"
 
 
-def clean_device_name(name: str) -> str:
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:64]
-    if not name:
-        raise APIError(400, "invalid_device_name", "A device name cannot be empty.")
-    return name
-
-
 async def start_session(user: users_model.User, device_name: str) -> sessions_model.Session:
     session_key = secrets.token_urlsafe(32)
-    session = await current_app.db.write(sessions_model.insert_session, user.id, session_key, device_name)
+    session = await services().db.write(sessions_model.insert_session, user.id, session_key, device_name)
     login_user(AuthUser(session_key), remember=True)
     return session
 
@@ -132,7 +125,7 @@ async def principal_from_credentials(token: str | None, signed_cookie: str | Non
     """Who a bearer token or, without one, a signed session cookie belongs to.
     Requests come here through current_principal(); the live socket, which
     is served outside Quart's request machinery, calls it directly."""
-    db = current_app.db
+    db = services().db
     now = time.time()
     if token is not None:
         found = await db.read(sessions_model.select_api_token_with_owner, token)
@@ -200,10 +193,10 @@ def origin_of(scheme: str, host: str) -> str:
 
 
 def allowed_origins(own_origin: str) -> set[str]:
-    config = current_app.config
-    origins = {own_origin, *config["CLOUDBUFFER"]["ALLOWED_ORIGINS"]}
-    if config["CLOUDBUFFER"]["PUBLIC_URL"]:
-        parts = urlsplit(config["CLOUDBUFFER"]["PUBLIC_URL"])
+    settings = services().settings
+    origins = {own_origin, *settings.allowed_origins}
+    if settings.public_url:
+        parts = urlsplit(settings.public_url)
         origins.add(f"{parts.scheme}://{parts.netloc}")
     return origins
 
@@ -237,7 +230,7 @@ async def check_same_origin() -> None:
 
 async def principal_still_valid(principal: Principal) -> bool:
     """Re-checked after a broker outage, when a revoke event may have been lost."""
-    db = current_app.db
+    db = services().db
     if principal.device_kind == "token":
         tokens = await db.read(sessions_model.select_api_tokens, principal.user_id)
         return any(token.id == principal.device_id for token in tokens)

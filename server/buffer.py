@@ -16,6 +16,7 @@ from typing import Any
 from quart import current_app
 
 from .auth import Principal
+from .config import Settings
 from .errors import APIError
 from .models import files as files_model
 from .models import items as items_model
@@ -23,12 +24,13 @@ from .models import users as users_model
 from .models.items import Item
 from .share_links import derive_token, new_nonce, reusable_token
 from .storage import Upload, served_mime
+from .services import services
 
 INLINE_TEXT_BYTES = 64 * 1024  # texts up to this ride along in the event
 
 
-def _settings() -> dict[str, Any]:
-    return current_app.config["CLOUDBUFFER"]
+def _settings() -> Settings:
+    return services().settings
 
 
 def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
@@ -74,7 +76,7 @@ def _read_snapshot(conn, user_id: int, now: float) -> tuple[int, Item | None]:
 
 
 async def snapshot(user_id: int) -> dict[str, Any]:
-    seq, item = await current_app.db.read(_read_snapshot, user_id, time.time())
+    seq, item = await services().db.read(_read_snapshot, user_id, time.time())
     if item is not None and item.seq < seq:
         # The newest item was deleted or expired: the buffer is what remains,
         # but the seq still moves forward so devices accept the change.
@@ -84,7 +86,7 @@ async def snapshot(user_id: int) -> dict[str, Any]:
 
 async def publish(user_id: int, message: dict[str, Any]) -> None:
     # One encode per event, however many sockets receive it.
-    await current_app.broker.publish(user_id, json.dumps(message, separators=(",", ":")))
+    await services().broker.publish(user_id, json.dumps(message, separators=(",", ":")))
 
 
 async def publish_current(user_id: int) -> None:
@@ -92,7 +94,7 @@ async def publish_current(user_id: int) -> None:
 
 
 def text_too_large() -> APIError:
-    limit = _settings()["MAX_TEXT_BYTES"]
+    limit = _settings().max_text_bytes
     return APIError(413, "too_large", f"Text is limited to {limit} bytes; send it as a file instead.")
 
 
@@ -103,7 +105,7 @@ def check_text(text: str) -> bytes:
         # Only a lone surrogate cannot be encoded, and JSON can carry one
         # ("\ud800" in a socket's `set`); it is no text anyone copied.
         raise APIError(400, "invalid_text", "Text must be valid Unicode (it holds a lone surrogate).") from None
-    if len(encoded) > _settings()["MAX_TEXT_BYTES"]:
+    if len(encoded) > _settings().max_text_bytes:
         raise text_too_large()
     return encoded
 
@@ -120,14 +122,14 @@ def _write_text(conn, user_id: int, device_name: str, text: str, size: int, now:
 
 async def store_text(principal: Principal, text: str) -> Item:
     size = len(check_text(text))
-    await current_app.storage.check_free(size)  # texts live in the database: keep its disk from filling
+    await services().storage.check_free(size)  # texts live in the database: keep its disk from filling
     settings = _settings()
     # One trip to the database thread for the whole transaction: the text
     # post is the hot path (docs/benchmarks.md, #1, #6, #7).
-    item, removed = await current_app.db.write(
-        _write_text, principal.user_id, principal.device_name, text, size, time.time(), settings["EXPIRE_SECONDS"],
-        settings["HISTORY_SIZE"])
-    await current_app.storage.remove(removed)
+    item, removed = await services().db.write(
+        _write_text, principal.user_id, principal.device_name, text, size, time.time(), settings.expire_seconds,
+        settings.history_size)
+    await services().storage.remove(removed)
     await publish(principal.user_id, buffer_message(item.seq, item))
     return item
 
@@ -135,12 +137,12 @@ async def store_text(principal: Principal, text: str) -> Item:
 async def upload_allowance(user_id: int) -> tuple[int, Any]:
     """How many bytes the next upload may have, and the error past that."""
     settings = _settings()
-    used = await current_app.db.read(files_model.select_used_bytes, user_id, time.time())
-    room = settings["QUOTA_BYTES"] - used
-    quota = settings["QUOTA_BYTES"]
-    if room < settings["MAX_UPLOAD_BYTES"]:
+    used = await services().db.read(files_model.select_used_bytes, user_id, time.time())
+    room = settings.quota_bytes - used
+    quota = settings.quota_bytes
+    if room < settings.max_upload_bytes:
         return max(room, 0), lambda: _quota_error(used, quota)
-    limit = settings["MAX_UPLOAD_BYTES"]
+    limit = settings.max_upload_bytes
     return limit, lambda: APIError(413, "too_large", f"Files are limited to {limit} bytes on this server.")
 
 
@@ -165,8 +167,8 @@ class _Limits:
     @classmethod
     def from_settings(cls) -> "_Limits":
         settings = _settings()
-        return cls(settings["QUOTA_BYTES"], settings["EXPIRE_SECONDS"], settings["HISTORY_SIZE"],
-                   settings["MAX_FILES"], settings["MAX_SHARES"])
+        return cls(settings.quota_bytes, settings.expire_seconds, settings.history_size,
+                   settings.max_files, settings.max_shares)
 
 
 @dataclass(frozen=True)
@@ -208,13 +210,13 @@ async def _commit_upload_row(upload: Upload, principal: Principal, filename: str
     await upload.commit()
     new = _NewFile(principal.user_id, upload.stored_name, filename, mime, upload.size)  # named by the commit
     try:
-        result, removed = await current_app.db.write(_write_and_trim, write, new, _Limits.from_settings(), *args)
+        result, removed = await services().db.write(_write_and_trim, write, new, _Limits.from_settings(), *args)
     except asyncio.CancelledError:
         raise  # db.write says so only once the row has committed: the file is in use
     except BaseException:
-        await current_app.storage.remove([upload.stored_name])
+        await services().storage.remove([upload.stored_name])
         raise
-    await current_app.storage.remove(removed)
+    await services().storage.remove(removed)
     return result
 
 
@@ -234,9 +236,9 @@ def share_lifetime(raw: Any) -> int:
     """Seconds a new link lives: the person's choice (`expires_in`) up to
     SHARE_MAX_SECONDS, else EXPIRE_SECONDS (or the maximum, if lower)."""
     settings = _settings()
-    longest = settings["SHARE_MAX_SECONDS"]
+    longest = settings.share_max_seconds
     if raw is None:
-        return min(settings["EXPIRE_SECONDS"], longest)
+        return min(settings.expire_seconds, longest)
     # Only plain digits (or a JSON integer): int() would also take " 60", "6_0" and "٦٠".
     if isinstance(raw, int) and not isinstance(raw, bool):
         seconds = raw
@@ -261,8 +263,8 @@ def _too_many_links(limit: int) -> APIError:
 
 async def check_share_room(user_id: int) -> None:
     """Refuse early (before an upload is received) when no link can be added."""
-    limit = _settings()["MAX_SHARES"]
-    if await current_app.db.read(files_model.count_live_shares, user_id, time.time()) >= limit:
+    limit = _settings().max_shares
+    if await services().db.read(files_model.count_live_shares, user_id, time.time()) >= limit:
         raise _too_many_links(limit)
 
 
@@ -320,9 +322,9 @@ def _write_item_share(conn, user_id: int, item_id: int, now: float, link: _NewLi
 async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: bool = False):
     """A share link for a file in the history: its live link if it has one
     (unless `new`), else a new one. Returns (token, share, reused)."""
-    return await current_app.db.write(
+    return await services().db.write(
         _write_item_share, principal.user_id, item_id, time.time(), _NewLink.make(lifetime), new,
-        current_app.secret_key, _settings()["MAX_SHARES"])
+        current_app.secret_key, _settings().max_shares)
 
 
 def _write_delete_item(conn, user_id: int, item_id: int) -> list[str]:
@@ -333,8 +335,8 @@ def _write_delete_item(conn, user_id: int, item_id: int) -> list[str]:
 
 
 async def delete_item(principal: Principal, item_id: int) -> None:
-    removed = await current_app.db.write(_write_delete_item, principal.user_id, item_id)
-    await current_app.storage.remove(removed)
+    removed = await services().db.write(_write_delete_item, principal.user_id, item_id)
+    await services().storage.remove(removed)
     await publish_current(principal.user_id)
 
 

@@ -24,8 +24,8 @@ async def _with_db(action):
     from .db import Database
 
     settings = load_settings()
-    ensure_data_dir(settings["DATA_DIR"])
-    db = Database(settings["DATA_DIR"] / "cloudbuffer.sqlite3")
+    ensure_data_dir(settings.data_dir)
+    db = Database(settings.data_dir / "cloudbuffer.sqlite3")
     await db.open()
     try:
         return await action(db, settings)
@@ -43,13 +43,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     from .auth import hash_password
     from .credentials import check_password, check_username
-    from .errors import APIError
+    from .problems import Problem
     from .models import users as users_model
 
     try:
         username = check_username(args.username)
         password = check_password(_read_password(args), username)
-    except APIError as error:
+    except Problem as error:
         raise SystemExit(f"error: {error.message}") from None
 
     async def add(db, settings):
@@ -65,13 +65,13 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     from .auth import hash_password
     from .credentials import check_password
-    from .errors import APIError
+    from .problems import Problem
     from .models import sessions as sessions_model
     from .models import users as users_model
 
     try:
         password = check_password(_read_password(args), args.username)
-    except APIError as error:
+    except Problem as error:
         raise SystemExit(f"error: {error.message}") from None
 
     async def passwd(db, settings):
@@ -95,13 +95,13 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
 async def _announce_revoked(settings, user_id: int, device_keys: list[str]) -> None:
     """Close the live sockets of ended sessions and tokens on running
     servers (with Redis; a single in-process server re-checks them on its own)."""
-    if not settings["REDIS_URL"] or not device_keys:
+    if not settings.redis_url or not device_keys:
         return
     import json
 
     from .broker import create_broker
 
-    broker = create_broker(settings["REDIS_URL"])
+    broker = create_broker(settings.redis_url)
     await broker.start()
     try:
         await broker.publish(user_id, json.dumps({"type": "_revoke", "devices": device_keys}, separators=(",", ":")))
@@ -124,7 +124,7 @@ def cmd_user_del(args: argparse.Namespace) -> int:
         if user is None:
             return False
         names = await db.write(remove, user.id)
-        await Storage(settings["DATA_DIR"]).remove(names)
+        await Storage(settings.data_dir).remove(names)
         return True
 
     if not asyncio.run(_with_db(delete)):

@@ -1,6 +1,8 @@
-"""What a username and a password must be: one definition for every door
-(register and password change, as forms or JSON; `cloudbuffer user
-add|passwd`; the API description in api_schema.py).
+"""What a username, a password and a device name must be: one definition
+for every door (register and password change, as forms or JSON, through
+the request models of api_schema.py, which run these checks as their
+fields' validators and state the patterns in the API description;
+`cloudbuffer user add|passwd`). A refusal is problems.InvalidInput.
 
 The password rule follows NIST SP 800-63B (§3.1.1.2 of revision 4): at
 least 8 characters, any characters a person can type (spaces and all of
@@ -21,7 +23,7 @@ import unicodedata
 from functools import cache
 from importlib import resources
 
-from .errors import APIError
+from .problems import InvalidInput
 
 # `\-`, not a bare `-` at the class's end: browsers read an HTML pattern
 # attribute with the `v` flag, which refuses the bare one.
@@ -37,34 +39,76 @@ PASSWORD_RULE = (f"A password has {MIN_PASSWORD} to {MAX_PASSWORD} characters, n
 SERVICE_NAME = "cloudbuffer"
 SHORT_PATTERN = 4  # `abcdabcd` is still a pattern; five characters repeated are left alone
 _ADDED = string.digits + string.punctuation + string.whitespace
+# A device name needs one visible character, as the API description says it
+# (JSON Schema patterns are searched for, not anchored: "somewhere").
+DEVICE_NAME_PATTERN = r"[^\x00-\x20\x7f]"
+MAX_DEVICE_NAME = 64
 _USERNAME = re.compile(USERNAME_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_C0 = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_username(username: str) -> str:
-    if not _USERNAME.match(username):
-        raise APIError(400, "invalid_username", USERNAME_RULE)
+    # fullmatch: `$` alone would also match before a final newline.
+    if not _USERNAME.fullmatch(username):
+        raise InvalidInput("invalid_username", USERNAME_RULE)
     return username
 
 
 def check_password(password: str, username: str | None = None) -> str:
-    """`password`, or 400 `invalid_password` saying why it is refused."""
+    """`password`, or InvalidInput `invalid_password` saying why it is refused."""
     problem = password_problem(password, username)
     if problem is not None:
-        raise APIError(400, "invalid_password", problem)
+        raise InvalidInput("invalid_password", problem)
     return password
 
 
-def password_error(password: object) -> APIError:
-    """The refusal of a password the API description's rules turned down
-    (api_schema.accepts): the same sentence a form gets."""
-    problem = password_problem(password) if isinstance(password, str) else None
-    return APIError(400, "invalid_password", problem or PASSWORD_RULE)
+def check_new_password(password: str) -> str:
+    """The rules that need nothing but the password (a request model's field
+    validator); check_password_for_user adds the one that needs the user."""
+    problem = _password_problem(password)
+    if problem is not None:
+        raise InvalidInput("invalid_password", problem)
+    return password
+
+
+def check_password_for_user(password: str, username: str) -> str:
+    """The password is not built on its user's name (run by the account
+    service, which knows whose password it is)."""
+    if _built_on(password.casefold(), username.casefold()):
+        raise InvalidInput("invalid_password", _USERNAME_PROBLEM)
+    return password
+
+
+def check_device_name(name: str) -> str:
+    """A name a person gave a device or token, cleaned (clean_device_name)."""
+    if len(name) > MAX_DEVICE_NAME:
+        raise InvalidInput("invalid_input", f"'name' is longer than {MAX_DEVICE_NAME} characters.")
+    return clean_device_name(name)
+
+
+def clean_device_name(name: str) -> str:
+    """Control characters dropped, spaces trimmed, at most MAX_DEVICE_NAME
+    characters; InvalidInput if nothing is left."""
+    name = _CONTROL_C0.sub("", name).strip()[:MAX_DEVICE_NAME]
+    if not name:
+        raise InvalidInput("invalid_device_name", "A device name cannot be empty.")
+    return name
+
+
+_USERNAME_PROBLEM = "A password cannot be your username, nor your username reversed or with digits or symbols added."
 
 
 def password_problem(password: str, username: str | None = None) -> str | None:
     """Why `password` is refused, in a sentence for the person choosing it;
     None if it is fine."""
+    problem = _password_problem(password)
+    if problem is None and username and _built_on(password.casefold(), username.casefold()):
+        return _USERNAME_PROBLEM
+    return problem
+
+
+def _password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD:
         return f"A password needs at least {MIN_PASSWORD} characters; this one has {len(password)}."
     if len(password) > MAX_PASSWORD:
@@ -79,8 +123,6 @@ def password_problem(password: str, username: str | None = None) -> str | None:
         return "A password cannot be one character or a short pattern repeated (like aaaaaaaa or abcabcab)."
     if _is_run(lowered):
         return "A password cannot be a run of consecutive characters (like 12345678 or abcdefgh)."
-    if username and _built_on(lowered, username.casefold()):
-        return "A password cannot be your username, nor your username reversed or with digits or symbols added."
     if _built_on(lowered, SERVICE_NAME):
         return "A password cannot be the name of this service, nor that name with digits or symbols added."
     return None

@@ -10,7 +10,7 @@ lets a server ignore the header and send the whole file.
 """
 from __future__ import annotations
 
-from quart import Response, current_app, request, send_file
+from quart import Response, request, send_file
 from werkzeug.datastructures import ContentRange
 from werkzeug.http import parse_range_header
 from werkzeug.sansio.http import is_resource_modified
@@ -18,6 +18,7 @@ from werkzeug.sansio.http import is_resource_modified
 from .errors import APIError
 from .models.files import StoredFile
 from .storage import content_disposition, served_mime
+from .services import services
 
 DOWNLOAD_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -62,7 +63,7 @@ async def file_response(stored: StoredFile, *, data_type: str | None = None, dis
                         csp: str | None = None) -> Response:
     """The file with DOWNLOAD_HEADERS. Only the share page's PDF frame asks
     for `disposition="inline"` and its own `csp` (server/previews.py)."""
-    path = current_app.storage.path_of(stored.stored_name)
+    path = services().storage.path_of(stored.stored_name)
     try:
         response = await send_file(path, mimetype=served_mime(stored.mime), conditional=False)
     except FileNotFoundError:

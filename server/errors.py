@@ -1,14 +1,22 @@
-"""One error type, one JSON shape for the API, one friendly page for people."""
+"""One error path: one JSON shape for the API, one friendly page for people.
+
+Two kinds of refusal arrive here: APIError, raised where HTTP is the
+subject (a header, a body's size, who is asking), and the domain's
+problems.Problem, raised by services that know nothing of HTTP, whose
+status PROBLEM_STATUSES gives."""
 from __future__ import annotations
 
 import logging
 import math
 from urllib.parse import quote
 
-from quart import Quart, Response, jsonify, redirect, render_template, request
+from quart import Quart, Response, has_request_context, jsonify, redirect, render_template, request, websocket
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as NoRoute
+from werkzeug.routing import WebsocketMismatch
 
 from .log_safety import request_for_log
+from .problems import Conflict, InvalidCredentials, InvalidInput, NotFound, Problem, WrongPassword
 from .redirects import safe_next
 
 log = logging.getLogger(__name__)
@@ -61,13 +69,43 @@ class RateLimited(APIError):
                          {"Retry-After": str(self.retry_after)})
 
 
+# Each kind of domain refusal, as HTTP says it.
+PROBLEM_STATUSES: dict[type[Problem], int] = {
+    InvalidInput: 400,
+    InvalidCredentials: 401,
+    WrongPassword: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+
+
+def status_of(error: APIError | Problem) -> int:
+    """The HTTP status of a refusal of either kind."""
+    if isinstance(error, APIError):
+        return error.status
+    for kind in type(error).__mro__:
+        if kind in PROBLEM_STATUSES:
+            return PROBLEM_STATUSES[kind]
+    return 400
+
+
 def internal_error() -> APIError:
     """What a client is told about an unexpected error (it is logged, not shown)."""
     return APIError(500, "internal_error", _HTTP_MESSAGES[500])
 
 
+def incoming():
+    """What is being answered: the request, or a WebSocket handshake that the
+    live socket handed to Quart to refuse (server/live/connection.py)."""
+    return request if has_request_context() else websocket
+
+
 def wants_json() -> bool:
-    """Scripts and the app's fetch() get JSON; a browser navigating gets a page."""
+    """Scripts and the app's fetch() get JSON; a browser navigating gets a
+    page. A WebSocket's refusal is read by code (the browser hands scripts
+    no page), so it is JSON."""
+    if not has_request_context():
+        return True
     if request.is_json or "Authorization" in request.headers:
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
@@ -96,7 +134,7 @@ async def error_response(status: int, code: str, message: str, headers: dict[str
         )
     response.status_code = status
     response.headers.update(headers or {})
-    if _body_unread():
+    if has_request_context() and _body_unread():
         # Answered before the request body was all received (413, 401, …):
         # Hypercorn closes the connection after this response, as the request
         # can never complete. Saying so lets a keep-alive client (httpx,
@@ -142,15 +180,29 @@ def register_error_handlers(app: Quart) -> None:
     async def handle_api_error(error: APIError) -> Response:
         return await error_response(error.status, error.code, error.message, error.headers)
 
+    @app.errorhandler(Problem)
+    async def handle_problem(error: Problem) -> Response:
+        return await error_response(status_of(error), error.code, error.message)
+
+    @app.errorhandler(WebsocketMismatch)
+    async def handle_websocket_mismatch(error: WebsocketMismatch) -> Response:
+        # A WebSocket to a page's address, or a plain request to /ws: as
+        # nothing is there for the way it came, a 404 like any unknown path.
+        return await handle_http_exception(NoRoute())
+
     @app.errorhandler(HTTPException)
     async def handle_http_exception(error: HTTPException) -> Response:
         status = error.code or 500
+        if status == 405 and not has_request_context():
+            # A WebSocket to an address with HTTP methods only: no WebSocket
+            # is there, whatever else is (werkzeug says 405 first).
+            return await handle_http_exception(NoRoute())
         code = _HTTP_CODES.get(status, "error")
         message = _HTTP_MESSAGES.get(status) or error.description or code
         valid_methods = getattr(error, "valid_methods", None)
         headers = {"Allow": ", ".join(valid_methods)} if valid_methods else {}
         if status == 405 and valid_methods:
-            message = _method_not_allowed_message(request.method, valid_methods)
+            message = _method_not_allowed_message(incoming().method, valid_methods)
         retry_after = getattr(error, "retry_after", None)  # quart-rate-limiter's RateLimitExceeded
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, int(retry_after)))
@@ -159,6 +211,6 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def handle_unexpected(error: Exception) -> Response:
-        log.exception("unhandled error on %s", request_for_log(request))
+        log.exception("unhandled error on %s", request_for_log(incoming()))
         error = internal_error()
         return await error_response(error.status, error.code, error.message)

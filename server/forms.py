@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl
 
-from quart import current_app, g, request
+from quart import g, request
 
 from .errors import APIError
 from .storage import iter_body
+from .services import services
 
 SMALL_BODY_BYTES = 64 * 1024
 
@@ -22,7 +23,7 @@ async def read_small_body(limit: int = SMALL_BODY_BYTES) -> bytes:
     data = bytearray()
     # The same idle and minimum-rate guards as uploads: a login form trickled
     # a byte at a time must not hold a connection forever.
-    async for chunk in iter_body(request.body, current_app.config["CLOUDBUFFER"]["UPLOAD_IDLE_SECONDS"]):
+    async for chunk in iter_body(request.body, services().settings.upload_idle_seconds):
         data += chunk
         if len(data) > limit:
             raise APIError(413, "too_large", f"This request body is limited to {limit} bytes.")
@@ -59,29 +60,3 @@ async def _parse_input(limit: int) -> dict[str, str]:
         except UnicodeDecodeError:
             raise APIError(400, "invalid_form", "The form is not valid UTF-8.") from None
     raise APIError(415, "unsupported_media_type", "Send a JSON object or an HTML form.")
-
-
-def string_field(data: dict, name: str, *, required: bool = True, max_length: int | None = 1024) -> str:
-    """`max_length` None: the caller's own rule says how long it may be
-    (a new password, whose refusal says why)."""
-    value = data.get(name, "")
-    if not isinstance(value, str):
-        raise APIError(400, "invalid_input", f"'{name}' must be a string.")
-    if required and not value:
-        raise APIError(400, "invalid_input", f"'{name}' is required.")
-    if max_length is not None and len(value) > max_length:
-        raise APIError(400, "invalid_input", f"'{name}' is longer than {max_length} characters.")
-    return value
-
-
-def flag_field(data: dict, name: str) -> bool:
-    """A yes/no field: a JSON boolean, or a form's checkbox (sent as `on`
-    when ticked, left out when not)."""
-    value = data.get(name, False)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("on", "true", "1", "yes"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("", "off", "false", "0", "no"):
-        return False
-    raise APIError(400, "invalid_input", f"'{name}' must be true or false.")

@@ -16,10 +16,9 @@ from contextlib import contextmanager
 from functools import wraps
 from typing import Iterator
 
-from quart import current_app
-
 from .auth import current_principal
 from .errors import APIError
+from .services import services
 
 
 class BodiesInFlight:
@@ -58,7 +57,7 @@ def receives_body(handler):
         principal = await current_principal()
         if principal is None:
             return await handler(*args, **kwargs)
-        with current_app.bodies_in_flight.hold(principal.user_id):
+        with services().bodies_in_flight.hold(principal.user_id):
             return await handler(*args, **kwargs)
 
     hold_then_handle.receives_body = True  # read by the route-policy test

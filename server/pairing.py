@@ -31,6 +31,7 @@ from .buffer import publish
 from .errors import APIError
 from .models import pairings as pairings_model
 from .models.pairings import Pairing
+from .services import services
 
 PAIRING_SECONDS = 120
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -67,14 +68,6 @@ def claim_digest(claim: str) -> bytes:
     return _digest(b"pairing claim", claim)
 
 
-def check_payload(value) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > MAX_PAYLOAD_CHARS:
-        raise APIError(400, "invalid_payload", f"payload is a string of at most {MAX_PAYLOAD_CHARS} characters.")
-    return value
-
-
 def no_such_pairing() -> APIError:
     return APIError(404, "not_found", "No such pairing: it may have expired or been completed.")
 
@@ -92,7 +85,7 @@ def _write_start(conn, user_id: int, session_id: int, digest: bytes, now: float)
 
 async def start(user_id: int, session_id: int) -> tuple[str, Pairing]:
     code = new_code()
-    pairing = await current_app.db.write(_write_start, user_id, session_id, code_digest(code), time.time())
+    pairing = await services().db.write(_write_start, user_id, session_id, code_digest(code), time.time())
     return code, pairing
 
 
@@ -102,7 +95,7 @@ async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple
         raise invalid_code()
     secret = secrets.token_urlsafe(32)
     now = time.time()
-    pairing = await current_app.db.write(pairings_model.claim_pairing, code_digest(code), claim_digest(secret),
+    pairing = await services().db.write(pairings_model.claim_pairing, code_digest(code), claim_digest(secret),
                                          device_name, payload, now, now + PAIRING_SECONDS)
     if pairing is None:
         raise invalid_code()
@@ -119,7 +112,7 @@ def _write_decision(conn, user_id: int, pairing_id: int, approve: bool, payload:
 
 
 async def decide(user_id: int, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
-    pairing = await current_app.db.write(_write_decision, user_id, pairing_id, approve, payload, time.time())
+    pairing = await services().db.write(_write_decision, user_id, pairing_id, approve, payload, time.time())
     if pairing is None:
         raise APIError(409, "not_waiting", "No device is waiting on that code any more: it may have expired "
                                            "or been answered already.")

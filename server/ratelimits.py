@@ -35,6 +35,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from functools import wraps
+from typing import TYPE_CHECKING
 
 from quart import Quart, current_app, g, request
 from quart_rate_limiter import (QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, RateLimiter, rate_exempt,  # noqa: F401
@@ -42,6 +43,10 @@ from quart_rate_limiter import (QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, 
 from quart_rate_limiter.store import MemoryStore, RateLimiterStoreABC
 
 from .errors import APIError, RateLimited
+from .services import services
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,7 @@ def client_ip() -> str:
     """The client's address as far as we can trust it (see module doc)."""
     if "client_ip" in g:
         return g.client_ip
-    hops = current_app.config["CLOUDBUFFER"]["TRUSTED_HOPS"]
+    hops = services().settings.trusted_hops
     address = request.remote_addr or "unknown"
     if hops > 0:
         forwarded = [part.strip() for part in ",".join(request.headers.getlist("X-Forwarded-For")).split(",")]
@@ -272,7 +277,7 @@ async def spend_write(key: str) -> None:
     with the seconds until the next write is allowed."""
     if not current_app.config["QUART_RATE_LIMITER_ENABLED"]:
         return
-    store = current_app.extensions["cloudbuffer_rate_limiter"].store
+    store = services().rate_limiter.store
     wait = await store.take(f"writes-{WRITES.key}-{key}", WRITES)
     if wait > 0:
         raise RateLimited(wait, f"Too many writes: at most {WRITES.count} a minute for your buffer, uploads and "
@@ -299,11 +304,9 @@ def is_rate_limited(view) -> bool:
     return bool(getattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, None) or getattr(view, WRITE_BUDGET_ATTRIBUTE, False))
 
 
-def init_rate_limits(app: Quart) -> RateLimiter:
-    settings = app.config["CLOUDBUFFER"]
-    store = RedisStore(settings["REDIS_URL"]) if settings["REDIS_URL"] else PruningMemoryStore()
-    limiter = RateLimiter(app, key_function=ip_key, store=store, enabled=settings["RATE_LIMITS"])
-    app.extensions["cloudbuffer_rate_limiter"] = limiter
+def init_rate_limits(app: Quart, settings: Settings) -> RateLimiter:
+    store = RedisStore(settings.redis_url) if settings.redis_url else PruningMemoryStore()
+    limiter = RateLimiter(app, key_function=ip_key, store=store, enabled=settings.rate_limits)
     # Quart's own static route: the app's CSS and images, cheap and cached.
     rate_exempt(Quart.send_static_file)
     return limiter

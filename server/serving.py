@@ -33,6 +33,7 @@ from .config import ConfigError, load_settings
 from .data_dir import ensure_data_dir
 from .log_safety import LogSafeFormatter, escaped, log_safe_path, log_safe_text, redacted_query
 from .patches import apply_server_patches
+from .services import services
 
 log = logging.getLogger(__name__)
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
@@ -230,7 +231,7 @@ def build_config(bind: list[str] | None, workers: int | None, toml_path: Path | 
         config.workers = workers
     config.logger_class = RedactingLogger
     settings = load_settings()
-    if settings["REDIS_URL"] is None and config.workers > 1:
+    if settings.redis_url is None and config.workers > 1:
         raise ConfigError(
             f"{config.workers} workers need CLOUDBUFFER_REDIS_URL: with the in-process broker a change "
             "posted to one worker would never reach sockets held by another. Set CLOUDBUFFER_REDIS_URL "
@@ -242,7 +243,7 @@ def build_config(bind: list[str] | None, workers: int | None, toml_path: Path | 
     # message makes Hypercorn stop answering instead of closing with 1009, so
     # the app enforces the real limit itself (live.max_message_chars) and
     # this one sits well above it.
-    config.websocket_max_message_size = 4 * max_message_chars(settings["MAX_TEXT_BYTES"])
+    config.websocket_max_message_size = 4 * max_message_chars(settings.max_text_bytes)
     return config
 
 
@@ -250,7 +251,7 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
     from . import create_app
 
     app = create_app()
-    apply_server_patches(app.config["CLOUDBUFFER"])
+    apply_server_patches(services(app).settings)
     raise_open_file_limit()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cut_connections)
@@ -262,7 +263,7 @@ async def _serve(config: Config, sockets: Any, trigger) -> None:
 
     async def shutdown_trigger() -> None:
         await trigger()
-        app.shutting_down.set()
+        services(app).shutting_down.set()
         await asyncio.sleep(0.2)  # let open sockets send their 1001 close frames
 
     # worker_serve takes Hypercorn's app wrapper (it calls app(scope, receive,
@@ -328,7 +329,7 @@ def run(config: Config) -> int:
     sockets = listen(config)
     # Here, before any worker starts, so that tightening an old data dir is
     # said once (each worker's create_app then finds nothing left to do).
-    ensure_data_dir(load_settings()["DATA_DIR"])
+    ensure_data_dir(load_settings().data_dir)
     if config.workers <= 1:
         _worker(config, sockets)
         return 0

@@ -19,6 +19,7 @@ from quart import current_app, request
 
 from .models.files import Share
 from .models.sessions import hash_secret
+from .services import services
 
 MAX_TOKEN_CHARS = 128
 NONCE_BYTES = 16
@@ -38,7 +39,7 @@ def derive_token(nonce: bytes, secret_key: str | None = None) -> str:
 
 
 def public_base_url() -> str:
-    configured = current_app.config["CLOUDBUFFER"]["PUBLIC_URL"]
+    configured = services().settings.public_url
     return configured or request.host_url.rstrip("/")
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import AsyncIterable, AsyncIterator, Callable
 from urllib.parse import quote
 
-from quart import current_app, has_app_context, has_request_context, request
+from quart import has_app_context, has_request_context, request
 
 from .data_dir import create_private_file
 from .errors import APIError
+from .services import services
 
 WRITE_BATCH = 1024 * 1024  # bytes gathered before one write() in a thread
 WRITEBACK_EVERY = 16 * 1024 * 1024  # bytes written before their writeback is started
@@ -133,7 +134,7 @@ async def iter_body(body: AsyncIterable[bytes], idle_seconds: float,
     client must deliver min_rate × idle_seconds bytes, or finish.
     min_rate defaults to CLOUDBUFFER_UPLOAD_MIN_RATE."""
     if min_rate is None:
-        min_rate = current_app.config["CLOUDBUFFER"]["UPLOAD_MIN_RATE"] if has_app_context() else 0
+        min_rate = services().settings.upload_min_rate if has_app_context() else 0
     needed = min_rate * idle_seconds
     loop = asyncio.get_running_loop()
     iterator = body.__aiter__()

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from quart import current_app, request
+from quart import request
 from werkzeug.http import parse_options_header
 
 from . import buffer
 from .errors import APIError
 from .multipart import FilePart, MemoryPart, boundary_of, parse_form
 from .storage import guess_mime, iter_body, sanitize_filename
+from .services import services
 
 
 def filename_from_headers() -> str:
@@ -44,12 +45,12 @@ async def receive_form(principal, fields_limit: int, open_part=None):
     open_part() gives (by default an Upload limited by the user's allowance:
     size limit and quota), the text fields up to fields_limit bytes in all.
     The parts are open; the caller stores or closes them."""
-    settings = current_app.config["CLOUDBUFFER"]
+    settings = services().settings
     if open_part is None:
         limit, too_large = await buffer.upload_allowance(principal.user_id)
-        open_part = lambda: current_app.storage.new_upload(limit, too_large)  # noqa: E731
+        open_part = lambda: services().storage.new_upload(limit, too_large)  # noqa: E731
     return await parse_form(
-        iter_body(request.body, settings["UPLOAD_IDLE_SECONDS"]),
+        iter_body(request.body, settings.upload_idle_seconds),
         boundary_of(request.headers.get("Content-Type", "")),
         open_part,
         fields_limit=fields_limit,
@@ -84,6 +85,6 @@ async def receive_text_part(principal) -> bytes:
     """The original clients' way to post text: a multipart body whose one
     file part, named `file`, holds it. Kept in memory up to MAX_TEXT_BYTES,
     like a raw text body."""
-    limit = current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"]
+    limit = services().settings.max_text_bytes
     part = await _receive_one_part(principal, open_part=lambda: MemoryPart(limit, buffer.text_too_large))
     return bytes(part.upload.data)

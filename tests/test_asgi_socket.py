@@ -4,8 +4,6 @@ world. The socket over a real server is tested in tests/live/test_connection.py
 and tests/test_live_e2e.py."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from server.asgi_socket import ASGISocket, Disconnected
@@ -26,12 +24,10 @@ def make_socket(events: list[dict], extensions: dict | None = None,
     return ASGISocket(scope, receive, send), sent
 
 
-def test_request_headers_by_lower_case_name_first_value_wins_cookies_joined():
-    socket, _ = make_socket([], headers=[(b"Origin", b"http://a"), (b"origin", b"http://b"),
-                                         (b"Cookie", b"one=1"), (b"cookie", b"two=2"), (b"X-Other", b"\xe9")])
-    assert socket.request_headers() == {"origin": "http://a", "cookie": "one=1; two=2", "x-other": "é"}
+def test_forgetting_the_request_headers_empties_them():
+    socket, _ = make_socket([], headers=[(b"Origin", b"http://a"), (b"Cookie", b"one=1")])
     socket.forget_request_headers()
-    assert socket.request_headers() == {} and socket.scope["headers"] == []
+    assert socket.scope["headers"] == []
 
 
 async def test_receive_returns_text_or_bytes_then_disconnected_for_good():
@@ -56,21 +52,3 @@ async def test_accept_send_close_and_nothing_after_close():
     await socket.close(1000)
     assert sent == [{"type": "websocket.accept"}, {"type": "websocket.send", "text": "one"},
                     {"type": "websocket.close", "code": 4401, "reason": "logged out"}]
-
-
-async def test_reject_answers_json_over_http_where_the_server_can():
-    socket, sent = make_socket([], extensions={"websocket.http.response": {}})
-    await socket.reject(403, {"error": "cross_origin", "message": "no"})
-    start, body = sent
-    assert start["type"] == "websocket.http.response.start" and start["status"] == 403
-    headers = dict(start["headers"])
-    assert headers[b"content-type"] == b"application/json"
-    assert int(headers[b"content-length"]) == len(body["body"])
-    assert json.loads(body["body"]) == {"error": "cross_origin", "message": "no"}
-    assert body["more_body"] is False and socket.closed
-
-
-async def test_reject_without_the_http_response_extension_is_a_plain_refusal():
-    socket, sent = make_socket([], extensions=None)
-    await socket.reject(401, {"error": "unauthorized", "message": "log in"})
-    assert sent == [{"type": "websocket.close", "code": 1008}]

@@ -34,14 +34,14 @@ def cases():
 
 def test_defaults(tmp_path):
     settings = load_settings(environ={})
-    assert settings["DATA_DIR"] == Path("user_files").resolve()
-    assert settings["EXPIRE_SECONDS"] == 7200
-    assert settings["MAX_FILES"] == 10
-    assert settings["MAX_UPLOAD_BYTES"] == 1024**3
-    assert settings["QUOTA_BYTES"] == 5 * 1024**3
-    assert settings["UPLOAD_NICE"] == 10
-    assert settings["PUBLIC_URL"] is None and settings["REDIS_URL"] is None and settings["SECRET_KEY"] is None
-    assert {s.name for s in SETTINGS} <= set(settings)
+    assert settings.data_dir == Path("user_files").resolve()
+    assert settings.expire_seconds == 7200
+    assert settings.max_files == 10
+    assert settings.max_upload_bytes == 1024**3
+    assert settings.quota_bytes == 5 * 1024**3
+    assert settings.upload_nice == 10
+    assert settings.public_url is None and settings.redis_url is None and settings.secret_key is None
+    assert {s.attribute for s in SETTINGS} == set(vars(settings))
 
 
 def test_every_parser_has_bad_values():
@@ -88,19 +88,19 @@ def test_good_values_are_parsed():
         "CLOUDBUFFER_SECRET_KEY": "k" * 40,
         "CLOUDBUFFER_UPLOAD_NICE": "0",
     })
-    assert settings["DATA_DIR"] == Path("/srv/buffer")
-    assert settings["EXPIRE_SECONDS"] == 60
-    assert settings["MAX_UPLOAD_BYTES"] == 1048576
-    assert settings["PUBLIC_URL"] == "https://buffer.example.com"  # no trailing slash
-    assert settings["REDIS_URL"] == "redis://127.0.0.1:6379/0"
-    assert settings["ALLOWED_ORIGINS"] == ("https://a.example", "https://b.example")
-    assert settings["SECURE_COOKIES"] is False
-    assert settings["SECRET_KEY"] == "k" * 40
-    assert settings["UPLOAD_NICE"] == 0
+    assert settings.data_dir == Path("/srv/buffer")
+    assert settings.expire_seconds == 60
+    assert settings.max_upload_bytes == 1048576
+    assert settings.public_url == "https://buffer.example.com"  # no trailing slash
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.allowed_origins == ("https://a.example", "https://b.example")
+    assert settings.secure_cookies is False
+    assert settings.secret_key == "k" * 40
+    assert settings.upload_nice == 0
 
 
 def test_empty_values_mean_the_default():
-    assert load_settings(environ={"CLOUDBUFFER_EXPIRE_SECONDS": ""})["EXPIRE_SECONDS"] == 7200
+    assert load_settings(environ={"CLOUDBUFFER_EXPIRE_SECONDS": ""}).expire_seconds == 7200
 
 
 def test_unknown_overrides_are_refused():
@@ -110,7 +110,7 @@ def test_unknown_overrides_are_refused():
 
 def test_overrides_win_over_the_environment():
     settings = load_settings(environ={"CLOUDBUFFER_MAX_FILES": "3"}, overrides={"MAX_FILES": 7})
-    assert settings["MAX_FILES"] == 7
+    assert settings.max_files == 7
 
 
 async def test_sessions_survive_a_restart(tmp_path):
@@ -144,3 +144,13 @@ def test_configured_secret_key_is_used_as_is(tmp_path):
 def test_the_parsers_module_names_are_stable():
     # BAD_VALUES is keyed by parser name; a rename must update this test.
     assert {name for name in BAD_VALUES} <= {name for name in dir(config_module) if name.startswith("_")}
+
+
+def test_settings_are_frozen():
+    """Read once at start-up and shared by every service: nothing may change
+    them while the server runs."""
+    import dataclasses
+
+    settings = load_settings(environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.max_files = 1  # type: ignore[misc]

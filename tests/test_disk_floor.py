@@ -9,6 +9,7 @@ import sqlite3
 import httpx
 import pytest
 
+from server.services import services
 from server.errors import APIError
 from server.storage import Storage
 from tests.conftest import PASSWORD, register
@@ -54,7 +55,7 @@ async def test_uploads_and_texts_below_the_floor_get_507(app, client, monkeypatc
     await client.post("/file/buffer", data=b"before", headers={"X-Data-Type": "text"})
     disk = {"free": 110 * MIB}
     monkeypatch.setattr(Storage, "free_bytes", lambda self: disk["free"])
-    data_dir = app.config["CLOUDBUFFER"]["DATA_DIR"]
+    data_dir = services(app).settings.data_dir
     assert temp_files(data_dir) == [] and stored_files(data_dir) == []
     # Declared bigger than the room left: refused before a byte is written.
     body, content_type = multipart([("file", "big.bin", os.urandom(20 * MIB))])

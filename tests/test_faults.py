@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from server.services import services
 from tests.live_server import (LiveServer, live_server_factory, new_user, raw_request_head,  # noqa: F401
                                read_response, sigterm_with_sockets_open, wait_for)
 
@@ -429,7 +430,7 @@ async def test_an_orphan_file_and_an_orphan_row_are_reconciled(app, client):
                                        headers={"X-Data-Type": "file", "X-File-Name": "ok.txt"})).get_json()
     lost = await (await client.post("/file/buffer", data=b"lost",
                                     headers={"X-Data-Type": "file", "X-File-Name": "lost.txt"})).get_json()
-    data_dir = app.config["CLOUDBUFFER"]["DATA_DIR"]
+    data_dir = services(app).settings.data_dir
     names = dict(db_rows(data_dir, "SELECT filename, stored_name FROM files"))
     # The orphan row: its file vanished (a restored backup, a hand-made rm).
     (data_dir / "files" / names["lost.txt"]).unlink()
@@ -439,10 +440,10 @@ async def test_an_orphan_file_and_an_orphan_row_are_reconciled(app, client):
     hour_ago = time.time() - 3600
     os.utime(orphan, (hour_ago, hour_ago))
     # both uploads are older than the grace period
-    await app.db.write(lambda conn: conn.run("UPDATE files SET created_at = ?", (hour_ago,)))
+    await services(app).db.write(lambda conn: conn.run("UPDATE files SET created_at = ?", (hour_ago,)))
     os.utime(data_dir / "files" / names["ok.txt"], (hour_ago, hour_ago))
 
-    result = await sweeper.sweep_once(app.db, app.storage, 60)
+    result = await sweeper.sweep_once(services(app).db, services(app).storage, 60)
     assert (result["orphans"], result["missing_files"]) == (1, 1)
     assert not orphan.exists()
     assert db_rows(data_dir, "SELECT filename FROM files") == [("ok.txt",)]
@@ -451,6 +452,6 @@ async def test_an_orphan_file_and_an_orphan_row_are_reconciled(app, client):
     items = (await (await client.get("/file/buffer/items")).get_json())["items"]
     assert [item["id"] for item in items] == [healthy["id"]]
     # Nothing more to do the second time.
-    again = await sweeper.sweep_once(app.db, app.storage, 60)
+    again = await sweeper.sweep_once(services(app).db, services(app).storage, 60)
     assert (again["orphans"], again["missing_files"], again["rows"]) == (0, 0, 0)
 

@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import register
 from tests.helpers import BROWSER_ACCEPT, multipart
+from server.services import services
 
 # What Chrome sends for a share from the OS share sheet: a navigation with
 # no initiating site.
@@ -98,7 +99,7 @@ async def test_a_broken_body_stores_nothing(client, app):
                                  headers={**OS_SHARE, "Content-Type": content_type})
     assert response.status_code == 400
     assert await items(client) == []
-    assert list((app.config["CLOUDBUFFER"]["DATA_DIR"] / "tmp").iterdir()) == []
+    assert list((services(app).settings.data_dir / "tmp").iterdir()) == []
 
 
 async def test_get_goes_to_the_app(client):

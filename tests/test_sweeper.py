@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from server.services import services
 from server import sweeper
 from server.data_dir import ensure_data_dir
 from server.db import Database
@@ -166,8 +167,8 @@ async def test_the_app_sweeps_at_start_up(tmp_path):
     data_dir = tmp_path / "data"
     app = create_app({"DATA_DIR": str(data_dir)})
     async with app.test_app():
-        user = await app.db.write(users_model.insert_user, "alice", "hash")
-        await add_file(app.db, app.storage, user, "expired-before-restart", expires_at=time.time() - 1)
+        user = await services(app).db.write(users_model.insert_user, "alice", "hash")
+        await add_file(services(app).db, services(app).storage, user, "expired-before-restart", expires_at=time.time() - 1)
     restarted = create_app({"DATA_DIR": str(data_dir)})
     async with restarted.test_app():
         for _ in range(100):

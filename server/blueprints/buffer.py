@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from quart import Blueprint, Response, current_app, jsonify, request
+from quart import Blueprint, Response, jsonify, request
 
 from .. import buffer
 from .. import ratelimits
@@ -19,11 +19,11 @@ from ..models import items as items_model
 from ..share_links import link_json, share_json
 from ..storage import guess_mime, iter_body
 from ..uploads import filename_from_headers, is_multipart, receive_single_file, receive_text_part, require_filename
+from ..services import services
 
 blueprint = Blueprint("buffer", __name__)
 
 DATA_TYPES = ("text", "file")
-SHARE_CODES = {"expires_in": ("invalid_expiry", "expires_in is a whole number of seconds, at least 60.")}
 
 
 ITEM_KINDS = DATA_TYPES  # ?kind= of the history search
@@ -46,7 +46,7 @@ def _data_type() -> str:
 async def post_buffer():
     principal = await require_principal()
     data_type = _data_type()
-    settings = current_app.config["CLOUDBUFFER"]
+    settings = services().settings
     if data_type == "text":
         # The original clients post text as a form's one file part; its bytes
         # are the text, never the form around them (tests/test_fuzz.py found
@@ -54,7 +54,7 @@ async def post_buffer():
         if is_multipart():
             body = await receive_text_part(principal)
         else:
-            body = await read_small_body(settings["MAX_TEXT_BYTES"])
+            body = await read_small_body(settings.max_text_bytes)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -71,8 +71,8 @@ async def post_buffer():
     filename = require_filename(filename_from_headers())
     mime = guess_mime(filename, request.headers.get("Content-Type"))
     limit, too_large = await buffer.upload_allowance(principal.user_id)
-    async with current_app.storage.new_upload(limit, too_large) as upload:
-        async for chunk in iter_body(request.body, settings["UPLOAD_IDLE_SECONDS"]):
+    async with services().storage.new_upload(limit, too_large) as upload:
+        async for chunk in iter_body(request.body, settings.upload_idle_seconds):
             await upload.write(chunk)
         item = await buffer.store_file_item(principal, upload, filename, mime)
     return jsonify(buffer.item_json(item)), 201
@@ -89,7 +89,7 @@ async def _item_response(item) -> Response:
 
 
 async def _stored_file_of(item):
-    stored = await current_app.db.read(files_model.select_file, item.user_id, item.file_id, time.time())
+    stored = await services().db.read(files_model.select_file, item.user_id, item.file_id, time.time())
     if stored is None:
         raise APIError(404, "not_found", "That file is gone. It may have expired.")
     return stored
@@ -101,7 +101,7 @@ async def _stored_file_of(item):
 @login_required
 async def get_buffer():
     principal = await require_principal()
-    item = await current_app.db.read(items_model.select_current_item, principal.user_id, time.time())
+    item = await services().db.read(items_model.select_current_item, principal.user_id, time.time())
     if item is None:
         return Response("", status=204, headers={"Cache-Control": "private, no-store"})
     return await _item_response(item)
@@ -121,8 +121,8 @@ async def get_items():
     kind = request.args.get("kind") or None
     if kind is not None and kind not in ITEM_KINDS:
         raise APIError(400, "invalid_kind", "'kind' must be text or file.")
-    items, shares = await current_app.db.read(
-        _read_history, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"], query, kind)
+    items, shares = await services().db.read(
+        _read_history, principal.user_id, now, services().settings.history_size, query, kind)
     links: dict[int, list] = {}
     for share in shares:
         links.setdefault(share.file_id, []).append(share)
@@ -144,7 +144,7 @@ def _listed(item, links: dict[int, list]) -> dict:
 
 async def _own_item(item_id: int):
     principal = await require_principal()
-    item = await current_app.db.read(items_model.select_item, principal.user_id, item_id, time.time())
+    item = await services().db.read(items_model.select_item, principal.user_id, item_id, time.time())
     if item is None:
         raise APIError(404, "not_found", "No item with that id is in your buffer history.")
     return item
@@ -173,10 +173,12 @@ async def delete_item(item_id: int):
 @openapi(errors=(409,))
 @spends_write_budget
 @login_required
-@accepts(schema.ShareRequest, codes=SHARE_CODES)
-async def post_item_share(item_id: int):
+@accepts(schema.ShareRequest)
+async def post_item_share(item_id: int, data: schema.ShareRequest):
     """The file's live link (200) or, if it has none or `new` is asked, a new one (201)."""
     principal = await require_principal()
+    # The values as sent: share_lifetime is stricter about digits than the
+    # model's integer (" 60" and "٦٠" are no lifetime), and `new` is a flag.
     data = await read_input()
     lifetime = buffer.share_lifetime(data.get("expires_in"))
     new = data.get("new") in (True, "true", "1", "on")

@@ -5,7 +5,7 @@ import asyncio
 import time
 from urllib.parse import quote
 
-from quart import Blueprint, Response, current_app, jsonify, render_template, request
+from quart import Blueprint, Response, jsonify, render_template, request
 
 from .. import buffer
 from .. import ratelimits
@@ -14,20 +14,22 @@ from ..api_schema import openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, public, require_principal
 from ..downloads import file_response
-from ..errors import APIError, wants_json
+from ..errors import APIError
 from ..inflight import receives_body
+from ..pages import or_page
 from ..models import files as files_model
 from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
 from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
 from ..storage import served_mime
 from ..uploads import receive_single_file
+from ..services import services
 
 blueprint = Blueprint("files", __name__)
 
 async def _share_from_request(token: str | None):
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
-    share = await current_app.db.read(files_model.select_share_by_token, token, time.time())
+    share = await services().db.read(files_model.select_share_by_token, token, time.time())
     if share is None:
         raise APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
     return share
@@ -37,9 +39,28 @@ async def _share_from_request(token: str | None):
 @rate_limit(limits=ratelimits.PAGE)
 @login_required
 async def get_load():
-    settings = current_app.config["CLOUDBUFFER"]
-    return await render_template("file/load.html", max_bytes=settings["MAX_UPLOAD_BYTES"],
-                                 expire_seconds=settings["EXPIRE_SECONDS"])
+    settings = services().settings
+    return await render_template("file/load.html", max_bytes=settings.max_upload_bytes,
+                                 expire_seconds=settings.expire_seconds)
+
+
+async def _store_share() -> dict:
+    """The posted file, stored as a share link: the link's JSON."""
+    principal = await require_principal()
+    # Both checked before a byte of the file is read.
+    lifetime = buffer.share_lifetime(request.args.get("expires_in"))
+    await buffer.check_share_room(principal.user_id)
+    upload, filename, mime = await receive_single_file(principal)
+    async with upload:
+        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime)
+    return share_json(token, stored)
+
+
+async def _link_page():
+    """A browser's upload form: the page with the link and its QR code."""
+    share = await _store_share()
+    svg = (await asyncio.to_thread(qr_svg, share["url"])).decode()
+    return await render_template("file/link.html", share=share, qr_svg=svg), 201
 
 
 @blueprint.post("/file/load")
@@ -48,19 +69,9 @@ async def get_load():
 @spends_write_budget
 @login_required
 @receives_body
+@or_page(_link_page)
 async def post_load():
-    principal = await require_principal()
-    # Both checked before a byte of the file is read.
-    lifetime = buffer.share_lifetime(request.args.get("expires_in"))
-    await buffer.check_share_room(principal.user_id)
-    upload, filename, mime = await receive_single_file(principal)
-    async with upload:
-        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime)
-    share = share_json(token, stored)
-    if wants_json():
-        return jsonify(share), 201
-    svg = (await asyncio.to_thread(qr_svg, share["url"])).decode()
-    return await render_template("file/link.html", share=share, qr_svg=svg), 201
+    return jsonify(await _store_share()), 201
 
 
 @blueprint.get("/file/get")
@@ -111,7 +122,7 @@ async def _landing_page(share, base: str) -> Response:
     kind = preview_kind(mime)
     text = None
     if kind == "text":
-        text = await text_preview(current_app.storage.path_of(stored.stored_name))
+        text = await text_preview(services().storage.path_of(stored.stored_name))
         if text is None:
             raise APIError(404, "not_found", "That file is gone. It may have expired.")
     page = await render_template("file/shared.html", share=share, file=stored, mime=mime, kind=kind, text=text,

@@ -10,15 +10,17 @@ from quart import Blueprint, current_app, jsonify, redirect, render_template, re
 from .. import api_schema as schema
 from .. import pairing
 from .. import ratelimits
-from ..api_schema import accepts, openapi, responds
-from ..auth import (clean_device_name, device_name_from_user_agent, login_required, public, require_principal,
+from ..api_schema import accepted, accepts, openapi, responds
+from ..auth import (device_name_from_user_agent, login_required, public, require_principal,
                     start_session)
-from ..errors import APIError, wants_json
-from ..forms import read_input, string_field
+from ..errors import APIError
+from ..forms import read_input
 from ..models import pairings as pairings_model
 from ..models import users as users_model
+from ..pages import REFUSALS, form_again, or_page
 from ..ratelimits import rate_limit
 from ..share_links import public_base_url, qr_svg
+from ..services import services
 
 blueprint = Blueprint("pairing", __name__)
 
@@ -64,17 +66,15 @@ async def post_pairing():
 @login_required
 async def get_pairing(pairing_id: int):
     principal = await require_principal()
-    found = await current_app.db.read(pairings_model.select_pairing, principal.user_id, pairing_id, time.time())
+    found = await services().db.read(pairings_model.select_pairing, principal.user_id, pairing_id, time.time())
     if found is None:
         raise pairing.no_such_pairing()
     return jsonify(pairing.pairing_message(found))
 
 
-async def _decide(pairing_id: int, approve: bool):
+async def _decide(pairing_id: int, approve: bool, payload: str | None = None):
     principal = await _require_session()
-    data = await read_input()
-    payload = pairing.check_payload(data.get("payload")) if approve else None
-    decided = await pairing.decide(principal.user_id, pairing_id, approve, payload)
+    decided = await pairing.decide(principal.user_id, pairing_id, approve, payload or None)
     return jsonify(pairing.pairing_message(decided))
 
 
@@ -84,8 +84,8 @@ async def _decide(pairing_id: int, approve: bool):
 @rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @login_required
 @accepts(schema.PairingApproval)
-async def approve_pairing(pairing_id: int):
-    return await _decide(pairing_id, True)
+async def approve_pairing(pairing_id: int, data: schema.PairingApproval):
+    return await _decide(pairing_id, True, data.payload)
 
 
 @blueprint.post("/account/pairings/<int:pairing_id>/refuse")
@@ -107,34 +107,43 @@ async def get_join_page():
                                  device_name=device_name_from_user_agent(request.headers.get("User-Agent", "")))
 
 
+def _with_claim_cookie(response, claim: str):
+    response.set_cookie(CLAIM_COOKIE, claim, max_age=pairing.PAIRING_SECONDS, path="/pair", httponly=True,
+                        samesite="Strict", secure=current_app.config["QUART_AUTH_COOKIE_SECURE"])
+    return response
+
+
+async def _join_page():
+    """A browser's join form: the wait page, or the form again saying why not."""
+    try:
+        data = await accepted(schema.PairingRequest)
+        claim, _ = await pairing.claim(data.code, data.device_name, data.payload or None)
+    except REFUSALS as error:
+        typed = await _typed()
+        return await form_again("pair/join.html", error, code=typed.get("code", ""),
+                                device_name=typed.get("device_name", ""))
+    return _with_claim_cookie(redirect("/pair/wait", 303), claim)
+
+
+async def _typed() -> dict:
+    try:
+        return await read_input()
+    except REFUSALS:
+        return {}
+
+
 @blueprint.post("/pair")
 @responds({201: schema.PairingClaim})
 @openapi(errors=(404,))
 @rate_limit(limits=ratelimits.PAIR_CLAIM)
 @public
+@or_page(_join_page)
 @accepts(schema.PairingRequest)
-async def post_join():
-    data: dict = {}
-    try:
-        data = await read_input()
-        code = string_field(data, "code", max_length=32)
-        name = clean_device_name(string_field(data, "device_name", max_length=64))
-        payload = pairing.check_payload(data.get("payload"))
-        claim, claimed = await pairing.claim(code, name, payload)
-    except APIError as error:
-        if wants_json():
-            raise
-        page = await render_template("pair/join.html", error=error.message, code=data.get("code", ""),
-                                     device_name=data.get("device_name", ""))
-        return page, error.status
-    if wants_json():
-        response = jsonify(claim=claim, status=claimed.status, expires_at=claimed.expires_at)
-        response.status_code = 201
-    else:
-        response = redirect("/pair/wait", 303)
-    response.set_cookie(CLAIM_COOKIE, claim, max_age=pairing.PAIRING_SECONDS, path="/pair", httponly=True,
-                        samesite="Strict", secure=current_app.config["QUART_AUTH_COOKIE_SECURE"])
-    return response
+async def post_join(data: schema.PairingRequest):
+    claim, claimed = await pairing.claim(data.code, data.device_name, data.payload or None)
+    response = jsonify(claim=claim, status=claimed.status, expires_at=claimed.expires_at)
+    response.status_code = 201
+    return _with_claim_cookie(response, claim)
 
 
 def _claim() -> str:
@@ -161,7 +170,7 @@ async def get_wait_page():
 @rate_limit(limits=ratelimits.PAIR_WAIT)
 @public
 async def get_join_status():
-    found = await current_app.db.read(pairings_model.select_pairing_by_claim, pairing.claim_digest(_claim()),
+    found = await services().db.read(pairings_model.select_pairing_by_claim, pairing.claim_digest(_claim()),
                                       time.time())
     if found is None:
         raise _expired_claim()
@@ -176,15 +185,15 @@ async def get_join_status():
 async def post_join_complete():
     """The approved device becomes a session of the account (its cookie is set)."""
     digest = pairing.claim_digest(_claim())
-    taken = await current_app.db.write(pairings_model.take_approved_pairing, digest, time.time())
+    taken = await services().db.write(pairings_model.take_approved_pairing, digest, time.time())
     if taken is None:
-        found = await current_app.db.read(pairings_model.select_pairing_by_claim, digest, time.time())
+        found = await services().db.read(pairings_model.select_pairing_by_claim, digest, time.time())
         if found is None:
             raise _expired_claim()
         if found.status == "refused":
             raise APIError(409, "refused", "The other device refused this one.")
         raise APIError(409, "not_approved", "The other device has not answered yet.")
-    user = await current_app.db.read(users_model.select_user_by_id, taken.user_id)
+    user = await services().db.read(users_model.select_user_by_id, taken.user_id)
     session = await start_session(user, taken.device_name)
     response = jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name},
                        payload=taken.approval_payload)

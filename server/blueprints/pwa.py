@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from markupsafe import Markup, escape
-from quart import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from quart import Blueprint, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import NotFound
 from werkzeug.security import safe_join
 
@@ -29,10 +29,12 @@ from .. import buffer
 from .. import ratelimits
 from ..ratelimits import rate_exempt, rate_limit, spends_write_budget
 from ..auth import current_principal, public
-from ..errors import APIError, wants_json
+from ..errors import APIError
 from ..inflight import receives_body
+from ..pages import or_page
 from ..storage import guess_mime, sanitize_filename
 from ..uploads import receive_form
+from ..services import services
 
 blueprint = Blueprint("pwa", __name__)
 
@@ -191,13 +193,13 @@ SHARE_LIFETIMES = (600, 3600, 7200, 86400, 7 * 86400, 30 * 86400)
 
 
 def default_share_seconds(settings: dict) -> int:
-    return min(settings["EXPIRE_SECONDS"], settings["SHARE_MAX_SECONDS"])
+    return min(settings.expire_seconds, settings.share_max_seconds)
 
 
 def share_lifetimes(settings: dict) -> list[int]:
     """The choices the app offers for a new link: the usual ones up to the
     operator's maximum, with the default and the maximum themselves."""
-    longest = settings["SHARE_MAX_SECONDS"]
+    longest = settings.share_max_seconds
     choices = {seconds for seconds in SHARE_LIFETIMES if seconds <= longest}
     choices |= {default_share_seconds(settings), longest}
     return sorted(seconds for seconds in choices if seconds >= 60)
@@ -231,10 +233,10 @@ async def get_app():
     principal = await current_principal()
     if principal is None:
         return redirect("/account/login", 303)
-    settings = current_app.config["CLOUDBUFFER"]
+    settings = services().settings
     response = Response(await render_template(
         "pwa/app.html", principal=principal,
-        max_upload_bytes=settings["MAX_UPLOAD_BYTES"], max_text_bytes=settings["MAX_TEXT_BYTES"],
+        max_upload_bytes=settings.max_upload_bytes, max_text_bytes=settings.max_text_bytes,
         share_lifetimes=share_lifetimes(settings), default_share_seconds=default_share_seconds(settings),
     ), content_type="text/html; charset=utf-8")
     # The service worker keeps its own copy for offline use; the HTTP cache
@@ -358,24 +360,19 @@ async def get_share_target():
     return redirect("/", 303)
 
 
-@blueprint.post("/share-target")
-@spends_write_budget
-@public  # a logged-out share is sent to the login page (see docs/pwa.md)
-@receives_body
-async def post_share_target():
-    """The manifest's share_target, for when no service worker took the POST
-    (normally the worker keeps the share in IndexedDB and the app uploads it).
-    Text and URL become a text item, each file a file item; the last is the
-    buffer."""
+async def _shared_page():
     principal = await current_principal()
     if principal is None:
         # Without a worker there is nowhere to keep the share until the person
         # has logged in; the page tells them to share again.
-        if wants_json():
-            raise APIError(401, "unauthorized", "Log in, then share again.")
         return redirect("/account/login?next=/&shared=lost", 303)
+    return redirect(f"/?shared={len(await _store_shared(principal))}", 303)
+
+
+async def _store_shared(principal) -> list:
+    """The shared title, text, URL and files, stored as buffer items."""
     # Title, text and URL become one text item: one item's worth in all.
-    form = await receive_form(principal, fields_limit=current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"])
+    form = await receive_form(principal, fields_limit=services().settings.max_text_bytes)
     stored = []
     try:
         field = lambda name: (form.fields.get(name) or [""])[0]  # noqa: E731
@@ -393,6 +390,20 @@ async def post_share_target():
     finally:
         for part in form.files:
             await part.upload.__aexit__(None, None, None)  # removes what was not stored
-    if wants_json():
-        return jsonify(items=[buffer.item_json(item) for item in stored]), 201
-    return redirect(f"/?shared={len(stored)}", 303)
+    return stored
+
+
+@blueprint.post("/share-target")
+@spends_write_budget
+@public  # a logged-out share is sent to the login page (see docs/pwa.md)
+@receives_body
+@or_page(_shared_page)
+async def post_share_target():
+    """The manifest's share_target, for when no service worker took the POST
+    (normally the worker keeps the share in IndexedDB and the app uploads it).
+    Text and URL become a text item, each file a file item; the last is the
+    buffer."""
+    principal = await current_principal()
+    if principal is None:
+        raise APIError(401, "unauthorized", "Log in, then share again.")
+    return jsonify(items=[buffer.item_json(item) for item in await _store_shared(principal)]), 201

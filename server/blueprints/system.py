@@ -1,13 +1,14 @@
 """Operational endpoints."""
 from __future__ import annotations
 
-from quart import Blueprint, current_app, jsonify
+from quart import Blueprint, jsonify
 
 from .. import __version__
 from ..auth import public
 from ..ratelimits import rate_exempt
 from ..api_schema import responds
 from .. import api_schema as schema
+from ..services import services
 
 blueprint = Blueprint("system", __name__)
 
@@ -17,8 +18,8 @@ blueprint = Blueprint("system", __name__)
 @rate_exempt  # load balancers poll it; one cheap query
 @public
 async def get_health():
-    db_ok = await current_app.db.ping()
-    broker = current_app.broker
+    db_ok = await services().db.ping()
+    broker = services().broker
     status = "ok" if db_ok and broker.status == "ok" else ("degraded" if db_ok else "down")
     body = {
         "status": status,

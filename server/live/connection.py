@@ -11,13 +11,15 @@ Quart's route holds 13.7 KiB per socket where this ASGI path holds 1.0 KiB
 for the same accept-and-wait (its Websocket object and Headers copy, the
 websocket context, an asyncio.Queue, three tasks), which would take benchmark
 #3 to ~34.5 KiB per socket, past its bounds (bench/findings.md, session 7).
-What the handshake reads comes from the same code requests use: werkzeug's
-sansio cookie and Host parsers (those behind Quart's request.cookies and
-request.host), auth.origin_is_allowed and auth.principal_from_credentials;
-refusals are errors.APIError with the API's JSON shape. The app's error
-handlers themselves read Quart's `request`, which a socket outside Quart
-has not got; and Quart's own root_path split is private (quart.asgi), hence
-_app_path.
+What the handshake reads comes from the same code requests use: Quart's
+own Websocket object, built for the handshake alone (its headers, cookies
+and Host), auth.origin_is_allowed and auth.principal_from_credentials.
+A socket this module does not serve is Quart's to answer: any other path
+(Quart's routing, a 404), and a handshake refused before the accept (an
+APIError, or an unexpected error), which is handed to Quart's /ws route
+(`_refuse`) so that the app's own error path (errors.py) answers it, as it
+answers requests. Quart's own root_path split is private (quart.asgi),
+hence _app_path.
 """
 from __future__ import annotations
 
@@ -25,20 +27,20 @@ import asyncio
 import logging
 import secrets
 
-from quart import current_app
-from werkzeug.sansio.http import parse_cookie
-from werkzeug.sansio.utils import get_host
+from quart import Quart, Websocket, current_app, websocket
+from werkzeug.datastructures import Headers
 
 from .. import __version__, buffer, ratelimits
 from ..asgi_socket import ASGISocket, Disconnected
-from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials,
+from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials, public,
                     principal_still_valid, session_cookie_name)
 from ..broker import RESYNC
 from ..errors import APIError, RateLimited, internal_error
 from . import protocol
 from .keepalive import KeepAlive
-from .protocol import (CLOSE_INTERNAL_ERROR, CLOSE_REVOKED, CLOSE_TRY_AGAIN, SNAPSHOT, ClientState, Close,
-                       Refused)
+from .protocol import (CLOSE_INTERNAL_ERROR, CLOSE_POLICY, CLOSE_REVOKED, CLOSE_TRY_AGAIN, SNAPSHOT, ClientState,
+                       Close, Refused)
+from ..services import services
 
 log = logging.getLogger(__name__)
 # Which worker process holds a socket: helps operators (and tests) see how
@@ -91,7 +93,7 @@ class LiveConnection(ClientState):
         await self.send(await buffer.snapshot(self.principal.user_id))
 
     async def send_devices(self) -> None:
-        await self.send(protocol.devices(await current_app.presence.list(self.principal.user_id)))
+        await self.send(protocol.devices(await services().presence.list(self.principal.user_id)))
 
     async def store_text(self, text: str) -> int:
         """A `set`'s write: the user's write budget, then the buffer."""
@@ -103,13 +105,34 @@ class LiveConnection(ClientState):
                           error.retry_after if isinstance(error, RateLimited) else None) from None
 
 
+REFUSAL = "cloudbuffer.refusal"  # the scope key that hands a refused handshake's error to Quart
+
+
+def serve_live_sockets(app: Quart, keep_alive: KeepAlive) -> None:
+    """Serve /ws in front of the app (LiveSocketsFirst around app.asgi_app),
+    and give Quart the /ws route on which it answers refused handshakes."""
+    app.add_websocket(LIVE_PATH, "live_socket", _refuse)
+    app.asgi_app = LiveSocketsFirst(app, app.asgi_app, keep_alive)
+
+
+# Public and unlimited on purpose: it serves nobody, it only answers a
+# handshake that _authenticate (credentials, Origin) or the cap already refused.
+@public
+@ratelimits.rate_exempt
+async def _refuse() -> None:
+    """Quart's /ws route: only ever called with a handshake LiveSocketsFirst
+    refused; raising its error sends it down the app's error path, which
+    answers it as JSON (errors.py), before any accept."""
+    raise websocket.scope.pop(REFUSAL, None) or internal_error()
+
+
 class LiveSocketsFirst:
-    """ASGI middleware around Quart (app.asgi_app): WebSockets are served
-    here, straight on ASGI (server/asgi_socket.py says why), and HTTP goes
-    on to Quart. /ws is the only WebSocket; any other path is a 404.
-    Refusals are APIErrors, answered as JSON like any API error; unexpected
-    errors are logged here: before the handshake is answered the client gets
-    a 500 with the usual JSON error, after it a close with 1011."""
+    """ASGI middleware around Quart (app.asgi_app): live sockets at /ws are
+    served here, straight on ASGI (server/asgi_socket.py says why), and all
+    else goes on to Quart: HTTP, WebSockets to other paths (Quart's routing
+    answers them 404), and a handshake refused before the accept, handed to
+    Quart's /ws route with its error. An unexpected error after the accept
+    is logged here and closes the socket with 1011."""
 
     def __init__(self, app, asgi_app, keep_alive: KeepAlive) -> None:
         self.app = app
@@ -117,23 +140,39 @@ class LiveSocketsFirst:
         self.keep_alive = keep_alive
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "websocket":
+        if scope["type"] != "websocket" or _app_path(scope) != LIVE_PATH:
             await self.asgi_app(scope, receive, send)
             return
         socket = ASGISocket(scope, receive, send)
         async with self.app.app_context():
             try:
-                if _app_path(scope) != LIVE_PATH:
-                    raise APIError(404, "not_found", f"The live socket is at {LIVE_PATH}.")
                 await _handshake_and_serve(socket, self.keep_alive)
+                return
             except Exception as error:
-                if not isinstance(error, APIError) or socket.accepted:
-                    log.exception("unhandled error on a websocket")
-                    error = internal_error()
                 if socket.accepted:
+                    log.exception("unhandled error on a websocket")
                     await socket.close(CLOSE_INTERNAL_ERROR, "internal error")
-                elif not socket.closed:
-                    await socket.reject(error.status, {"error": error.code, "message": error.message})
+                    return
+                refusal = error
+        if not socket.closed:
+            scope[REFUSAL] = refusal
+            await self.asgi_app(scope, receive, send if _can_answer_http(scope) else _policy_close(send))
+
+
+def _can_answer_http(scope) -> bool:
+    return "websocket.http.response" in (scope.get("extensions") or {})
+
+
+def _policy_close(send):
+    """Where the server cannot send an HTTP answer to a handshake, Quart
+    closes it with 1000; a refusal is a policy close (1008)."""
+
+    async def refusing(message) -> None:
+        if message["type"] == "websocket.close":
+            message = {**message, "code": CLOSE_POLICY}
+        await send(message)
+
+    return refusing
 
 
 def _app_path(scope) -> str:
@@ -145,27 +184,45 @@ def _app_path(scope) -> str:
     return path.removeprefix(root_path) if path.startswith(root_path) and path != root_path else ""
 
 
+def _handshake(scope) -> Websocket:
+    """The handshake as Quart reads a request: its Headers, and so its
+    cookies (all Cookie headers, werkzeug's sansio parser, which leaves a
+    Latin-1 byte another app on the host may have set alone) and its Host
+    (default ports dropped, a malformed one empty, the server's address
+    when there is none). Kept only while the socket is authenticated: an
+    idle socket holds none of it (tests/live/test_memory.py)."""
+    headers = Headers()
+    for name, value in scope.get("headers", ()):
+        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    return current_app.websocket_class(
+        LIVE_PATH, scope.get("query_string", b""), scope.get("scheme", "ws"), headers, scope.get("root_path", ""),
+        scope.get("http_version", "1.1"), list(scope.get("subprotocols", ())),
+        # The socket itself is ASGISocket's; this object only describes the handshake.
+        _not_here, _not_here, _not_here, _not_here, scope=scope,
+    )
+
+
+async def _not_here(*args) -> None:
+    raise RuntimeError("the live socket is served by ASGISocket, not Quart's Websocket")
+
+
 async def _authenticate(socket: ASGISocket) -> Principal:
     """The socket's principal, or an APIError refusing the handshake."""
-    headers = socket.request_headers()
-    if headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers:
+    handshake = _handshake(socket.scope)
+    headers = handshake.headers
+    if headers.get("Content-Length", "0").strip() != "0" or "Transfer-Encoding" in headers:
         # Hypercorn answers body bytes sent before the accept with a 400 and
         # then never tells the app the client is gone: the socket would be
         # served, unreachable, until the server stops.
         raise APIError(400, "bad_request", "A WebSocket handshake carries no body.")
-    origin = headers.get("origin")
-    token = bearer_from_header(headers.get("authorization", ""))
-    # The Host as Quart read it: default ports dropped, a malformed one empty,
-    # the server's address when there is none.
-    scheme = socket.scope.get("scheme", "ws")
-    own_origin = origin_of(scheme, get_host(scheme, headers.get("host"), socket.scope.get("server")))
+    origin = headers.get("Origin")
+    token = bearer_from_header(headers.get("Authorization", ""))
+    own_origin = origin_of(handshake.scheme, handshake.host)
     if origin is not None and not origin_is_allowed(origin, own_origin):
         raise APIError(403, "cross_origin", "WebSocket connections from other sites are not allowed.")
     if origin is None and token is None:
         raise APIError(403, "origin_required", "A browser WebSocket must send Origin; scripts use a bearer token.")
-    # sansio's parser, as Quart's cookies use: werkzeug.http's re-decodes as
-    # UTF-8 and raises on a Latin-1 byte another app on the host may have set.
-    cookie = parse_cookie(headers.get("cookie", "")).get(session_cookie_name()) if token is None else None
+    cookie = handshake.cookies.get(session_cookie_name()) if token is None else None
     principal = await principal_from_credentials(token, cookie)
     if principal is None:
         raise APIError(401, "unauthorized", "Log in or send an API token to open the live socket.")
@@ -175,10 +232,10 @@ async def _authenticate(socket: ASGISocket) -> Principal:
 async def _handshake_and_serve(socket: ASGISocket, keep_alive: KeepAlive) -> None:
     principal = await _authenticate(socket)
     user_id = principal.user_id
-    counts = current_app.live_counts
-    presence = current_app.presence
-    settings = current_app.config["CLOUDBUFFER"]
-    cap = settings["WS_MAX_PER_USER"]
+    counts = services().live_counts
+    presence = services().presence
+    settings = services().settings
+    cap = settings.ws_max_per_user
     conn = LiveConnection(principal, socket)
     # Count this socket first, here and in presence, then compare the
     # totals with the cap: sockets opening at the same moment, on this
@@ -202,9 +259,9 @@ async def _handshake_and_serve(socket: ASGISocket, keep_alive: KeepAlive) -> Non
         # idle socket (#3 in docs/benchmarks.md; tests/live/test_memory.py
         # holds the figure). Work that ends before the socket idles
         # (_authenticate) or runs only per event (_pass_on) has its own function.
-        async with current_app.broker.subscribe(user_id) as subscription:
+        async with services().broker.subscribe(user_id) as subscription:
             conn.subscription = subscription
-            await conn.send(protocol.hello(__version__, NODE_ID, conn.device, settings["MAX_TEXT_BYTES"]))
+            await conn.send(protocol.hello(__version__, NODE_ID, conn.device, settings.max_text_bytes))
             await conn.send_snapshot()
             await buffer.publish(user_id, {"type": "_presence"})
             # The handler pumps events to the socket itself; reading the client is
@@ -212,7 +269,7 @@ async def _handshake_and_serve(socket: ASGISocket, keep_alive: KeepAlive) -> Non
             # worker asks for (shutdown, a silent heartbeat, a session gone) wake
             # the pump through the subscription, so an idle socket waits on its
             # queue alone (#3 in docs/benchmarks.md).
-            reader = asyncio.create_task(_read_client(conn, protocol.max_message_chars(settings["MAX_TEXT_BYTES"])))
+            reader = asyncio.create_task(_read_client(conn, protocol.max_message_chars(settings.max_text_bytes)))
             keep_alive.add(conn)
             try:
                 while await _pass_on(conn, await subscription.get(), reader):

@@ -21,11 +21,14 @@ class KeepAlive:
     starts shutting down every socket is asked to close with 1001. A task
     per socket did the same at ~1.3 KiB each (#3 in docs/benchmarks.md).
 
-    One per app, built by create_app; the sockets it visits are
+    One per app, built by create_app and kept in its Services (whose
+    broker, presence and shutting_down it uses); `app_context` is the app's,
+    entered for each slice's work. The sockets it visits are
     connection.LiveConnection records (request_close wakes their pump)."""
 
-    def __init__(self, app) -> None:
-        self.app = app
+    def __init__(self, app_context, services) -> None:
+        self.app_context = app_context
+        self.services = services
         # Read at each turn, so tests can shorten it.
         self.connections = Rounds(lambda: PRESENCE_REFRESH, self._visit, "cloudbuffer-live-keep-alive")
         self._shutdown_watch: asyncio.Task | None = None
@@ -38,19 +41,19 @@ class KeepAlive:
         if self._shutdown_watch is None or self._shutdown_watch.get_loop() is not loop:
             self._shutdown_watch = loop.create_task(self._close_all_at_shutdown(),
                                                     name="cloudbuffer-live-shutdown-watch")
-        if self.app.shutting_down.is_set():
+        if self.services.shutting_down.is_set():
             conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
 
     def discard(self, conn) -> None:
         self.connections.discard(conn)
 
     async def _close_all_at_shutdown(self) -> None:
-        await self.app.shutting_down.wait()
+        await self.services.shutting_down.wait()
         for conn in list(self.connections):
             conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
 
     async def _visit(self, connections: list) -> None:
-        async with self.app.app_context():
+        async with self.app_context():
             now = time.monotonic()
             for conn in connections:
                 if conn.heartbeats and now - conn.last_heard > HEARTBEAT_TIMEOUT:
@@ -62,12 +65,12 @@ class KeepAlive:
             # lost in an outage is caught by the check after the RESYNC; polling
             # the database for every socket every period would cost a query per
             # socket per 20 s -- the fan-out capacity benchmark (#2) hit that wall.
-            if self.app.broker.name == "memory":
+            if self.services.broker.name == "memory":
                 valid = await asyncio.gather(*(principal_still_valid(c.principal) for c in connections))
                 for conn, still_valid in zip(connections, valid):
                     if not still_valid:
                         conn.request_close(CLOSE_REVOKED, "this device was logged out")
                 connections = [c for c in connections if c.closing is None]
-            presence = self.app.presence  # batches one slice's refreshes into one round trip
+            presence = self.services.presence  # batches one slice's refreshes into one round trip
             await asyncio.gather(*(presence.refresh(c.principal.user_id, c.conn_id, c.device)
                                    for c in connections))

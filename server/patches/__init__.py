@@ -16,10 +16,13 @@ CLOUDBUFFER_DISABLED_PATCHES leaves patches off by name, to measure one
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import app_queue, request_body, ws_compression, ws_pings
 from .base import Patch, apply_patches
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 # Applied to each app by create_app.
 APP_PATCHES: tuple[Patch, ...] = (request_body.PATCH,)
@@ -28,9 +31,9 @@ SERVER_PATCHES: tuple[Patch, ...] = (ws_compression.PATCH, ws_pings.PATCH, app_q
 NAMES = tuple(patch.name for patch in (*APP_PATCHES, *SERVER_PATCHES))
 
 
-def apply_app_patches(app: Any) -> dict[str, bool]:
-    return apply_patches(APP_PATCHES, app, app.config["CLOUDBUFFER"]["DISABLED_PATCHES"])
+def apply_app_patches(app: Any, disabled: tuple[str, ...]) -> dict[str, bool]:
+    return apply_patches(APP_PATCHES, app, disabled)
 
 
-def apply_server_patches(settings: dict) -> dict[str, bool]:
-    return apply_patches(SERVER_PATCHES, settings, settings["DISABLED_PATCHES"])
+def apply_server_patches(settings: Settings) -> dict[str, bool]:
+    return apply_patches(SERVER_PATCHES, settings, settings.disabled_patches)

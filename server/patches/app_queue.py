@@ -69,7 +69,7 @@ def problem() -> str | None:
                                         "TaskGroup.spawn_app": hypercorn_task_group.TaskGroup.spawn_app}))
 
 
-def apply(settings: dict) -> None:
+def apply(settings) -> None:
     hypercorn_tcp_server.TaskGroup = LightQueueTaskGroup
 
 

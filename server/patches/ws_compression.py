@@ -40,8 +40,8 @@ def problem() -> str | None:
     return None
 
 
-def apply(settings: dict) -> None:
-    ws_stream.PerMessageDeflate = PerMessageDeflate if settings["WS_COMPRESSION"] else DeclinedDeflate
+def apply(settings) -> None:
+    ws_stream.PerMessageDeflate = PerMessageDeflate if settings.ws_compression else DeclinedDeflate
 
 
 PATCH = Patch(NAME, {"hypercorn": "0.18.0", "wsproto": "1.3.2"}, problem, apply)

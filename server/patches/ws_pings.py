@@ -106,7 +106,7 @@ def problem() -> str | None:
             or changed_source(_COPIED, {"WSStream._accept": ws_stream.WSStream._accept}))
 
 
-def apply(settings: dict) -> None:
+def apply(settings) -> None:
     h11_protocol.WSStream = SweptPingsWSStream
     h2_protocol.WSStream = SweptPingsWSStream
 

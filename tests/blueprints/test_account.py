@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import PASSWORD, make_token, register
 from tests.helpers import BROWSER_ACCEPT, COOKIE_NAME, cookie_value, database_bytes, session_key_of_cookie
+from server.services import services
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 CHROME_ANDROID = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0 Mobile Safari/537.36"
@@ -306,7 +307,7 @@ async def test_a_user_cannot_touch_another_users_devices(app):
 
 
 async def test_password_is_stored_with_argon2id(app, alice):
-    password_hash = await app.db.read(lambda conn: conn.value("SELECT password_hash FROM users"))
+    password_hash = await services(app).db.read(lambda conn: conn.value("SELECT password_hash FROM users"))
     assert password_hash.startswith("$argon2id$")
     assert PASSWORD not in password_hash
 
@@ -514,3 +515,47 @@ async def test_logged_out_browser_is_sent_to_login_and_back(client):
     assert response.headers["Location"] == "/account/login?next=/file/load%3Fx%3D1"
     api = await client.get("/file/load", headers={"Accept": "application/json"})
     assert api.status_code == 401 and (await api.get_json())["error"] == "unauthorized"
+
+
+# --- one validation, for JSON and forms ----------------------------------------------------
+
+@pytest.mark.parametrize("username", ["al", "-alice", "alice!", "a" * 33, "ali ce"])
+async def test_a_bad_username_gets_the_same_sentence_as_json_and_on_the_form(client, username):
+    body = {"username": username, "password": PASSWORD}
+    message = await error_of(await client.post("/account/register", json=body), 400, "invalid_username")
+    page = await client.post("/account/register", form=body, headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 400 and page.mimetype == "text/html"
+    assert html.escape(message) in await page.get_data(as_text=True)
+
+
+async def test_a_form_trims_the_username_an_api_call_is_taken_as_sent(client):
+    """A browser's autofill may add a space; the API description's pattern
+    has none, and a script's value is not guessed at."""
+    for sent in (" alice", "alice\n"):  # `$` alone would let the newline through
+        await error_of(await client.post("/account/register", json={"username": sent, "password": PASSWORD}),
+                       400, "invalid_username")
+    page = await client.post("/account/register", form={"username": " alice ", "password": PASSWORD},
+                             headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 303
+    assert (await (await login(client.app.test_client(), "alice")).get_json())["username"] == "alice"
+
+
+async def test_a_device_name_is_cleaned_by_the_one_rule(alice):
+    profile = await (await alice.get("/account/profile", headers={"Accept": "application/json"})).get_json()
+    device_id = profile["device"]["id"]
+    renamed = await alice.patch(f"/account/sessions/{device_id}", json={"name": "  my\x07 laptop "})
+    assert (await renamed.get_json())["name"] == "my laptop"
+    await error_of(await alice.patch(f"/account/sessions/{device_id}", json={"name": " \x01 "}),
+                   400, "invalid_device_name")
+    page = await alice.post(f"/account/sessions/{device_id}/rename", form={"name": "  desk\x07 "},
+                            headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 303
+    profile = await (await alice.get("/account/profile", headers={"Accept": "application/json"})).get_json()
+    assert [d["name"] for d in profile["devices"]] == ["desk"]
+
+
+async def test_the_wrong_password_on_the_token_form_is_shown_in_the_profile(alice):
+    page = await alice.post("/account/tokens", form={"name": "x", "password": "wrong one"},
+                            headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 403 and page.mimetype == "text/html"
+    assert 'id="token-error"' in await page.get_data(as_text=True)

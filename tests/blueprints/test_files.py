@@ -10,6 +10,7 @@ import pytest
 from tests.blueprints.test_account import error_of
 from tests.conftest import make_token, register
 from tests.helpers import BROWSER_ACCEPT, database_bytes, multipart, stored_files, temp_files
+from server.services import services
 
 JSON = {"Accept": "application/json"}
 
@@ -31,7 +32,7 @@ async def dump(app) -> list[str]:
             lines += [f"{table}: {tuple(row)}" for row in conn.all(f"SELECT * FROM {table} ORDER BY id")]
         return lines
 
-    return await app.db.read(read_all)
+    return await services(app).db.read(read_all)
 
 
 async def test_load_page_needs_login_and_renders(client):
@@ -229,6 +230,6 @@ async def test_share_tokens_are_stored_hashed(alice, settings):
 async def test_a_file_whose_disk_copy_vanished_is_404_not_500(app, alice, settings):
     body = await share(alice)
     for name in stored_files(settings["DATA_DIR"]):
-        (app.storage.files_dir / name).unlink()
+        (services(app).storage.files_dir / name).unlink()
     await error_of(await alice.get(f"/file/get?token={body['token']}", headers=JSON), 404, "not_found")
 

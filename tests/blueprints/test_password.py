@@ -13,6 +13,7 @@ from quart.testing.connections import WebsocketDisconnectError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from server.services import services
 import server.live.keepalive as keepalive
 from server.models import sessions as sessions_model
 from tests.live.test_connection import ORIGIN, open_device, receive
@@ -141,7 +142,7 @@ async def test_a_session_ended_out_of_band_closes_its_socket_within_a_refresh(ap
     await register(client, "alice")
     async with client.websocket("/ws", headers=ORIGIN) as ws:
         await open_device(ws)
-        assert await app.db.write(sessions_model.delete_other_sessions, 1, None)  # what the CLI does
+        assert await services(app).db.write(sessions_model.delete_other_sessions, 1, None)  # what the CLI does
         assert await closed_code(ws) == 4401
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 from quart.testing.connections import WebsocketDisconnectError
 
+from server.services import services
 from server.live import keepalive
 from tests.conftest import register
 from tests.live.test_connection import ORIGIN, live_app, open_device, receive, receive_until  # noqa: F401 (fixture)
@@ -42,13 +43,13 @@ async def test_a_heartbeat_client_that_goes_silent_is_closed(app, alice, monkeyp
 async def test_one_keep_alive_task_refreshes_every_socket_of_the_worker(live_app, monkeypatch):
     monkeypatch.setattr(keepalive, "PRESENCE_REFRESH", 0.05)
     refreshed: list[str] = []
-    real_refresh = live_app.presence.refresh
+    real_refresh = services(live_app).presence.refresh
 
     async def refresh(user_id, conn_id, device):
         refreshed.append(conn_id)
         await real_refresh(user_id, conn_id, device)
 
-    monkeypatch.setattr(live_app.presence, "refresh", refresh)
+    monkeypatch.setattr(services(live_app).presence, "refresh", refresh)
     keep_alive = live_app.asgi_app.keep_alive  # the one create_app built
     clients = []
     for name in ("alice", "bob"):
@@ -75,7 +76,7 @@ async def test_one_keep_alive_task_refreshes_every_socket_of_the_worker(live_app
         conn_ids = {conn.conn_id for conn in keep_alive.connections}
         assert set(refreshed) == conn_ids and len(refreshed) >= 3 * 3
         alice_id = next(c.principal.user_id for c in keep_alive.connections if c.principal.username == "alice")
-        assert await live_app.presence.connections(alice_id) == 2  # refreshed, still present
+        assert await services(live_app).presence.connections(alice_id) == 2  # refreshed, still present
     await asyncio.sleep(0.05)
     assert len(keep_alive.connections) == 0 and keep_alive.connections.task is None
     assert task.done()

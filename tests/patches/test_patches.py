@@ -21,6 +21,7 @@ from quart.wrappers.request import Body
 from wsproto.extensions import PerMessageDeflate
 
 from server import create_app, patches, serving
+from server.config import load_settings
 from server.patches import app_queue, request_body, ws_compression, ws_pings
 from tests.live_server import free_port
 
@@ -59,7 +60,7 @@ BREAKS = {
 
 
 def _settings(**overrides):
-    return {"WS_COMPRESSION": False, "DISABLED_PATCHES": (), **overrides}
+    return load_settings(environ={}, overrides={"WS_COMPRESSION": False, "DISABLED_PATCHES": (), **overrides})
 
 
 def test_every_patch_is_applied_with_the_installed_libraries(restored, tmp_path, caplog):
@@ -87,8 +88,8 @@ def test_every_patch_is_listed_and_checked_against_the_versions_installed_and_pi
 def test_a_patch_whose_library_changed_is_left_off_with_one_warning_line(name, restored, caplog):
     BREAKS[name](restored)
     caplog.set_level(logging.WARNING, logger="server.patches")
-    target = type("App", (), {"config": {"CLOUDBUFFER": _settings()}})()
-    applied = {**patches.apply_app_patches(target), **patches.apply_server_patches(_settings())}
+    target = type("App", (), {})()
+    applied = {**patches.apply_app_patches(target, ()), **patches.apply_server_patches(_settings())}
     assert {patch for patch, on in applied.items() if not on} == {name}
     [line] = [record.getMessage() for record in caplog.records]
     assert line.startswith(f"patch {name} left off, running as the library ships: ")
