@@ -18,6 +18,7 @@ from .errors import register_error_handlers
 from .inflight import BodiesInFlight
 from .log_safety import request_for_log
 from .presence import create_presence
+from .principal_cache import PrincipalCache
 from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
 from .reveal_once import init_reveal_once
@@ -61,6 +62,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.storage = Storage(settings["DATA_DIR"], settings["MIN_FREE_BYTES"], settings["UPLOAD_NICE"])
     app.broker = create_broker(settings["REDIS_URL"])
     app.presence = create_presence(settings["REDIS_URL"])
+    app.principals = PrincipalCache(lambda: app.broker.hears_account_changes)
+    app.broker.watch_accounts(app.principals)
     app.live_counts = {}
     app.bodies_in_flight = BodiesInFlight(settings["UPLOADS_IN_FLIGHT"])
     app.shutting_down = asyncio.Event()

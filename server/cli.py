@@ -107,6 +107,9 @@ async def _announce_revoked(settings, user_id: int, device_keys: list[str]) -> N
     broker = create_broker(settings["REDIS_URL"])
     await broker.start()
     try:
+        # Every worker forgets the user's remembered credentials (server/principal_cache.py) ...
+        await broker.publish_account_change(user_id)
+        # ... and closes the ended devices' sockets.
         await broker.publish(user_id, json.dumps({"type": "_revoke", "devices": device_keys}, separators=(",", ":")))
     finally:
         await broker.stop()
@@ -114,6 +117,7 @@ async def _announce_revoked(settings, user_id: int, device_keys: list[str]) -> N
 
 def cmd_user_del(args: argparse.Namespace) -> int:
     from .models import files as files_model
+    from .models import sessions as sessions_model
     from .models import users as users_model
     from .storage import Storage
 
@@ -121,10 +125,14 @@ def cmd_user_del(args: argparse.Namespace) -> int:
         user = await users_model.select_user_by_username(db.reader, args.username)
         if user is None:
             return False
+        devices = [f"s{session.id}" for session in await sessions_model.select_sessions(db.reader, user.id)]
+        devices += [f"t{token.id}" for token in await sessions_model.select_api_tokens(db.reader, user.id)]
         async with db.transaction() as conn:
             names = await files_model.select_user_stored_names(conn, user.id)
             await users_model.delete_user(conn, user.id)
         await Storage(settings["DATA_DIR"]).remove(names)
+        # Running servers refuse its credentials at once and close its sockets.
+        await _announce_revoked(settings, user.id, devices)
         return True
 
     if not asyncio.run(_with_db(delete)):

@@ -346,6 +346,8 @@ async def rename_device(session_id: int):
         renamed = await sessions_model.update_session_name(conn, principal.user_id, session_id, name)
     if not renamed:
         raise APIError(404, "not_found", "No device with that id.")
+    # Its posts carry its name: no worker may go on with the old one.
+    await current_app.broker.publish_account_change(principal.user_id)
     if wants_json():
         return jsonify(id=session_id, name=name)
     return _done("device-renamed")
