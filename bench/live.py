@@ -130,12 +130,14 @@ async def open_elsewhere(target: Target, other_node: str, attempts: int = 60) ->
     raise RuntimeError(f"could not get a socket on another worker than {other_node}")
 
 
-async def open_probes(pairs: list[tuple[Target, Target]]) -> list[Probe]:
-    """Open A and B of each probe user, B on another worker than A."""
+async def open_probes(pairs: list[tuple[Target, Target]], elsewhere: bool = True) -> list[Probe]:
+    """Open A and B of each probe user, B on another worker than A (unless
+    the server has one process, as the Node peer)."""
     probes = []
     for target_a, target_b in pairs:
         a, node_a = await open_socket(target_a)
-        probes.append(Probe(a, await open_elsewhere(target_b, node_a)))
+        b = await open_elsewhere(target_b, node_a) if elsewhere else (await open_socket(target_b))[0]
+        probes.append(Probe(a, b))
     return probes
 
 

@@ -33,8 +33,12 @@ def rows(results: list[dict]) -> list[list[str]]:
         extra = ""
         if "peak_rss_growth_mib" in r:
             extra = f" (peak RSS +{r['peak_rss_growth_mib']:.0f} MiB)"
-        out.append([r["id"], r["name"], f"{subject} {r['unit']}{extra}", f"{baseline} {r['unit']}", ratio,
-                    r["target"], "pass" if r["pass"] else "MISS"])
+        baseline += f" {r['unit']}"
+        if "cpu_per_post_ms" in r:  # #7 against the Node peer
+            extra = f" ({r['cpu_per_post_ms'][0]:.2f} ms CPU/post)"
+            baseline += f" ({r['cpu_per_post_ms'][1]:.2f} ms CPU/post)"
+        result = "—" if r["pass"] is None else "pass" if r["pass"] else "MISS"
+        out.append([r["id"], r["name"], f"{subject} {r['unit']}{extra}", baseline, ratio, r["target"], result])
     return out
 
 
@@ -81,14 +85,18 @@ def markdown(run: dict) -> str:
         reps = r.get("reps", {})
         if reps:
             line += " Repetitions: CloudBuffer " + ", ".join(_num(x) for x in reps.get("subject", []))
-            line += "; baseline " + ", ".join(_num(x) for x in reps.get("baseline", [])) + f" ({r['unit']})."
+            line += ("; the Node peer " if r.get("peer") else "; baseline ") + ", ".join(
+                _num(x) for x in reps.get("baseline", [])) + f" ({r['unit']})."
         if r["id"] == "1":
             line += (f" Medians — p50 {_num(r['p50'][0])} vs {_num(r['p50'][1])} ms, p95 {_num(r['p95'][0])} vs "
                      f"{_num(r['p95'][1])} ms, max {_num(r['max'][0])} vs {_num(r['max'][1])} ms.")
         if r["id"] == "2":
             line += (f" CloudBuffer stopped: {r['subject_detail']['reason']}; baseline stopped: "
                      f"{r['baseline_detail']['reason']}.")
-        if r["id"] == "7":
+        if r["id"] == "7" and r.get("peer"):
+            line += (f" `buffer` events received by the peer's two listening devices: {r['delivered'][0]:,} and "
+                     f"{r['delivered'][1]:,}.")
+        elif r["id"] == "7":
             line += (f" `buffer` events received by the two listening devices: {r['delivered'][0]:,} and "
                      f"{r['delivered'][1]:,} for {r['posted']:,} posts (each also got its snapshot on connect).")
         out.append(line)

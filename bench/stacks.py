@@ -4,6 +4,8 @@ pinned to the server core:
 - CloudBufferStack: the real `cloudbuffer serve --workers 2` (tests.live_server.LiveServer
   under taskset) with a private redis-server (tests.redis_server.RedisServer).
 - BaselineStack: bench/baseline_ws.py on its own private redis-server.
+- NodePeerStack: bench/node_peer/server.js, one Node.js process with the
+  `ws` package fanning out from memory (issue 15's peer; no Redis).
 
 Both hand out "targets" -- (URL, headers) pairs a WebSocket client opens -- for
 the idle pool (users with DEVICES_PER_USER devices each) and for the probes.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -272,6 +275,91 @@ class BaselineStack:
 
     def probe_targets(self, probes: int) -> list[tuple[Target, Target]]:
         return [(self._target(n), self._target(n)) for n in range(probes)]
+
+
+NODE_PEER_DIR = ROOT / "bench" / "node_peer"
+
+
+def install_node_peer() -> None:
+    """`npm ci` on the committed lockfile, once: node_modules is not committed."""
+    if (NODE_PEER_DIR / "node_modules" / "ws" / "package.json").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is missing: the Node peer of the benchmarks is installed with it (tools/setup-test-deps)")
+    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_PEER_DIR, capture_output=True, text=True,
+                            timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"npm ci in {NODE_PEER_DIR} failed:\n{result.stdout}\n{result.stderr}")
+
+
+class NodePeerStack:
+    """bench/node_peer/server.js: one process, no Redis, pinned to the server core.
+    Every device of a user shares the user's token (the peer has no devices)."""
+
+    name = "node peer"
+    workers = 1
+    redis_pid = None
+    POSTER = 1  # #7's user: the poster and its two listening devices
+
+    def __init__(self, workdir: Path, pinning: Pinning) -> None:
+        self.workdir = workdir
+        self.pinning = pinning
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self, pool_size: int = 0, probes: int = 0) -> "NodePeerStack":
+        install_node_peer()
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("node is missing: the Node peer of the benchmarks runs on it (tools/setup-test-deps)")
+        self.port = free_port()
+        log = open(self.workdir / f"node-peer-{self.port}.log", "ab")
+        self.process = subprocess.Popen(
+            self.pinning.server_command([node, str(NODE_PEER_DIR / "server.js"), "--port", str(self.port)]),
+            cwd=NODE_PEER_DIR, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Node peer exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the Node peer did not start listening")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def worker_pids(self) -> list[int]:
+        return [self.process.pid] if self.process else []
+
+    def _target(self, user_id: int) -> Target:
+        return (f"ws://127.0.0.1:{self.port}/ws", {"Authorization": f"Bearer {baseline_ws.make_token(user_id)}"})
+
+    def pool_targets(self, start: int, count: int) -> list[Target]:
+        return [self._target(100_000 + index // DEVICES_PER_USER) for index in range(start, start + count)]
+
+    def probe_targets(self, probes: int) -> list[tuple[Target, Target]]:
+        return [(self._target(10 + n), self._target(10 + n)) for n in range(probes)]
+
+    def auth_header(self, device: str) -> str:
+        return f"Bearer {baseline_ws.make_token(self.POSTER)}"
 
 
 class SendfileServer:

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench import http
 from bench.hist import Histogram
 from bench.live import Driver, Pool, drain, open_elsewhere, open_probes, open_socket
-from bench.stacks import BaselineStack, CloudBufferStack, SendfileServer
+from bench.stacks import BaselineStack, CloudBufferStack, NodePeerStack, SendfileServer
 from bench.system import Pinning, cpu_seconds, peak_rss_bytes, reset_peak_rss, rss_bytes
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
@@ -96,15 +96,16 @@ class Suite:
         return self.only is None or number in self.only
 
     def add(self, number: str, name: str, metric: str, unit: str, subject: float, baseline: float,
-            target: str, passed: bool, reps: dict, **details) -> None:
+            target: str, passed: bool | None, reps: dict, **details) -> None:
         # A lost change makes a latency infinite: such a figure never passes.
-        passed = bool(passed) and math.isfinite(subject)
+        # None: a comparison with no target (the Node peer's rows).
+        passed = None if passed is None else bool(passed) and math.isfinite(subject)
         result = {"id": number, "name": name, "metric": metric, "unit": unit, "subject": subject,
                   "baseline": baseline, "ratio": ratio(subject, baseline), "target": target, "pass": passed,
                   "reps": reps, **details}
         self.results.append(result)
         self.log(f"#{number} {name}: {metric} {subject:.4g} {unit} vs baseline {baseline:.4g} {unit} "
-                 f"-> {'PASS' if passed else 'MISS'} ({target})")
+                 f"-> {'—' if passed is None else 'PASS' if passed else 'MISS'} ({target})")
 
     # -- the run ------------------------------------------------------------
 
@@ -113,12 +114,17 @@ class Suite:
         seeded = max(p.ramp_max, p.memory_high, p.latency_pool)
         self.log(f"starting stacks ({seeded} pool devices seeded) ...")
         cb, base = CloudBufferStack(self.workdir, self.pinning, self.server_env), BaselineStack(self.workdir, self.pinning)
-        started = await asyncio.gather(asyncio.to_thread(cb.start, seeded, p.probes),
-                                       asyncio.to_thread(base.start), return_exceptions=True)
+        # Issue 15's peer, for #1 and #7: a Node.js server with `ws`, in memory.
+        peer = NodePeerStack(self.workdir, self.pinning)
+        starts = [asyncio.to_thread(cb.start, seeded, p.probes), asyncio.to_thread(base.start)]
+        if self.wanted("1") or self.wanted("7"):
+            starts.append(asyncio.to_thread(peer.start))
+        started = await asyncio.gather(*starts, return_exceptions=True)
         if any(isinstance(outcome, BaseException) for outcome in started):
-            await asyncio.gather(asyncio.to_thread(cb.stop), asyncio.to_thread(base.stop), return_exceptions=True)
+            await asyncio.gather(asyncio.to_thread(cb.stop), asyncio.to_thread(base.stop), asyncio.to_thread(peer.stop),
+                                 return_exceptions=True)
             raise next(outcome for outcome in started if isinstance(outcome, BaseException))
-        self.cb, self.base = cb, base
+        self.cb, self.base, self.peer = cb, base, peer
         self.pool = Pool(self.pinning)
         try:
             if self.wanted("3"):
@@ -137,7 +143,8 @@ class Suite:
                     await self.bench_download()
         finally:
             await self.pool.shutdown()
-            await asyncio.gather(asyncio.to_thread(self.base.stop), asyncio.to_thread(self.cb.stop))
+            await asyncio.gather(asyncio.to_thread(self.base.stop), asyncio.to_thread(self.cb.stop),
+                                 asyncio.to_thread(self.peer.stop))
         self.results.sort(key=lambda r: (int(r["id"]), r["name"]))
         return self.results
 
@@ -189,14 +196,15 @@ class Suite:
         added = await self.pool.add(stack.pool_targets(0, self.p.latency_pool))
         if added["failed"]:
             raise RuntimeError(f"{stack.name}: {added['failed']} pool sockets failed: {added['errors'][:3]}")
-        probes = await open_probes(stack.probe_targets(self.p.probes))
+        probes = await open_probes(stack.probe_targets(self.p.probes), elsewhere=getattr(stack, "workers", 2) > 1)
         await asyncio.sleep(self.p.settle)
         return Driver(probes)
 
     async def bench_latency_and_interference(self) -> None:
         p = self.p
-        summaries: dict[str, list[dict]] = {"cloudbuffer": [], "baseline": [], "rest": [], "loaded": []}
-        for stack in (self.cb, self.base):
+        summaries: dict[str, list[dict]] = {"cloudbuffer": [], "baseline": [], "node peer": [], "rest": [],
+                                            "loaded": []}
+        for stack in (self.cb, self.base) + ((self.peer,) if self.wanted("1") else ()):
             driver = await self._latency_setup(stack)
             try:
                 if self.wanted("1"):
@@ -232,6 +240,18 @@ class Suite:
                      p50=[median([s["p50_ms"] for s in summaries[k]]) for k in ("cloudbuffer", "baseline")],
                      p95=[median([s["p95_ms"] for s in summaries[k]]) for k in ("cloudbuffer", "baseline")],
                      max=[median([s["max_ms"] for s in summaries[k]]) for k in ("cloudbuffer", "baseline")])
+            peer = median([s["p99_ms"] for s in summaries["node peer"]])
+            self.add("1", "push latency A→B, against the Node peer", "p99", "ms", subject, peer,
+                     "for comparison (issue 15)", None,
+                     {"subject": [s["p99_ms"] for s in summaries["cloudbuffer"]],
+                      "baseline": [s["p99_ms"] for s in summaries["node peer"]]},
+                     peer="node",
+                     how=f"as #1 above; the peer: bench/node_peer/server.js (Node.js, `ws`), one process fanning "
+                         f"out from memory, no Redis and no storage, so its sender and receiver share the process",
+                     subject_detail=summaries["cloudbuffer"], baseline_detail=summaries["node peer"],
+                     p50=[median([s["p50_ms"] for s in summaries[k]]) for k in ("cloudbuffer", "node peer")],
+                     p95=[median([s["p95_ms"] for s in summaries[k]]) for k in ("cloudbuffer", "node peer")],
+                     max=[median([s["max_ms"] for s in summaries[k]]) for k in ("cloudbuffer", "node peer")])
         if self.wanted("6"):
             subject = median([s["p99_ms"] for s in summaries["loaded"]])
             baseline = median([s["p99_ms"] for s in summaries["rest"]])
@@ -349,19 +369,61 @@ class Suite:
                      f"different workers; baseline: GET /healthz, same way",
                  delivered=received, posted=total_posts,
                  errors=[sum(r["errors"] for r in posts), sum(r["errors"] for r in health)], stages=stages)
+        await self._posts_against_peer(posts, stages)
 
-    async def _server_cpu(self, request) -> dict[str, float]:
+    async def _posts_against_peer(self, posts: list[dict], stages: list[dict]) -> None:
+        """#7 on the Node peer: the same posts, two devices listening, its
+        posts/s and its server CPU per post next to ours."""
+        p, peer = self.p, self.peer
+        target = lambda: (f"ws://127.0.0.1:{peer.port}/ws", {"Authorization": peer.auth_header("listener")})
+        sockets = [(await open_socket(target()))[0] for _ in range(2)]
+        received = [0, 0]
+
+        def count(index: int, raw: str) -> None:
+            if raw.startswith('{"type":"buffer"'):
+                received[index] += 1
+
+        counters = [asyncio.create_task(drain(ws, partial(count, i))) for i, ws in enumerate(sockets)]
+        headers = {"Authorization": peer.auth_header("poster"), "Content-Type": "text/plain; charset=utf-8",
+                   "X-Data-Type": "text"}
+        runs = []
+        try:
+            for rep in range(p.reps):
+                self.log(f"#7 Node peer rep {rep + 1}/{p.reps}")
+                runs.append(await self._server_cpu(
+                    lambda: http.request_rate(peer.port, "POST", "/file/buffer", headers, POST_TEXT, 201,
+                                              p.posts_connections, p.posts_seconds), peer))
+            await asyncio.sleep(0.5)
+        finally:
+            for task in counters:
+                task.cancel()
+            await asyncio.gather(*counters, return_exceptions=True)
+            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        ours = stages[-1]  # the stage table's text post with two devices listening
+        self.add("7", "text posts/s (1 KiB, 2 devices listening), against the Node peer", "requests/s", "req/s",
+                 median([r["per_second"] for r in posts]), median([r["per_second"] for r in runs]),
+                 "for comparison (issue 15)", None,
+                 {"subject": [r["per_second"] for r in posts], "baseline": [r["per_second"] for r in runs]},
+                 peer="node",
+                 how=f"as #7 above, against bench/node_peer/server.js (Node.js, `ws`, one process, in memory: "
+                     f"nothing stored, no Redis); server CPU per post, ours (the stage table) "
+                     f"{ours['total']:.3f} ms against the peer's {median([r['total'] for r in runs]):.3f} ms",
+                 cpu_per_post_ms=[ours["total"], median([r["total"] for r in runs])],
+                 delivered=received, errors=[0, sum(r["errors"] for r in runs)])
+
+    async def _server_cpu(self, request, stack=None) -> dict[str, float]:
         """Run `request()` (a request_rate call) and read what the server core's
         processes spent on it, per request, in ms: the workers' event loops,
-        their other threads, and redis-server."""
-        workers, redis_pid = self.cb.worker_pids(), self.cb.redis_pid
+        their other threads, and redis-server (if the stack has one)."""
+        stack = stack or self.cb
+        workers, redis_pid = stack.worker_pids(), stack.redis_pid
 
         def snapshot() -> list[float]:
             loops = others = 0.0
             for pid in workers:
                 main, rest = cpu_seconds(pid)
                 loops, others = loops + main, others + rest
-            return [loops, others, sum(cpu_seconds(redis_pid))]
+            return [loops, others, sum(cpu_seconds(redis_pid)) if redis_pid else 0.0]
 
         before = snapshot()
         result = await request()

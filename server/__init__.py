@@ -10,7 +10,7 @@ from werkzeug.routing import IntegerConverter
 
 from .auth import check_same_origin, init_auth, warm_up_password_checks
 from .broker import create_broker
-from .compression import init_compression
+from .compression import compress_response
 from .config import load_settings
 from .data_dir import ensure_data_dir, load_or_create_secret_key
 from .db import Database
@@ -18,6 +18,7 @@ from .errors import register_error_handlers
 from .inflight import BodiesInFlight
 from .log_safety import request_for_log
 from .presence import create_presence
+from .principal_cache import PrincipalCache
 from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
 from .reveal_once import init_reveal_once
@@ -57,13 +58,17 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.config["TEMPLATES_AUTO_RELOAD"] = False
     init_auth(app)
 
+    broker = create_broker(settings.redis_url)
+    principals = PrincipalCache(lambda: broker.hears_account_changes)
+    broker.watch_accounts(principals)
     registry = app.extensions[EXTENSION] = Services(
         settings=settings,
         db=Database(settings.data_dir / "cloudbuffer.sqlite3"),
         storage=Storage(settings.data_dir, settings.min_free_bytes, settings.upload_nice),
-        broker=create_broker(settings.redis_url),
+        broker=broker,
         presence=create_presence(settings.redis_url),
         bodies_in_flight=BodiesInFlight(settings.uploads_in_flight),
+        principals=principals,
     )
 
     register_error_handlers(app)
@@ -71,9 +76,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     registry.rate_limiter = init_rate_limits(app, settings)
     init_openapi(app)
     app.before_request(check_same_origin)
-    app.after_request(_security_headers)
+    # One hook for all of our own work on an answer: each hook is a call
+    # through Quart's machinery on every request (docs/benchmarks.md, #7).
+    app.after_request(_finish_response)
     app.after_websocket(_security_headers_of_refusal)
-    init_compression(app)
 
     from .blueprints import account, api_docs, buffer, files, pairing, pwa, system
     from .live.connection import serve_live_sockets
@@ -138,7 +144,9 @@ class SQLiteIntConverter(IntegerConverter):
 async def _security_headers_of_refusal(response: Response | None) -> Response | None:
     """A WebSocket handshake Quart answered (a refusal, live/connection.py)
     gets the same headers as any answer; an accepted one has no response."""
-    return None if response is None else await _security_headers(response)
+    if response is not None:
+        _security_headers(response)
+    return response
 
 
 # Two years, the preload list's minimum; sent only when PUBLIC_URL says the
@@ -146,21 +154,39 @@ async def _security_headers_of_refusal(response: Response | None) -> Response | 
 HSTS = "max-age=63072000; includeSubDomains"
 
 
-async def _security_headers(response: Response) -> Response:
-    headers = response.headers
-    # Unless a handler chose its caching (downloads, the app shell, static
-    # files), an answer is never stored: JSON answers and pages carry a
-    # user's data (the profile page lists devices and tokens), and neither
-    # a shared cache nor the back button after a logout may show them.
-    headers.setdefault("Cache-Control", "no-store")
-    if (services().settings.public_url or "").startswith("https://"):
-        headers.setdefault("Strict-Transport-Security", HSTS)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self';"
-        " script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    )
+async def _finish_response(response: Response) -> Response:
+    if request.endpoint == "static":
+        from .blueprints.pwa import cache_static
+
+        cache_static(response)
+    response = await compress_response(response)
+    _security_headers(response)
     return response
+
+
+# Unless a handler chose its caching (downloads, the app shell, static
+# files), an answer is never stored: JSON answers and pages carry a user's
+# data (the profile page lists devices and tokens), and neither a shared
+# cache nor the back button after a logout may show them.
+_DEFAULT_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy",
+     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self';"
+     " script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"),
+)
+
+
+def _security_headers(response: Response) -> None:
+    headers = response.headers
+    # One pass over the few headers the answer has, then appends: six
+    # setdefault calls each searched and validated the list again.
+    present = {name.lower() for name in headers.keys()}
+    for name, value in _DEFAULT_HEADERS:
+        if name.lower() not in present:
+            headers.add(name, value)
+    if "strict-transport-security" not in present and (
+            services().settings.public_url or "").startswith("https://"):
+        headers.add("Strict-Transport-Security", HSTS)

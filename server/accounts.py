@@ -131,6 +131,8 @@ async def rename_device(principal: Principal, session_id: int, name: str) -> Non
     renamed = await services().db.write(sessions_model.update_session_name, principal.user_id, session_id, name)
     if not renamed:
         raise NotFound("not_found", "No device with that id.")
+    # Its posts carry its name: no worker may go on with the old one (principal_cache.py).
+    await services().broker.publish_account_change(principal.user_id)
 
 
 def _write_delete_share(conn, user_id: int, share_id: int) -> tuple[bool, list[str]]:

@@ -3,7 +3,8 @@
 quart-auth signs the cookie; its auth_id is a random session key whose hash is
 a row in `sessions`, so deleting the row revokes the cookie everywhere. Bearer
 tokens are looked up by hash in `api_tokens`. Both resolve to a Principal,
-cached on `g` for the request (the live socket resolves its own, once).
+cached on `g` for the request (the live socket resolves its own, once) and,
+with Redis, per worker until the account changes (principal_cache.py).
 """
 from __future__ import annotations
 
@@ -124,21 +125,45 @@ def bearer_token() -> str | None:
 async def principal_from_credentials(token: str | None, signed_cookie: str | None) -> Principal | None:
     """Who a bearer token or, without one, a signed session cookie belongs to.
     Requests come here through current_principal(); the live socket, which
-    is served outside Quart's request machinery, calls it directly."""
+    is served outside Quart's request machinery, calls it directly. Found
+    principals are remembered per worker until the account changes
+    (server/principal_cache.py)."""
+    cache = services().principals
+    if token is not None:
+        key = b"t" + sessions_model.hash_secret(token)
+        cached, epoch = cache.lookup(key)
+        if cached is not None:
+            return cached
+        principal = await _principal_of_token(token)
+    else:
+        session_key = _auth_manager().load_token(signed_cookie) if signed_cookie else None
+        if session_key is None:
+            return None
+        key = b"s" + sessions_model.hash_secret(session_key)
+        cached, epoch = cache.lookup(key)
+        if cached is not None:
+            return cached
+        principal = await _principal_of_session(session_key)
+    if principal is not None:
+        cache.store(key, principal, epoch)
+    return principal
+
+
+async def _principal_of_token(token: str) -> Principal | None:
     db = services().db
     now = time.time()
-    if token is not None:
-        found = await db.read(sessions_model.select_api_token_with_owner, token)
-        if found is None:
-            return None
-        api_token, username = found
-        if api_token.last_used_at is None or now - api_token.last_used_at > TOUCH_INTERVAL:
-            await db.write(sessions_model.touch_api_token, api_token.id, now)
-        return Principal(api_token.user_id, username, "token", api_token.id, api_token.name)
-
-    session_key = _auth_manager().load_token(signed_cookie) if signed_cookie else None
-    if session_key is None:
+    found = await db.read(sessions_model.select_api_token_with_owner, token)
+    if found is None:
         return None
+    api_token, username = found
+    if api_token.last_used_at is None or now - api_token.last_used_at > TOUCH_INTERVAL:
+        await db.write(sessions_model.touch_api_token, api_token.id, now)
+    return Principal(api_token.user_id, username, "token", api_token.id, api_token.name)
+
+
+async def _principal_of_session(session_key: str) -> Principal | None:
+    db = services().db
+    now = time.time()
     found = await db.read(sessions_model.select_session_with_owner, session_key)
     if found is None:
         return None

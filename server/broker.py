@@ -111,6 +111,30 @@ class Broker(abc.ABC):
     def __init__(self) -> None:
         # user id -> the subscriptions open in this process
         self._local: dict[int, set[Subscription]] = {}
+        self._account_watchers: list = []  # server/principal_cache.py
+
+    def watch_accounts(self, watcher) -> None:
+        """`watcher.forget_user(user_id)` on every account change heard (here
+        or on another worker), `watcher.clear()` when some may have been missed."""
+        self._account_watchers.append(watcher)
+
+    @property
+    def hears_account_changes(self) -> bool:
+        """Whether every account change on any worker reaches this one now."""
+        return False
+
+    async def publish_account_change(self, user_id: int) -> None:
+        """A user's sessions, tokens or names changed (logout, revoke, rename,
+        password, deletion): forget what any worker remembers of them."""
+        self._account_changed(user_id)
+
+    def _account_changed(self, user_id: int) -> None:
+        for watcher in self._account_watchers:
+            watcher.forget_user(user_id)
+
+    def _account_changes_missed(self) -> None:
+        for watcher in self._account_watchers:
+            watcher.clear()
 
     async def start(self) -> None:
         pass
@@ -326,6 +350,9 @@ class RedisBroker(Broker):
     def __init__(self, url: str, *, channel_prefix: str = "cloudbuffer:user:") -> None:
         super().__init__()
         self._prefix = channel_prefix
+        # One channel every worker listens to, whatever users it holds: account
+        # changes (server/principal_cache.py). Next to the user channels' prefix.
+        self._accounts_channel = channel_prefix.rstrip(":").rpartition(":")[0] + ":accounts"
         # Not a user channel; unique per process so two workers never share it.
         self._control_channel = f"cloudbuffer:broker:{uuid.uuid4().hex}"
         common = dict(socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT,
@@ -354,6 +381,11 @@ class RedisBroker(Broker):
         self._stopped = False
         self._warn_listener = _RateLimitedWarning()
         self._warn_publish = _RateLimitedWarning()
+
+    @property
+    def hears_account_changes(self) -> bool:
+        session = self._session
+        return session is not None and session.live and session.fault is None
 
     @property
     def status(self) -> str:
@@ -396,11 +428,15 @@ class RedisBroker(Broker):
         # Shielded for the reason given below for the hooks: a live socket's
         # handler publishes while it opens and closes, and a cancellation lost
         # inside redis-py would leave that handler serving a socket that is gone.
-        await asyncio.shield(self._publish(user_id, message))
+        await asyncio.shield(self._publish(self._channel(user_id), message))
 
-    async def _publish(self, user_id: int, message: str) -> None:
+    async def publish_account_change(self, user_id: int) -> None:
+        self._account_changed(user_id)  # this worker at once, the others through Redis
+        await asyncio.shield(self._publish(self._accounts_channel, str(user_id)))
+
+    async def _publish(self, channel: str, message: str) -> None:
         try:
-            await self._publisher.publish(self._channel(user_id), message)
+            await self._publisher.publish(channel, message)
         except (RedisError, OSError) as exc:
             # The post itself is stored; its push arrives with the RESYNC that
             # follows the listener's reconnect. Never log `message`.
@@ -474,16 +510,16 @@ class RedisBroker(Broker):
     async def _serve(self, session: _Session, control_ack: asyncio.Future[bool]) -> None:
         async with self._lock:
             self._session = session
-            channels = [self._channel(user_id) for user_id in self._local]
-            acks = [control_ack]
-            if channels:
-                acks += await session.subscribe(*channels)
+            channels = [self._accounts_channel] + [self._channel(user_id) for user_id in self._local]
+            acks = [control_ack] + await session.subscribe(*channels)
         await self._pump(session, until=lambda: all(ack.done() for ack in acks))
         if session.fault is not None:
             raise session.fault
         # Every channel with a local subscriber is confirmed on the new connection,
         # so a snapshot read from now on cannot miss an event: tell everyone to.
         session.live = True
+        # Account changes published while no session listened were not heard.
+        self._account_changes_missed()
         self._publish_failed = False  # Redis is answering again
         self._first_attempt.set()
         if self._local:
@@ -501,6 +537,9 @@ class RedisBroker(Broker):
                 user_id = self._user_id(message["channel"])
                 if user_id is not None:
                     self._deliver(user_id, message["data"])
+                elif message["channel"] == self._accounts_channel:
+                    with contextlib.suppress(ValueError):
+                        self._account_changed(int(message["data"]))
             elif kind == "subscribe":
                 session.acknowledged(message["channel"])
 

@@ -348,4 +348,7 @@ async def publish_revoked(user_id: int, device_keys: list[str], by: str | None =
     event: dict[str, Any] = {"type": "_revoke", "devices": device_keys}
     if by:
         event["by"] = by
+    # First every worker's remembered credentials (server/principal_cache.py),
+    # then the sockets.
+    await services().broker.publish_account_change(user_id)
     await publish(user_id, event)

@@ -104,6 +104,9 @@ async def _announce_revoked(settings, user_id: int, device_keys: list[str]) -> N
     broker = create_broker(settings.redis_url)
     await broker.start()
     try:
+        # Every worker forgets the user's remembered credentials (server/principal_cache.py) ...
+        await broker.publish_account_change(user_id)
+        # ... and closes the ended devices' sockets.
         await broker.publish(user_id, json.dumps({"type": "_revoke", "devices": device_keys}, separators=(",", ":")))
     finally:
         await broker.stop()
@@ -111,6 +114,7 @@ async def _announce_revoked(settings, user_id: int, device_keys: list[str]) -> N
 
 def cmd_user_del(args: argparse.Namespace) -> int:
     from .models import files as files_model
+    from .models import sessions as sessions_model
     from .models import users as users_model
     from .storage import Storage
 
@@ -123,8 +127,12 @@ def cmd_user_del(args: argparse.Namespace) -> int:
         user = await db.read(users_model.select_user_by_username, args.username)
         if user is None:
             return False
+        devices = [f"s{session.id}" for session in await db.read(sessions_model.select_sessions, user.id)]
+        devices += [f"t{token.id}" for token in await db.read(sessions_model.select_api_tokens, user.id)]
         names = await db.write(remove, user.id)
         await Storage(settings.data_dir).remove(names)
+        # Running servers refuse its credentials at once and close its sockets.
+        await _announce_revoked(settings, user.id, devices)
         return True
 
     if not asyncio.run(_with_db(delete)):

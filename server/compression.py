@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 
-from quart import Quart, Response, request
+from quart import Response, request
 from quart.wrappers.response import DataBody, FileBody
 
 COMPRESSIBLE = frozenset({
@@ -30,10 +30,6 @@ COMPRESSIBLE = frozenset({
 MIN_BYTES = 1024  # below this gzip's header costs more than it saves
 THREAD_ABOVE = 256 * 1024  # bigger bodies are compressed off the event loop
 LEVEL = 6
-
-
-def init_compression(app: Quart) -> None:
-    app.after_request(compress_response)
 
 
 def _ours(response: Response) -> bool:
@@ -55,7 +51,8 @@ def _compressible(response: Response) -> bool:
 
 
 async def compress_response(response: Response) -> Response:
-    if response.mimetype not in COMPRESSIBLE or not _compressible(response):
+    """Called by the app's one after-request hook (server/__init__.py)."""
+    if request.method != "GET" or response.mimetype not in COMPRESSIBLE or not _compressible(response):
         return response
     response.vary.add("Accept-Encoding")
     if request.accept_encodings["gzip"] <= 0:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .inflight import BodiesInFlight
     from .live.keepalive import KeepAlive
     from .presence import Presence
+    from .principal_cache import PrincipalCache
     from .storage import Storage
 
 EXTENSION = "cloudbuffer"
@@ -41,6 +42,7 @@ class Services:
     broker: Broker
     presence: Presence
     bodies_in_flight: BodiesInFlight
+    principals: PrincipalCache  # who a credential is, remembered until the account changes (principal_cache.py)
     rate_limiter: RateLimiter | None = None  # set by ratelimits.init_rate_limits, which Quart's extension needs the app for
     keep_alive: KeepAlive | None = None  # set by create_app once the registry exists (it reads the registry)
     # Live sockets per user on this worker (live/connection.py counts them against WS_MAX_PER_USER).

@@ -37,7 +37,9 @@ def require_filename(name: str) -> str:
 
 
 def is_multipart() -> bool:
-    return request.mimetype == "multipart/form-data"
+    # The media type as request.mimetype reads it, without parsing the
+    # parameters (every text post asks: docs/benchmarks.md, #7).
+    return request.headers.get("Content-Type", "").partition(";")[0].strip().lower() == "multipart/form-data"
 
 
 async def receive_form(principal, fields_limit: int, open_part=None):

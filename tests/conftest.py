@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 
 import server.auth
 from server import create_app
+from server.api_schema import check_responses
 from tests.redis_server import redis_server  # noqa: F401  (fixture)
 
 PASSWORD = "correct horse battery"
@@ -42,6 +43,9 @@ def settings(tmp_path):
 @pytest.fixture
 async def app(settings):
     app = create_app(settings)
+    # Every JSON answer checked against its @responds model (production
+    # does not check: server/api_schema.py says why).
+    check_responses(app)
     async with app.test_app():
         yield app
 

@@ -19,11 +19,20 @@ def test_every_benchmark_produces_sane_figures(tmp_path):
     run = asyncio.run(run_suite("smoke", None, tmp_path, Pinning(enable=False), logger=lambda message: None))
     results = run["results"]
     assert sorted({r["id"] for r in results}) == ["1", "2", "3", "4", "5", "6", "7"]
-    by_id = {}
+    by_id, against_peer = {}, {}
     for r in results:
-        by_id.setdefault(r["id"], []).append(r)
-        assert isinstance(r["pass"], bool) and r["target"]
+        if r.get("peer") == "node":  # issue 15's Node.js peer: a comparison, no target
+            against_peer[r["id"]] = r
+            assert r["pass"] is None and r["target"]
+        else:
+            by_id.setdefault(r["id"], []).append(r)
+            assert isinstance(r["pass"], bool) and r["target"]
         assert not math.isnan(r["subject"]) and not math.isnan(r["baseline"]), r["name"]
+    assert sorted(against_peer) == ["1", "7"]
+    assert all(d["lost"] == 0 and d["count"] > 0 for d in against_peer["1"]["baseline_detail"])
+    assert against_peer["7"]["baseline"] > 0 and against_peer["7"]["errors"] == [0, 0]
+    assert all(n > 0 for n in against_peer["7"]["delivered"]) and all(
+        cpu > 0 for cpu in against_peer["7"]["cpu_per_post_ms"])
 
     for number in ("1", "6"):  # latencies: every change arrived, so p99 is finite
         (r,) = by_id[number]

@@ -391,3 +391,64 @@ async def test_stop_while_redis_is_down(redis_server):  # noqa: F811
     assert time.monotonic() - started < 1
     await asyncio.sleep(0)
     assert other_tasks() == set()
+
+
+# --- Redis: account changes (server/principal_cache.py) ---------------------------
+
+
+class AccountWatcher:
+    def __init__(self) -> None:
+        self.forgotten: list[int] = []
+        self.cleared = 0
+
+    def forget_user(self, user_id: int) -> None:
+        self.forgotten.append(user_id)
+
+    def clear(self) -> None:
+        self.cleared += 1
+
+
+async def test_an_account_change_reaches_every_worker_whatever_users_it_holds(redis_server):  # noqa: F811
+    worker_a, worker_b = RedisBroker(redis_server.url), RedisBroker(redis_server.url)
+    on_a, on_b = AccountWatcher(), AccountWatcher()
+    worker_a.watch_accounts(on_a)
+    worker_b.watch_accounts(on_b)
+    await worker_a.start()
+    await worker_b.start()
+    try:
+        assert worker_a.hears_account_changes and worker_b.hears_account_changes
+        # Neither worker holds a socket of user 7: the change still reaches both.
+        await worker_a.publish_account_change(7)
+        assert on_a.forgotten[:1] == [7]  # the publishing worker at once, before any round trip
+        await eventually(lambda: on_b.forgotten == [7], what="the other worker to hear it")
+        await eventually(lambda: on_a.forgotten == [7, 7], what="its own echo")
+    finally:
+        await worker_a.stop()
+        await worker_b.stop()
+
+
+async def test_account_changes_are_not_trusted_while_the_pubsub_connection_is_down(redis_server):  # noqa: F811
+    broker, watcher = RedisBroker(redis_server.url), AccountWatcher()
+    broker.watch_accounts(watcher)
+    assert not broker.hears_account_changes  # not started
+    await broker.start()
+    try:
+        assert broker.hears_account_changes
+        cleared = watcher.cleared
+        redis_server.stop()
+        await eventually(lambda: not broker.hears_account_changes, timeout=3, what="not hearing")
+        redis_server.start()
+        await eventually(lambda: broker.hears_account_changes, timeout=5, what="hearing again")
+        # What was published while it was gone was lost: everything remembered goes.
+        assert watcher.cleared == cleared + 1
+    finally:
+        await broker.stop()
+    assert not broker.hears_account_changes
+
+
+async def test_the_memory_broker_never_claims_to_hear_other_processes():
+    broker, watcher = MemoryBroker(), AccountWatcher()
+    broker.watch_accounts(watcher)
+    assert not broker.hears_account_changes  # the CLI, a separate process, cannot reach it
+    await broker.publish_account_change(3)
+    assert watcher.forgotten == [3]

@@ -15,7 +15,8 @@ from server.db import Database
 from server.models import files as files_model
 from server.models import sessions as sessions_model
 from server.models import users as users_model
-from tests.live_server import cloudbuffer_executable
+from tests.live_server import cloudbuffer_executable, live_server_factory  # noqa: F401  (fixture)
+from tests.redis_server import redis_server  # noqa: F401  (fixture)
 
 PASSWORD = "a long enough password"
 
@@ -162,3 +163,37 @@ def test_serve_refuses_to_start_with_a_clear_message(data_dir, argv, extra_env, 
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_user_del_refuses_the_users_credentials_on_a_running_server_at_once(live_server_factory, redis_server,
+                                                                             tmp_path):  # noqa: F811
+    # Each worker remembers who a token is (server/principal_cache.py): the
+    # CLI, another process, tells the running servers through Redis.
+    import httpx
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    server = live_server_factory(tmp_path / "data", redis_url=redis_server.url)
+    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        assert http.post("/account/register", json={"username": "alice", "password": PASSWORD}).status_code == 201
+        token = http.post("/account/tokens", json={"name": "cron", "password": PASSWORD}).json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    async def scenario():
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            assert (await http.get("/file/buffer", headers=bearer)).status_code == 204  # now remembered
+            ws = await connect(server.ws_url + "/ws", additional_headers=bearer, open_timeout=5)
+            try:
+                result = await asyncio.to_thread(
+                    subprocess.run, [cloudbuffer_executable(), "user", "del", "alice"], capture_output=True,
+                    text=True, timeout=30, env=server.environment())
+                assert result.returncode == 0, result.stderr
+                assert (await http.get("/file/buffer", headers=bearer)).status_code == 401
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 5)
+                assert closed.value.rcvd.code == 4401
+            finally:
+                await ws.close()
+
+    asyncio.run(scenario())

@@ -380,3 +380,69 @@ async def test_log_out_all_other_devices_says_who_in_the_close_reason(cluster):
     finally:
         await phone.close()
         await laptop.close()
+
+
+async def _keep_alive_request(conn, port: int, method: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
+    reader, writer = conn
+    lines = [f"{method} /file/buffer HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CONVERGE_SECONDS)).decode("latin-1").lower()
+    length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n") if line.startswith("content-length:")), 0)
+    return int(head[9:12]), await reader.readexactly(length)
+
+
+async def _connections_on_both_workers(server, first_request, tries: int = 40) -> list:
+    """Keep-alive connections until two are held by different workers: the
+    access log names each request's worker (pid) and client port."""
+    held: dict[str, tuple] = {}
+    for _ in range(tries):
+        conn = await asyncio.open_connection("127.0.0.1", server.port)
+        client = "127.0.0.1:%d" % conn[1].get_extra_info("sockname")[1]
+        await first_request(conn)
+        line = next(line for line in server.wait_for_log(client + ' "').splitlines() if client + ' "' in line)
+        pid = line.split("] [", 1)[1].split("]", 1)[0]
+        if pid in held:
+            conn[1].close()
+        else:
+            held[pid] = conn
+        if len(held) == 2:
+            return list(held.values())
+    pytest.fail("every connection landed on one worker")
+
+
+async def test_remembered_credentials_are_refused_on_every_worker_once_revoked(cluster):
+    """Each worker remembers who a credential is (server/principal_cache.py);
+    a revoke, or a rename, on any worker must reach what every worker
+    remembers before the revoking request is answered."""
+    laptop = await Device(cluster, "alice", register=True).login()
+    phone = await Device(cluster, "alice").login()
+    token = (await laptop.http.post("/account/tokens", json={"name": "cli", "password": PASSWORD})).json()
+    bearer = {"Authorization": f"Bearer {token['token']}"}
+    port = cluster.port
+
+    async def remember_both(conn) -> None:  # both credentials used on this connection's worker
+        assert (await _keep_alive_request(conn, port, "GET", bearer))[0] == 204
+        assert (await _keep_alive_request(conn, port, "GET", phone.cookie_header))[0] == 204
+
+    connections = await _connections_on_both_workers(cluster, remember_both)
+    try:
+        profile = (await laptop.http.get("/account/profile", headers={"Accept": "application/json"})).json()
+        phone_id = next(device["id"] for device in profile["devices"] if not device["current"])
+        renamed = await laptop.http.patch(f"/account/sessions/{phone_id}", json={"name": "My phone"})
+        assert renamed.status_code == 200
+        for conn in connections:  # its posts carry the new name on either worker
+            status, body = await _keep_alive_request(conn, port, "POST", {**phone.cookie_header, "X-Data-Type": "text"},
+                                                     b"hello")
+            assert status == 201 and json.loads(body)["from"] == "My phone"
+
+        assert (await laptop.http.delete(f"/account/tokens/{token['id']}")).status_code == 200
+        assert (await laptop.http.delete(f"/account/sessions/{phone_id}")).status_code == 200
+        for conn in connections:
+            assert (await _keep_alive_request(conn, port, "GET", bearer))[0] == 401
+            assert (await _keep_alive_request(conn, port, "GET", phone.cookie_header))[0] == 401
+    finally:
+        for _, writer in connections:
+            writer.close()
+        await laptop.close()
+        await phone.close()

@@ -325,9 +325,9 @@ async def get_favicon():
     return await _conditional(_file_response(PWA_DIR / "icons" / "icon-192.png", "image/png", immutable=False))
 
 
-@blueprint.after_app_request
-async def cache_static(response: Response) -> Response:
-    """Hashed /static URLs are immutable; bare ones are revalidated."""
+def cache_static(response: Response) -> Response:
+    """Hashed /static URLs are immutable; bare ones are revalidated. Called
+    by the app's one after-request hook (server/__init__.py)."""
     if request.endpoint == "static" and response.status_code in (200, 304):
         filename = (request.view_args or {}).get("filename", "")
         try:
