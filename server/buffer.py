@@ -360,3 +360,7 @@ async def publish_revoked(user_id: int, device_keys: list[str], by: str | None =
     if by:
         event["by"] = by
     await publish(user_id, event)
+    if device_keys:
+        # Every way of revoking a device ends here: an encrypted account now
+        # needs a new key (its wraps went with the device's row; server/e2e.py).
+        await e2e.settle_revoked(user_id)
