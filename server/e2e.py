@@ -21,7 +21,7 @@ from .errors import APIError
 from .models import e2e as e2e_model
 from .models import users as users_model
 
-MAX_WRAPS = 200  # a rotation wraps for every device; far more than anyone enrolls
+MAX_WRAPS = 100  # a rotation wraps for every device; far more than anyone enrolls, and 100 fit a 64 KiB body
 MAX_SEALED_CHARS = 1024  # nonce, a PKCS#8 P-256 key and a tag: ~230 characters
 ATTEST_BYTES = 32  # HMAC-SHA256
 
