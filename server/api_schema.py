@@ -366,6 +366,9 @@ class RecipientWrap(Strict):
 
 class E2ERotation(Strict):
     epoch: int = Field(ge=2, description="The current epoch + 1 (else 409 stale_key).")
+    proof: str = Field(min_length=43, max_length=43, pattern=_B64U,
+                       description='b64u(HMAC-SHA256(IKM_e, "epoch " || (e+1) || " " || b64u(K_e+1))): devices '
+                                   "accept the new key only if it verifies under the key they hold.")
     wraps: list[RecipientWrap] = Field(min_length=1, max_length=100,
                                        description="One per registered device and one for recovery.")
 
@@ -387,6 +390,15 @@ class E2EState(Strict):
     recovery: RecoveryKey | None = None
     devices: list[E2EDevice] | None = None
     wraps: list[EpochWrap] | None = Field(None, description="The wrapped keys addressed to the caller.")
+    epochs: list["EpochProof"] | None = Field(None, description="Each rotation's proof, epoch 2 onwards.")
+
+
+class EpochProof(Strict):
+    epoch: int
+    proof: str
+
+
+E2EState.model_rebuild()
 
 
 class PairingPayload(Strict):

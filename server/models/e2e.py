@@ -190,3 +190,16 @@ async def select_recipients_alive(conn, user_id: int, recipients: list[str]) -> 
             if await cursor.fetchone() is not None:
                 alive.add(recipient)
     return alive
+
+
+async def insert_epoch_proof(conn: aiosqlite.Connection, user_id: int, epoch: int, proof: str) -> None:
+    """The rotating device's proof that the key of `epoch` was made by a
+    holder of the key before it (docs/e2e.md); devices check it."""
+    await conn.execute("INSERT INTO e2e_epochs (user_id, epoch, proof, created_at) VALUES (?, ?, ?, ?)",
+                       (user_id, epoch, proof, time.time()))
+
+
+async def select_epoch_proofs(conn, user_id: int) -> list[tuple[int, str]]:
+    async with conn.execute("SELECT epoch, proof FROM e2e_epochs WHERE user_id = ? ORDER BY epoch",
+                            (user_id,)) as cursor:
+        return [(row[0], row[1]) for row in await cursor.fetchall()]

@@ -4,12 +4,13 @@ real keys and wraps made by tests/e2e_keys.py."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
 from tests.blueprints.test_account import error_of
 from tests.conftest import PASSWORD, make_token
-from tests.e2e_keys import Account, KeyPair, attest, b64u, unwrap, wrap
+from tests.e2e_keys import Account, KeyPair, attest, b64u, epoch_proof, unwrap, wrap
 from tests.helpers import stored_files
 
 
@@ -112,7 +113,7 @@ async def test_key_calls_on_an_account_without_encryption_are_409(client):
     pair = KeyPair()
     await error_of(await client.put("/account/e2e/device", json={"public_key": pair.public_b64u,
                                                                  "attest": b64u(bytes(32))}), 409, "not_encrypted")
-    await error_of(await client.post("/account/e2e/epochs", json={"epoch": 2, "wraps": [
+    await error_of(await client.post("/account/e2e/epochs", json={"epoch": 2, "proof": b64u(bytes(32)), "wraps": [
         {"recipient": "recovery", "blob": wrap(bytes(32), 2, pair.public_b64u)}]}), 409, "not_encrypted")
 
 
@@ -137,9 +138,12 @@ async def test_a_second_device_registers_its_key_and_its_own_wraps(client):
 
 
 def rotation(account: Account, epoch: int, recipients: dict[str, str]) -> dict:
-    account.keys[epoch] = bytes(range(32)) if epoch not in account.keys else account.keys[epoch]
-    return {"epoch": epoch, "wraps": [{"recipient": name, "blob": wrap(account.keys[epoch], epoch, key)}
-                                      for name, key in recipients.items()]}
+    if epoch not in account.keys:
+        account.keys[epoch] = os.urandom(32)
+    previous = account.keys.get(epoch - 1, bytes(32))
+    return {"epoch": epoch, "proof": epoch_proof(previous, account.user_id, epoch, account.keys[epoch]),
+            "wraps": [{"recipient": name, "blob": wrap(account.keys[epoch], epoch, key)}
+                      for name, key in recipients.items()]}
 
 
 async def test_a_rotation_needs_the_next_epoch_and_a_wrap_for_everyone(client):
@@ -153,7 +157,7 @@ async def test_a_rotation_needs_the_next_epoch_and_a_wrap_for_everyone(client):
     message = await error_of(await client.post("/account/e2e/epochs", json=rotation(
         account, 2, {**everyone, "session:999": account.device.public_b64u})), 409, "wraps_mismatch")
     assert "session:999" in message
-    await error_of(await client.post("/account/e2e/epochs", json={"epoch": 2, "wraps": [
+    await error_of(await client.post("/account/e2e/epochs", json={"epoch": 2, "proof": b64u(bytes(32)), "wraps": [
         {"recipient": "recovery", "blob": "x"}, {"recipient": "recovery", "blob": "y"}]}), 400, "invalid_wraps")
     assert (await state_of(client))["epoch"] == 1
 
@@ -163,6 +167,12 @@ async def test_a_rotation_needs_the_next_epoch_and_a_wrap_for_everyone(client):
     assert state["epoch"] == 2 and state["rotation_needed"] is False
     assert [w["epoch"] for w in state["wraps"]] == [1, 2]
     assert unwrap(state["wraps"][1]["blob"], 2, account.device) == account.keys[2]
+    # The proof is kept for every device to check the new key against the old one.
+    assert state["epochs"] == [{"epoch": 2, "proof": epoch_proof(account.keys[1], account.user_id, 2,
+                                                                   account.keys[2])}]
+    body = rotation(account, 3, everyone)
+    del body["proof"]
+    await error_of(await client.post("/account/e2e/epochs", json=body), 400, "invalid_input")
 
 
 async def test_a_device_without_a_registered_key_cannot_rotate(client):
