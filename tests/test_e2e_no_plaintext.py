@@ -22,7 +22,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import PASSWORD
-from tests.e2e_keys import Account, KeyPair, attest, b64u, headers, unb64u, wrap
+from tests.e2e_keys import Account, KeyPair, attest, b64u, encrypt, headers, unb64u, wrap
 from tests.live_server import LiveServer
 from tests.redis_server import redis_server  # noqa: F401  (fixture)
 
@@ -191,3 +191,25 @@ async def test_an_encrypted_account_leaves_no_plaintext_on_the_server_side(serve
         for name, data in stored.items():
             assert secret not in data, f"{secret!r} is in {name}"
         assert secret not in wire, f"{secret!r} went over the Redis wire"
+
+
+async def test_the_largest_meta_blob_passes_the_real_servers_and_httpx_heads(server):
+    """docs/e2e.md caps the meta blob at 6144 characters so a request head
+    (Hypercorn: 16 KiB) and a download's response head (httpx/h11: 16 KiB)
+    hold it with the key blob, cookies and security headers."""
+    live, _ = server
+    async with httpx.AsyncClient(base_url=live.base_url, timeout=30) as http:
+        registered = await http.post("/account/register", json={"username": "thumbnails", "password": PASSWORD})
+        account = Account(registered.json()["id"])
+        device = f"session:{registered.json()['device']['id']}"
+        assert (await http.post("/account/e2e/enable", json=account.enable_body(PASSWORD, device))).status_code == 200
+        item = account.item(b"a photo", "file", name="photo.jpg", mime="image/jpeg")
+        item.meta = b64u(encrypt(os.urandom(6144 * 3 // 4 - 21 - 17), item.item_key))
+        assert len(item.meta) == 6144
+        posted = await http.post("/file/buffer", content=item.body, headers=headers(item, "file"))
+        assert posted.status_code == 201, posted.text
+        got = await http.get("/file/buffer")
+        assert got.status_code == 200 and got.headers["X-Encrypted-Meta"] == item.meta
+        item.meta = b64u(encrypt(os.urandom(6144 * 3 // 4 - 21 - 17 + 3), item.item_key))
+        refused = await http.post("/file/buffer", content=item.body, headers=headers(item, "file"))
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_ciphertext"
