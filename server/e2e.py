@@ -180,7 +180,7 @@ async def enable(principal: Principal, data: dict) -> dict[str, Any]:
         await e2e_model.upsert_wrap(conn, principal.user_id, 1, me, wraps["self"])
         await e2e_model.upsert_wrap(conn, principal.user_id, 1, "recovery", wraps["recovery"])
     await current_app.storage.remove(removed)
-    from .buffer import publish_current
+    from .buffer import publish_current  # here: buffer.py checks every write with this module
 
     await publish_current(principal.user_id)
     await publish_state(principal.user_id)
