@@ -61,7 +61,7 @@ _ACCOUNT = ("SELECT a.user_id, a.epoch, (a.rotation_needed OR EXISTS (SELECT 1 F
 def _account(row) -> E2EAccount | None:
     if row is None:
         return None
-    values = dict(row) if not isinstance(row, tuple) else dict(zip(E2EAccount.__dataclass_fields__, row))
+    values = dict(row)
     values["rotation_needed"] = bool(values["rotation_needed"])
     return E2EAccount(**values)
 
@@ -176,20 +176,6 @@ async def settle_revoked(conn: aiosqlite.Connection, user_id: int) -> E2EAccount
         return None
     await _delete_revoked_devices(conn, user_id)
     return await select_account(conn, user_id)
-
-
-async def select_recipients_alive(conn, user_id: int, recipients: list[str]) -> set[str]:
-    """Which of these session:/token: names are devices of the user now."""
-    alive: set[str] = set()
-    for recipient in recipients:
-        session_id, token_id = recipient_ids(recipient)
-        table, number = ("sessions", session_id) if session_id is not None else ("api_tokens", token_id)
-        if number is None:
-            continue
-        async with conn.execute(f"SELECT 1 FROM {table} WHERE id = ? AND user_id = ?", (number, user_id)) as cursor:
-            if await cursor.fetchone() is not None:
-                alive.add(recipient)
-    return alive
 
 
 async def insert_epoch_proof(conn: aiosqlite.Connection, user_id: int, epoch: int, proof: str) -> None:
