@@ -287,3 +287,24 @@ async def test_revoking_a_device_of_an_account_without_encryption_changes_no_e2e
     token_id = (await state_of(client, Authorization=f"Bearer {token}"))["device"].split(":")[1]
     assert (await client.delete(f"/account/tokens/{token_id}")).status_code == 200
     assert (await state_of(client))["enabled"] is False
+
+
+async def test_registering_a_device_refuses_bad_keys_attestations_and_wraps(client):
+    account, _ = await enabled(client)
+    pair = KeyPair()
+    good = {"public_key": pair.public_b64u, "attest": attest(account.keys[1], account.user_id, "x", pair.public_b64u)}
+    for body, code in (({**good, "public_key": KeyPair().public_b64u[:-3] + "AAA"}, "invalid_key"),
+                       ({**good, "attest": b64u(bytes(31))}, "invalid_input"),
+                       ({**good, "wraps": [{"epoch": 1, "blob": "x.y.z"}]}, "invalid_wraps"),
+                       ({**good, "wraps": [{"epoch": 1, "blob": wrap(bytes(32), 1, pair.public_b64u)}] * 2},
+                        "invalid_wraps")):
+        await error_of(await client.put("/account/e2e/device", json=body), 400, code)
+    assert len((await state_of(client))["devices"]) == 1
+
+
+async def test_enabling_from_a_form_is_refused_in_words(client):
+    await register_user(client, "alice")
+    response = await client.post("/account/e2e/enable", form={"password": PASSWORD, "recovery": "x"},
+                                 headers={"Accept": "text/html"})
+    assert response.status_code == 400
+    assert (await state_of(client))["enabled"] is False
