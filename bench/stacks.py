@@ -141,17 +141,18 @@ class CloudBufferStack:
         password_hash = PasswordHasher().hash(PASSWORD)
         tokens = ["cb_" + secrets.token_urlsafe(32) for _ in range(pool_size)]
 
+        def insert_all(conn) -> None:
+            for start in range(0, pool_size, DEVICES_PER_USER):
+                user = users_model.insert_user(conn, f"pool{start // DEVICES_PER_USER}", password_hash)
+                for index in range(start, min(start + DEVICES_PER_USER, pool_size)):
+                    sessions_model.insert_api_token(conn, user.id, f"device {index % DEVICES_PER_USER}", tokens[index])
+
         async def seed() -> None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             db = Database(self.data_dir / "cloudbuffer.sqlite3")
             await db.open()
             try:
-                async with db.transaction() as conn:
-                    for start in range(0, pool_size, DEVICES_PER_USER):
-                        user = await users_model.insert_user(conn, f"pool{start // DEVICES_PER_USER}", password_hash)
-                        for index in range(start, min(start + DEVICES_PER_USER, pool_size)):
-                            await sessions_model.insert_api_token(conn, user.id, f"device {index % DEVICES_PER_USER}",
-                                                                  tokens[index])
+                await db.write(insert_all)
             finally:
                 await db.close()
 

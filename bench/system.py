@@ -10,6 +10,7 @@ import os
 import platform
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -142,8 +143,8 @@ def cpu_model() -> str:
 
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for name in ("quart", "hypercorn", "wsproto", "h11", "redis", "aiosqlite", "python-multipart",
-                 "websockets", "httpx"):
+    found["sqlite"] = sqlite3.sqlite_version  # the library Python's sqlite3 module runs on
+    for name in ("quart", "hypercorn", "wsproto", "h11", "redis", "python-multipart", "websockets", "httpx"):
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -111,8 +111,7 @@ def clean_device_name(name: str) -> str:
 
 async def start_session(user: users_model.User, device_name: str) -> sessions_model.Session:
     session_key = secrets.token_urlsafe(32)
-    async with current_app.db.transaction() as conn:
-        session = await sessions_model.insert_session(conn, user.id, session_key, device_name)
+    session = await current_app.db.write(sessions_model.insert_session, user.id, session_key, device_name)
     login_user(AuthUser(session_key), remember=True)
     return session
 
@@ -136,25 +135,23 @@ async def principal_from_credentials(token: str | None, signed_cookie: str | Non
     db = current_app.db
     now = time.time()
     if token is not None:
-        found = await sessions_model.select_api_token_with_owner(db.reader, token)
+        found = await db.read(sessions_model.select_api_token_with_owner, token)
         if found is None:
             return None
         api_token, username = found
         if api_token.last_used_at is None or now - api_token.last_used_at > TOUCH_INTERVAL:
-            async with db.transaction() as conn:
-                await sessions_model.touch_api_token(conn, api_token.id, now)
+            await db.write(sessions_model.touch_api_token, api_token.id, now)
         return Principal(api_token.user_id, username, "token", api_token.id, api_token.name)
 
     session_key = _auth_manager().load_token(signed_cookie) if signed_cookie else None
     if session_key is None:
         return None
-    found = await sessions_model.select_session_with_owner(db.reader, session_key)
+    found = await db.read(sessions_model.select_session_with_owner, session_key)
     if found is None:
         return None
     session, username = found
     if now - session.last_seen_at > TOUCH_INTERVAL:
-        async with db.transaction() as conn:
-            await sessions_model.touch_session(conn, session.id, now)
+        await db.write(sessions_model.touch_session, session.id, now)
     return Principal(session.user_id, username, "session", session.id, session.device_name)
 
 
@@ -240,9 +237,9 @@ async def check_same_origin() -> None:
 
 async def principal_still_valid(principal: Principal) -> bool:
     """Re-checked after a broker outage, when a revoke event may have been lost."""
-    reader = current_app.db.reader
+    db = current_app.db
     if principal.device_kind == "token":
-        tokens = await sessions_model.select_api_tokens(reader, principal.user_id)
+        tokens = await db.read(sessions_model.select_api_tokens, principal.user_id)
         return any(token.id == principal.device_id for token in tokens)
-    sessions = await sessions_model.select_sessions(reader, principal.user_id)
+    sessions = await db.read(sessions_model.select_sessions, principal.user_id)
     return any(session.id == principal.device_id for session in sessions)

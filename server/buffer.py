@@ -6,9 +6,11 @@ history length, seq in the same transaction, and the broker event after commit.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from quart import current_app
@@ -88,10 +90,12 @@ def item_json(item: Item) -> dict[str, Any]:
     return data
 
 
+def _read_snapshot(conn, user_id: int, now: float) -> tuple[int, Item | None]:
+    return users_model.select_user_seq(conn, user_id), items_model.select_current_item(conn, user_id, now)
+
+
 async def snapshot(user_id: int) -> dict[str, Any]:
-    db = current_app.db
-    seq = await users_model.select_user_seq(db.reader, user_id)
-    item = await items_model.select_current_item(db.reader, user_id, time.time())
+    seq, item = await current_app.db.read(_read_snapshot, user_id, time.time())
     if item is not None and item.seq < seq:
         # The newest item was deleted or expired: the buffer is what remains,
         # but the seq still moves forward so devices accept the change.
@@ -125,26 +129,34 @@ def check_text(text: str) -> bytes:
     return encoded
 
 
+def _write_text(conn, user_id: int, device_name: str, text: str, size: int, now: float, expire_seconds: int,
+                history_size: int, sealed: e2e.Sealed | None = None, ciphertext: bytes | None = None,
+                ) -> tuple[Item, list[str]]:
+    """A text (or, with `sealed`, an encrypted text: text "" and its body
+    blob in `ciphertext`) and the history trim, one transaction."""
+    # Encrypted or not is decided again here, where it cannot change before
+    # the commit (an account turning encryption on deletes its history).
+    users_model.lock_user(conn, user_id)
+    e2e.check_write(conn, user_id, sealed)
+    item = items_model.insert_item(conn, user_id, kind="text", text=text, size=size, device_name=device_name,
+                                   created_at=now, expires_at=now + expire_seconds,
+                                   encrypted_key=sealed.key if sealed else None,
+                                   encrypted_meta=sealed.meta if sealed else None, ciphertext=ciphertext)
+    # A text adds no file, so the file cap cannot have been crossed, and a
+    # file can only have lost its last item if the history was trimmed.
+    trimmed = items_model.delete_items_beyond(conn, user_id, history_size)
+    return item, files_model.delete_unreferenced_files(conn, user_id) if trimmed else []
+
+
 async def store_text(principal: Principal, text: str) -> Item:
     size = len(check_text(text))
     await current_app.storage.check_free(size)  # texts live in the database: keep its disk from filling
-    now = time.time()
     settings = _settings()
-
-    def write(conn):
-        # One trip to the database thread for the whole transaction: the text
-        # post is the hot path (docs/benchmarks.md, #1, #6, #7).
-        e2e.check_write_sync(conn, principal.user_id, None)
-        item, trimmed = items_model.insert_text_and_trim_sync(
-            conn, principal.user_id, text=text, size=size, device_name=principal.device_name,
-            created_at=now, expires_at=now + settings["EXPIRE_SECONDS"], keep=settings["HISTORY_SIZE"],
-        )
-        # A text adds no file, so the file cap cannot have been crossed, and a
-        # file can only have lost its last item if the history was trimmed.
-        removed = files_model.delete_unreferenced_files_sync(conn, principal.user_id) if trimmed else []
-        return item, removed
-
-    item, removed = await current_app.db.run_transaction(write)
+    # One trip to the database thread for the whole transaction: the text
+    # post is the hot path (docs/benchmarks.md, #1, #6, #7).
+    item, removed = await current_app.db.write(
+        _write_text, principal.user_id, principal.device_name, text, size, time.time(), settings["EXPIRE_SECONDS"],
+        settings["HISTORY_SIZE"])
     await current_app.storage.remove(removed)
     await publish(principal.user_id, buffer_message(item.seq, item))
     return item
@@ -163,20 +175,10 @@ def check_encrypted_text(body: bytes) -> None:
 async def store_encrypted_text(principal: Principal, sealed: e2e.Sealed, body: bytes) -> Item:
     check_encrypted_text(body)
     await current_app.storage.check_free(len(body))
-    now = time.time()
     settings = _settings()
-
-    def write(conn):
-        e2e.check_write_sync(conn, principal.user_id, sealed)
-        item, trimmed = items_model.insert_text_and_trim_sync(
-            conn, principal.user_id, text="", size=len(body), device_name=principal.device_name,
-            created_at=now, expires_at=now + settings["EXPIRE_SECONDS"], keep=settings["HISTORY_SIZE"],
-            encrypted_key=sealed.key, encrypted_meta=sealed.meta, ciphertext=body,
-        )
-        removed = files_model.delete_unreferenced_files_sync(conn, principal.user_id) if trimmed else []
-        return item, removed
-
-    item, removed = await current_app.db.run_transaction(write)
+    item, removed = await current_app.db.write(
+        _write_text, principal.user_id, principal.device_name, "", len(body), time.time(), settings["EXPIRE_SECONDS"],
+        settings["HISTORY_SIZE"], sealed, body)
     await current_app.storage.remove(removed)
     await publish(principal.user_id, buffer_message(item.seq, item))
     return item
@@ -187,17 +189,17 @@ async def upload_allowance(user_id: int, *, encrypted: bool = False) -> tuple[in
     encrypted file may be as big as MAX_UPLOAD_BYTES of plaintext in
     aes128gcm; the quota counts the bytes stored, ciphertext and all."""
     settings = _settings()
-    used = await files_model.select_used_bytes(current_app.db.reader, user_id, time.time())
+    used = await current_app.db.read(files_model.select_used_bytes, user_id, time.time())
     room = settings["QUOTA_BYTES"] - used
+    quota = settings["QUOTA_BYTES"]
     largest = settings["MAX_UPLOAD_BYTES"]
     limit = max_body_bytes(largest) if encrypted else largest
     if room < limit:
-        return max(room, 0), lambda: _quota_error(used)
+        return max(room, 0), lambda: _quota_error(used, quota)
     return limit, lambda: APIError(413, "too_large", f"Files are limited to {largest} bytes on this server.")
 
 
-def _quota_error(used: int) -> APIError:
-    quota = _settings()["QUOTA_BYTES"]
+def _quota_error(used: int, quota: int) -> APIError:
     return APIError(
         413, "quota_exceeded",
         f"This upload would take you over your storage quota ({used} of {quota} bytes used). "
@@ -209,37 +211,74 @@ ENCRYPTED_FILENAME = "cloudbuffer.aes128gcm"  # an encrypted file's real name is
 ENCRYPTED_MIME = "application/octet-stream"
 
 
-async def _insert_file(conn, principal: Principal, upload: Upload, filename: str, mime: str, now: float,
-                       sealed: e2e.Sealed | None = None):
-    settings = _settings()
-    await e2e.check_write(conn, principal.user_id, sealed)
-    used = await files_model.select_used_bytes(conn, principal.user_id, now)
-    if used + upload.size > settings["QUOTA_BYTES"]:
-        raise _quota_error(used)
+@dataclass(frozen=True)
+class _Limits:
+    """The settings a write transaction checks, read on the event loop (the
+    database thread has no app context)."""
+    quota_bytes: int
+    expire_seconds: int
+    history_size: int
+    max_files: int
+    max_shares: int
+
+    @classmethod
+    def from_settings(cls) -> "_Limits":
+        settings = _settings()
+        return cls(settings["QUOTA_BYTES"], settings["EXPIRE_SECONDS"], settings["HISTORY_SIZE"],
+                   settings["MAX_FILES"], settings["MAX_SHARES"])
+
+
+@dataclass(frozen=True)
+class _NewFile:
+    user_id: int
+    stored_name: str
+    filename: str
+    mime: str
+    size: int
+    sealed: e2e.Sealed | None = None  # an end-to-end encrypted file's blobs (docs/e2e.md)
+
+
+def _insert_file(conn, new: _NewFile, limits: _Limits, now: float):
+    # The quota is checked (and the file cap applied, _trim) in the
+    # transaction that adds the file, so parallel uploads cannot both fit;
+    # so is the account's encryption, so no plaintext lands on an account
+    # that turned it on meanwhile.
+    users_model.lock_user(conn, new.user_id)
+    e2e.check_write(conn, new.user_id, new.sealed)
+    used = files_model.select_used_bytes(conn, new.user_id, now)
+    if used + new.size > limits.quota_bytes:
+        raise _quota_error(used, limits.quota_bytes)
+    return files_model.insert_file(conn, new.user_id, new.stored_name, new.filename, new.mime, new.size,
+                                   now + limits.expire_seconds,
+                                   encrypted_meta=new.sealed.meta if new.sealed else None)
+
+
+def _trim(conn, user_id: int, limits: _Limits) -> list[str]:
+    items_model.delete_items_beyond(conn, user_id, limits.history_size)
+    files_model.delete_items_of_files_over_cap(conn, user_id, limits.max_files)
+    # A file leaves the disk only once neither the history nor a link needs it.
+    return files_model.delete_unreferenced_files(conn, user_id)
+
+
+def _write_and_trim(conn, write, new: _NewFile, limits: _Limits, *args):
+    result = write(conn, new, limits, time.time(), *args)
+    return result, _trim(conn, new.user_id, limits)
+
+
+async def _commit_upload_row(upload: Upload, principal: Principal, filename: str, mime: str,
+                             sealed: e2e.Sealed | None, write, *args):
+    """Move the upload into place, then run `write(conn, new, limits, now,
+    *args)` and the trims as one transaction; if the transaction fails the
+    file is removed, so no file lacks a row. An encrypted file's real name
+    and type are in its meta blob: the row holds placeholders."""
+    await upload.commit()
     if sealed is not None:
         filename, mime = ENCRYPTED_FILENAME, ENCRYPTED_MIME
-    return await files_model.insert_file(
-        conn, principal.user_id, upload.stored_name, filename, mime, upload.size, now + settings["EXPIRE_SECONDS"],
-        encrypted_meta=sealed.meta if sealed else None,
-    )
-
-
-async def _trim(conn, user_id: int) -> list[str]:
-    settings = _settings()
-    await items_model.delete_items_beyond(conn, user_id, settings["HISTORY_SIZE"])
-    await files_model.delete_items_of_files_over_cap(conn, user_id, settings["MAX_FILES"])
-    # A file leaves the disk only once neither the history nor a link needs it.
-    return await files_model.delete_unreferenced_files(conn, user_id)
-
-
-async def _commit_upload_row(upload: Upload, write):
-    """Move the upload into place, then run `write(conn)` in one transaction;
-    if the transaction fails the file is removed, so no file lacks a row."""
-    await upload.commit()
+    new = _NewFile(principal.user_id, upload.stored_name, filename, mime, upload.size, sealed)  # named by the commit
     try:
-        async with current_app.db.transaction() as conn:
-            result = await write(conn)
-            removed = await _trim(conn, result[0])
+        result, removed = await current_app.db.write(_write_and_trim, write, new, _Limits.from_settings(), *args)
+    except asyncio.CancelledError:
+        raise  # db.write says so only once the row has committed: the file is in use
     except BaseException:
         await current_app.storage.remove([upload.stored_name])
         raise
@@ -247,19 +286,18 @@ async def _commit_upload_row(upload: Upload, write):
     return result
 
 
+def _write_file_item(conn, new: _NewFile, limits: _Limits, now: float, device_name: str) -> Item:
+    stored = _insert_file(conn, new, limits, now)
+    return items_model.insert_item(conn, new.user_id, kind="file", file_id=stored.id, size=stored.size,
+                                   device_name=device_name, created_at=now, expires_at=stored.expires_at,
+                                   encrypted_key=new.sealed.key if new.sealed else None,
+                                   encrypted_meta=new.sealed.meta if new.sealed else None)
+
+
 async def store_file_item(principal: Principal, upload: Upload, filename: str, mime: str,
                           sealed: e2e.Sealed | None = None) -> Item:
-    async def write(conn):
-        now = time.time()
-        stored = await _insert_file(conn, principal, upload, filename, mime, now, sealed)
-        item = await items_model.insert_item(
-            conn, principal.user_id, kind="file", file_id=stored.id, size=stored.size,
-            device_name=principal.device_name, created_at=now, expires_at=stored.expires_at,
-            encrypted_key=sealed.key if sealed else None, encrypted_meta=sealed.meta if sealed else None,
-        )
-        return principal.user_id, item
-
-    _, item = await _commit_upload_row(upload, write)
+    item = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_file_item,
+                                    principal.device_name)
     await publish(principal.user_id, buffer_message(item.seq, item))
     return item
 
@@ -287,8 +325,7 @@ def share_lifetime(raw: Any) -> int:
 MIN_SHARE_SECONDS = 60
 
 
-def _too_many_links() -> APIError:
-    limit = _settings()["MAX_SHARES"]
+def _too_many_links(limit: int) -> APIError:
     return APIError(409, "too_many_links",
                     f"You have {limit} live share links, the most this server allows. "
                     "Delete one on your profile page or wait for one to expire.")
@@ -296,60 +333,80 @@ def _too_many_links() -> APIError:
 
 async def check_share_room(user_id: int) -> None:
     """Refuse early (before an upload is received) when no link can be added."""
-    if await files_model.count_live_shares(current_app.db.reader, user_id, time.time()) >= _settings()["MAX_SHARES"]:
-        raise _too_many_links()
+    limit = _settings()["MAX_SHARES"]
+    if await current_app.db.read(files_model.count_live_shares, user_id, time.time()) >= limit:
+        raise _too_many_links(limit)
 
 
-async def _insert_share(conn, user_id: int, file_id: int, now: float, lifetime: int):
+@dataclass(frozen=True)
+class _NewLink:
+    """A link's token and nonce, made on the event loop (the token is derived
+    with the app's secret key) before the transaction that may store them."""
+    token: str
+    nonce: bytes
+    lifetime: int
+
+    @classmethod
+    def make(cls, lifetime: int) -> "_NewLink":
+        nonce = new_nonce()
+        return cls(derive_token(nonce), nonce, lifetime)
+
+
+def _insert_share(conn, user_id: int, file_id: int, now: float, link: _NewLink, max_shares: int):
     # Counted inside the write transaction, so parallel requests cannot both
     # take the last place.
-    if await files_model.count_live_shares(conn, user_id, now) >= _settings()["MAX_SHARES"]:
-        raise _too_many_links()
-    nonce = new_nonce()
-    token = derive_token(nonce)
+    users_model.lock_user(conn, user_id)
+    if files_model.count_live_shares(conn, user_id, now) >= max_shares:
+        raise _too_many_links(max_shares)
     # The file lives at least as long as its link; the history's own expiry
     # and trims no longer decide for it.
-    await files_model.extend_file_expiry(conn, file_id, now + lifetime)
-    return token, await files_model.insert_share(conn, user_id, file_id, token, nonce, now + lifetime)
+    files_model.extend_file_expiry(conn, file_id, now + link.lifetime)
+    return files_model.insert_share(conn, user_id, file_id, link.token, link.nonce, now + link.lifetime)
+
+
+def _write_shared_file(conn, new: _NewFile, limits: _Limits, now: float, link: _NewLink):
+    stored = _insert_file(conn, new, limits, now)
+    return _insert_share(conn, new.user_id, stored.id, now, link, limits.max_shares)
 
 
 async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str, lifetime: int,
                             sealed: e2e.Sealed | None = None):
     """A /file/load upload: a stored file with a share link, not a buffer item."""
+    link = _NewLink.make(lifetime)
+    share = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_shared_file, link)
+    return link.token, share
 
-    async def write(conn):
-        now = time.time()
-        stored = await _insert_file(conn, principal, upload, filename, mime, now, sealed)
-        token, share = await _insert_share(conn, principal.user_id, stored.id, now, lifetime)
-        return principal.user_id, token, share
 
-    _, token, share = await _commit_upload_row(upload, write)
-    return token, share
+def _write_item_share(conn, user_id: int, item_id: int, now: float, link: _NewLink, new: bool, secret_key: str,
+                      max_shares: int):
+    item = items_model.select_item(conn, user_id, item_id, now)
+    if item is None or item.kind != "file":
+        raise APIError(404, "not_found", "No file with that id is in your buffer history.")
+    if not new:
+        for existing in files_model.select_reusable_shares(conn, user_id, item.file_id, now):
+            token = reusable_token(existing, secret_key)
+            if token is not None:
+                return token, existing, True
+    return link.token, _insert_share(conn, user_id, item.file_id, now, link, max_shares), False
 
 
 async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: bool = False):
     """A share link for a file in the history: its live link if it has one
     (unless `new`), else a new one. Returns (token, share, reused)."""
-    now = time.time()
-    async with current_app.db.transaction() as conn:
-        item = await items_model.select_item(conn, principal.user_id, item_id, now)
-        if item is None or item.kind != "file":
-            raise APIError(404, "not_found", "No file with that id is in your buffer history.")
-        if not new:
-            for existing in await files_model.select_reusable_shares(conn, principal.user_id, item.file_id, now):
-                token = reusable_token(existing)
-                if token is not None:
-                    return token, existing, True
-        token, share = await _insert_share(conn, principal.user_id, item.file_id, now, lifetime)
-    return token, share, False
+    return await current_app.db.write(
+        _write_item_share, principal.user_id, item_id, time.time(), _NewLink.make(lifetime), new,
+        current_app.secret_key, _settings()["MAX_SHARES"])
+
+
+def _write_delete_item(conn, user_id: int, item_id: int) -> list[str]:
+    if not items_model.delete_item(conn, user_id, item_id):
+        raise APIError(404, "not_found", "No item with that id is in your buffer history.")
+    users_model.increment_user_seq(conn, user_id)
+    return files_model.delete_unreferenced_files(conn, user_id)
 
 
 async def delete_item(principal: Principal, item_id: int) -> None:
-    async with current_app.db.transaction() as conn:
-        if not await items_model.delete_item(conn, principal.user_id, item_id):
-            raise APIError(404, "not_found", "No item with that id is in your buffer history.")
-        await users_model.increment_user_seq(conn, principal.user_id)
-        removed = await files_model.delete_unreferenced_files(conn, principal.user_id)
+    removed = await current_app.db.write(_write_delete_item, principal.user_id, item_id)
     await current_app.storage.remove(removed)
     await publish_current(principal.user_id)
 

@@ -54,8 +54,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     async def add(db, settings):
         password_hash = await hash_password(password)
-        async with db.transaction() as conn:
-            return await users_model.insert_user(conn, username, password_hash)
+        return await db.write(users_model.insert_user, username, password_hash)
 
     if asyncio.run(_with_db(add)) is None:
         raise SystemExit(f"error: the username {username!r} is taken")
@@ -76,13 +75,11 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {error.message}") from None
 
     async def passwd(db, settings):
-        user = await users_model.select_user_by_username(db.reader, args.username)
+        user = await db.read(users_model.select_user_by_username, args.username)
         if user is None:
             return None
         password_hash = await hash_password(password)
-        async with db.transaction() as conn:
-            await users_model.update_user_password(conn, user.id, password_hash)
-            ended = await sessions_model.end_devices_after_password_change(conn, user.id, None, args.keep_tokens)
+        ended = await db.write(sessions_model.change_password, user.id, password_hash, None, args.keep_tokens)
         await _announce_revoked(settings, user.id, ended)
         return ended
 
@@ -117,13 +114,16 @@ def cmd_user_del(args: argparse.Namespace) -> int:
     from .models import users as users_model
     from .storage import Storage
 
+    def remove(conn, user_id: int) -> list[str]:
+        names = files_model.select_user_stored_names(conn, user_id)  # the rows cascade, the files are unlinked after
+        users_model.delete_user(conn, user_id)
+        return names
+
     async def delete(db, settings):
-        user = await users_model.select_user_by_username(db.reader, args.username)
+        user = await db.read(users_model.select_user_by_username, args.username)
         if user is None:
             return False
-        async with db.transaction() as conn:
-            names = await files_model.select_user_stored_names(conn, user.id)
-            await users_model.delete_user(conn, user.id)
+        names = await db.write(remove, user.id)
         await Storage(settings["DATA_DIR"]).remove(names)
         return True
 

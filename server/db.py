@@ -1,396 +1,240 @@
-"""The SQLite connections' lifetime, pragmas and schema migrations.
+"""The database: one way to read, one way to write.
 
-One process holds one writer connection (SQLite has a single writer anyway; the
-asyncio lock keeps our own transactions from interleaving on it) and one reader
-connection that sees committed data thanks to WAL. Other worker processes have
-their own pair; busy_timeout makes them queue politely for the write lock.
+    user = await db.read(users_model.select_user_by_id, user_id)
+    item = await db.write(store, principal, text)   # store(conn, principal, text)
+
+Both run a plain, synchronous function of a `Connection` (and the arguments
+given, as asyncio.to_thread passes them) on a thread of the database's own, as datasette's `execute_fn` and
+`execute_write_fn` do, so a request is one trip to that thread however many
+statements it makes; each trip between the event loop and a thread waits a
+loop turn under load, and a text post used to be ~20 of them with an async
+cursor per statement (docs/benchmarks.md, #1, #6, #7).
+
+- `read(fn, *args, **kwargs)`: on the reader connection, in one read transaction, so
+  every statement of `fn` sees the same committed snapshot (WAL); the reader
+  is query-only, a write there fails.
+- `write(fn, *args, **kwargs)`: on the writer connection, as one transaction (the
+  dialect's BEGIN IMMEDIATE … COMMIT; ROLLBACK if `fn` or the commit raises).
+  There is one writer thread per process, so this process's writes run one
+  after the other in the order they were asked for; other worker processes
+  queue for SQLite's write lock (dialect.begin_write).
+
+A write's outcome is always known to its caller: if the awaiting task is
+cancelled while the transaction runs (a client gone mid-request), `write`
+still waits for the transaction's end, then raises CancelledError only if it
+committed, and the transaction's own error if it rolled back. So clean-up
+after a failed write (unlinking an upload's file) never runs for a write
+that committed.
+
+Each connection is opened, used and closed on its one thread (a queue and
+`call_soon_threadsafe`, as aiosqlite does inside, at the same CPU per trip;
+aiosqlite is no longer used: its public API cannot run a function on its
+thread, and this is 40 lines. A single-thread executor through
+`loop.run_in_executor` costs ~14 µs more per trip: `python -m
+bench.data_layer`). SQL is written only in server/models; what differs between
+engines is in server/dialect.py.
 """
 from __future__ import annotations
 
 import asyncio
-import os
-import sqlite3
-import time
-from contextlib import asynccontextmanager
+import queue
+import threading
 from pathlib import Path
-from typing import AsyncIterator, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
-import aiosqlite
-
-from .data_dir import create_private_file
-
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE users (
-        id            INTEGER PRIMARY KEY,
-        username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        password_hash TEXT NOT NULL,
-        seq           INTEGER NOT NULL DEFAULT 0,
-        created_at    REAL NOT NULL
-    );
-    CREATE TABLE sessions (
-        id           INTEGER PRIMARY KEY,
-        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        key_hash     BLOB NOT NULL UNIQUE,
-        device_name  TEXT NOT NULL,
-        created_at   REAL NOT NULL,
-        last_seen_at REAL NOT NULL
-    );
-    CREATE INDEX sessions_user ON sessions(user_id);
-    CREATE TABLE api_tokens (
-        id           INTEGER PRIMARY KEY,
-        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        name         TEXT NOT NULL,
-        token_hash   BLOB NOT NULL UNIQUE,
-        created_at   REAL NOT NULL,
-        last_used_at REAL
-    );
-    CREATE INDEX api_tokens_user ON api_tokens(user_id);
-    CREATE TABLE files (
-        id          INTEGER PRIMARY KEY,
-        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        stored_name TEXT NOT NULL UNIQUE,
-        filename    TEXT NOT NULL,
-        mime        TEXT NOT NULL,
-        size        INTEGER NOT NULL,
-        created_at  REAL NOT NULL,
-        expires_at  REAL NOT NULL
-    );
-    CREATE INDEX files_user ON files(user_id, created_at);
-    CREATE INDEX files_expiry ON files(expires_at);
-    CREATE TABLE items (
-        id          INTEGER PRIMARY KEY,
-        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        seq         INTEGER NOT NULL,
-        kind        TEXT NOT NULL CHECK (kind IN ('text', 'file')),
-        text        TEXT,
-        file_id     INTEGER REFERENCES files(id) ON DELETE CASCADE,
-        size        INTEGER NOT NULL,
-        device_name TEXT NOT NULL,
-        created_at  REAL NOT NULL,
-        expires_at  REAL NOT NULL,
-        UNIQUE (user_id, seq),
-        CHECK ((kind = 'text') = (text IS NOT NULL)),
-        CHECK ((kind = 'file') = (file_id IS NOT NULL))
-    );
-    CREATE INDEX items_expiry ON items(expires_at);
-    CREATE INDEX items_file ON items(file_id);
-    CREATE TABLE shares (
-        id         INTEGER PRIMARY KEY,
-        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        file_id    INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-        token_hash BLOB NOT NULL UNIQUE,
-        created_at REAL NOT NULL,
-        expires_at REAL NOT NULL
-    );
-    CREATE INDEX shares_user ON shares(user_id);
-    CREATE INDEX shares_file ON shares(file_id);
-    CREATE INDEX shares_expiry ON shares(expires_at);
-    """,
-    # 2: a share link's token is derived from this random nonce and the
-    # server's secret key (share_links.derive_token), so sharing the same file
-    # again can hand back the same link while the database still holds no
-    # usable token. Older rows have none and are simply not reused.
-    """
-    ALTER TABLE shares ADD COLUMN nonce BLOB;
-    """,
-    # 3: "Add a device" (server/pairing.py). Only digests of the code and of
-    # the waiting device's claim are kept; the opaque payloads (a public key,
-    # a wrapped key) live only until the new device has taken the approval.
-    """
-    CREATE TABLE pairings (
-        id               INTEGER PRIMARY KEY,
-        user_id          INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        session_id       INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-        code_digest      BLOB NOT NULL UNIQUE,
-        claim_digest     BLOB UNIQUE,
-        status           TEXT NOT NULL CHECK (status IN ('open', 'claimed', 'approved', 'refused')),
-        device_name      TEXT,
-        request_payload  TEXT,
-        approval_payload TEXT,
-        created_at       REAL NOT NULL,
-        expires_at       REAL NOT NULL
-    );
-    CREATE INDEX pairings_user ON pairings(user_id);
-    CREATE INDEX pairings_expiry ON pairings(expires_at);
-    """,
-    # 4: end-to-end encryption (issue 19, docs/e2e.md; server/e2e.py). The
-    # server keeps only public keys, wrapped keys and opaque blobs. A wrap or
-    # a device key belongs to a session or an API token: deleting the device
-    # deletes its wraps (CASCADE) in the same statement, and leaves its
-    # e2e_devices row with neither id (SET NULL), a mark that a rotation is
-    # needed which no crash between two commits can lose.
-    """
-    CREATE TABLE e2e_accounts (
-        id                  INTEGER PRIMARY KEY,
-        user_id             INTEGER NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE,
-        epoch               INTEGER NOT NULL,
-        rotation_needed     INTEGER NOT NULL DEFAULT 0,
-        recovery_public_key TEXT NOT NULL,
-        recovery_sealed_key TEXT NOT NULL,
-        enabled_at          REAL NOT NULL
-    );
-    CREATE TABLE e2e_devices (
-        id          INTEGER PRIMARY KEY,
-        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        session_id  INTEGER UNIQUE REFERENCES sessions(id) ON DELETE SET NULL,
-        token_id    INTEGER UNIQUE REFERENCES api_tokens(id) ON DELETE SET NULL,
-        public_key  TEXT NOT NULL,
-        attest      TEXT NOT NULL,
-        created_at  REAL NOT NULL,
-        CHECK (session_id IS NULL OR token_id IS NULL)
-    );
-    CREATE INDEX e2e_devices_user ON e2e_devices(user_id);
-    CREATE TABLE e2e_wraps (
-        id          INTEGER PRIMARY KEY,
-        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        epoch       INTEGER NOT NULL,
-        recipient   TEXT NOT NULL,
-        session_id  INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
-        token_id    INTEGER REFERENCES api_tokens(id) ON DELETE CASCADE,
-        blob        TEXT NOT NULL,
-        created_at  REAL NOT NULL,
-        UNIQUE (user_id, recipient, epoch),
-        CHECK (recipient = CASE WHEN session_id IS NOT NULL THEN 'session:' || session_id
-                                WHEN token_id IS NOT NULL THEN 'token:' || token_id
-                                ELSE 'recovery' END)
-    );
-    CREATE TABLE e2e_epochs (
-        id          INTEGER PRIMARY KEY,
-        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        epoch       INTEGER NOT NULL,
-        proof       TEXT NOT NULL,
-        created_at  REAL NOT NULL,
-        UNIQUE (user_id, epoch)
-    );
-    CREATE INDEX e2e_wraps_session ON e2e_wraps(session_id);
-    CREATE INDEX e2e_wraps_token ON e2e_wraps(token_id);
-    ALTER TABLE items ADD COLUMN encrypted_key TEXT;
-    ALTER TABLE items ADD COLUMN encrypted_meta TEXT;
-    ALTER TABLE items ADD COLUMN ciphertext BLOB;
-    ALTER TABLE files ADD COLUMN encrypted_meta TEXT
-    """,
-    # 5: pairing with keys (docs/e2e.md). A pairing may now be opened by the
-    # new device (direction 'request', flow B: no account until a logged-in
-    # device takes it), and carries the enrolled device's ephemeral key
-    # (offer_payload) beside the new device's (request_payload). The table
-    # is made again rather than altered (SQLite cannot drop NOT NULL): its
-    # rows live two minutes, so an upgrade costs at most a code typed again.
-    """
-    DROP TABLE pairings;
-    CREATE TABLE pairings (
-        id               INTEGER PRIMARY KEY,
-        user_id          INTEGER REFERENCES users(id) ON DELETE CASCADE,
-        session_id       INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
-        direction        TEXT NOT NULL DEFAULT 'offer' CHECK (direction IN ('offer', 'request')),
-        code_digest      BLOB NOT NULL UNIQUE,
-        claim_digest     BLOB UNIQUE,
-        status           TEXT NOT NULL CHECK (status IN ('open', 'claimed', 'approved', 'refused')),
-        device_name      TEXT,
-        request_payload  TEXT,
-        offer_payload    TEXT,
-        approval_payload TEXT,
-        created_at       REAL NOT NULL,
-        expires_at       REAL NOT NULL,
-        CHECK (direction = 'request' OR (user_id IS NOT NULL AND session_id IS NOT NULL)),
-        CHECK (status = 'open' OR user_id IS NOT NULL)
-    );
-    CREATE INDEX pairings_user ON pairings(user_id);
-    CREATE INDEX pairings_expiry ON pairings(expires_at)
-    """,
-)
-
-
-def _create_private(path: Path) -> None:
-    # SQLite gives the WAL, SHM and journal files the database file's mode,
-    # so creating that file owner-only first keeps all of them private.
-    os.close(create_private_file(path, exclusive=False))
-
-
-def _casefold(value: str | None) -> str | None:
-    return value.casefold() if isinstance(value, str) else value
-
-
-async def _connect(path: Path) -> aiosqlite.Connection:
-    await asyncio.to_thread(_create_private, path)
-    # isolation_level=None: we issue BEGIN ourselves, so a read-then-write is
-    # one BEGIN IMMEDIATE transaction instead of a deferred one that can fail
-    # with "database is locked" when it upgrades.
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    conn.row_factory = aiosqlite.Row
-    # SQLite's own lower()/LIKE fold ASCII only; search must match "été" to "ÉTÉ".
-    await conn.create_function("casefold", 1, _casefold, deterministic=True)
-    await conn.execute("PRAGMA busy_timeout = 10000")
-    await conn.execute("PRAGMA foreign_keys = ON")
-    await conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
-
-
-async def _migrate(conn: aiosqlite.Connection) -> None:
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        async with conn.execute("PRAGMA user_version") as cursor:
-            (version,) = await cursor.fetchone()
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in script.split(";"):
-                if statement.strip():
-                    await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {number}")
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
-
+from .dialect import SQLITE, Dialect
 
 T = TypeVar("T")
 
 
-BUSY_TIMEOUT = 10.0  # seconds a transaction waits for another process's write lock
-_BUSY_POLL = 0.0002
+class Connection:
+    """What a model function is given: one statement at a time, fully
+    fetched, with the dialect at hand (`conn.dialect`). `sql` is written with
+    `?` placeholders; `params` is a sequence."""
+
+    __slots__ = ("raw", "dialect", "_statement")
+
+    def __init__(self, raw: Any, dialect: Dialect) -> None:
+        self.raw = raw  # the engine's own connection, for the dialect's use
+        self.dialect = dialect
+        self._statement = dialect.executor(raw)
+
+    def one(self, sql: str, params: Sequence = ()) -> Any:
+        """The first row (a mapping by column name), or None."""
+        cursor = self._statement(sql, params)
+        row = cursor.fetchone()
+        cursor.close()  # a RETURNING statement is finished, not left open
+        return row
+
+    def all(self, sql: str, params: Sequence = ()) -> list:
+        return self._statement(sql, params).fetchall()
+
+    def value(self, sql: str, params: Sequence = ()) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        row = self.one(sql, params)
+        return None if row is None else row[0]
+
+    def column(self, sql: str, params: Sequence = ()) -> list:
+        """The first column of every row."""
+        return [row[0] for row in self._statement(sql, params).fetchall()]
+
+    def run(self, sql: str, params: Sequence = ()) -> int:
+        """A statement without result rows; how many rows it changed."""
+        return self._statement(sql, params).rowcount
 
 
-def _begin_immediate(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE, polling every 0.2 ms while another worker process holds
-    the write lock. SQLite's own busy handler sleeps 1, 2, 5, 10, 15 … ms
-    between tries, far longer than a text post's transaction holds the lock,
-    so two workers posting at once mostly waited on those sleeps (#7 in
-    docs/benchmarks.md)."""
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        deadline = time.monotonic() + BUSY_TIMEOUT
+class _Job:
+    __slots__ = ("call", "args", "loop", "future", "result", "error", "finished")
+
+    def __init__(self, call: Callable, args: tuple, loop: asyncio.AbstractEventLoop) -> None:
+        self.call = call
+        self.args = args
+        self.loop = loop
+        self.future = loop.create_future()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.finished = False
+
+    def deliver(self) -> None:
+        """On the event loop, once the thread is done with the job."""
+        self.finished = True
+        if not self.future.done():  # a read whose caller was cancelled
+            if self.error is None:
+                self.future.set_result(self.result)
+            else:
+                self.future.set_exception(self.error)
+
+
+_CLOSE = object()
+
+
+class _ConnectionThread:
+    """One connection, opened, used and closed on a thread of its own."""
+
+    def __init__(self, name: str, connect: Callable[[], Connection]) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._connect = connect
+        self._connection: Connection | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Callable, *args: Any) -> _Job:
+        job = _Job(call, args, asyncio.get_running_loop())
+        self._jobs.put(job)
+        return job
+
+    def _run(self) -> None:
         while True:
+            job = self._jobs.get()
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                if job.call is _CLOSE:
+                    if self._connection is not None:
+                        self._connection.dialect.close(self._connection.raw)
+                        self._connection = None
+                else:
+                    if self._connection is None:
+                        self._connection = self._connect()
+                    job.result = job.call(self._connection, *job.args)
+            except BaseException as error:  # handed to the awaiting task, never lost in this thread
+                job.error = error
+            try:
+                job.loop.call_soon_threadsafe(job.deliver)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+            if job.call is _CLOSE:
                 return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
-            time.sleep(_BUSY_POLL)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
 
 
-def _run_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    _begin_immediate(conn)
+def _read(conn: Connection, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    conn.dialect.begin_read(conn.raw)
     try:
-        result = work(conn)
+        return fn(conn, *args, **kwargs)
+    finally:
+        conn.dialect.rollback(conn.raw)  # ends the snapshot; a read has nothing to commit
+
+
+def _write(conn: Connection, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    conn.dialect.begin_write(conn.raw)
+    try:
+        result = fn(conn, *args, **kwargs)
+        conn.dialect.commit(conn.raw)
     except BaseException:
-        conn.execute("ROLLBACK")
+        conn.dialect.rollback(conn.raw)
         raise
-    conn.execute("COMMIT")
     return result
 
 
-class _FetchedCursor:
-    """The rows of one finished statement, read like an aiosqlite cursor."""
-
-    rowcount = -1
-
-    def __init__(self, rows) -> None:
-        self._rows = list(rows)
-        self._next = 0
-
-    async def fetchone(self):
-        if self._next >= len(self._rows):
-            return None
-        self._next += 1
-        return self._rows[self._next - 1]
-
-    async def fetchall(self):
-        rows, self._next = self._rows[self._next :], len(self._rows)
-        return rows
+def _migrate(conn: Connection) -> int:
+    """Apply the dialect's migrations the database lacks (in the write
+    transaction of Database.open); returns the schema version."""
+    dialect = conn.dialect
+    version = dialect.schema_version(conn.raw)
+    for number, script in enumerate(dialect.migrations[version:], start=version + 1):
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.run(statement)
+        dialect.set_schema_version(conn.raw, number)
+    return len(dialect.migrations)
 
 
-class _ReadResult:
-    def __init__(self, pending) -> None:
-        self._pending = pending
-
-    async def _cursor(self) -> _FetchedCursor:
-        return _FetchedCursor(await self._pending)
-
-    def __await__(self):
-        return self._cursor().__await__()
-
-    async def __aenter__(self) -> _FetchedCursor:
-        return await self._cursor()
-
-    async def __aexit__(self, *exc_info) -> None:
-        return None
-
-
-class SnapshotReader:
-    """The reader connection, shared by every request of this process.
-
-    Each statement is executed and fully fetched in one trip to the
-    connection's thread. With aiosqlite's execute-then-fetch, a statement of
-    one request could stay open while another request's statement ran, and
-    both would read inside the first one's snapshot, from before a concurrent
-    commit: a session created a moment ago would look unknown (a spurious 401).
-    """
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, parameters=()) -> _ReadResult:
-        return _ReadResult(self._conn.execute_fetchall(sql, parameters))
-
-    async def close(self) -> None:
-        await self._conn.close()
+def _ping(conn: Connection) -> bool:
+    return conn.dialect.ping(conn.raw)
 
 
 class Database:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, dialect: Dialect = SQLITE) -> None:
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: SnapshotReader | None = None
-        self._write_lock = asyncio.Lock()
+        self.dialect = dialect
+        self._writer: _ConnectionThread | None = None
+        self._reader: _ConnectionThread | None = None
+
+    def _thread(self, role: str, read_only: bool) -> _ConnectionThread:
+        def connect() -> Connection:
+            return Connection(self.dialect.connect(self.path, read_only=read_only), self.dialect)
+
+        return _ConnectionThread(f"cloudbuffer-db-{role}", connect)
 
     async def open(self) -> None:
-        self._writer = await _connect(self.path)
-        await self._writer.execute("PRAGMA journal_mode = WAL")
-        await _migrate(self._writer)
-        self._reader = SnapshotReader(await _connect(self.path))
+        self._writer = self._thread("writer", read_only=False)
+        # Migrated before the reader exists: it never sees an old schema.
+        await self.write(_migrate)
+        self._reader = self._thread("reader", read_only=True)
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
+        threads = [thread for thread in (self._reader, self._writer) if thread is not None]
         self._reader = self._writer = None
+        for thread in threads:
+            await thread.submit(_CLOSE).future
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT on the writer; ROLLBACK on any error."""
-        assert self._writer is not None, "database is not open"
-        async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            else:
-                await self._writer.execute("COMMIT")
-
-    async def run_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(conn)` -- plain sqlite3 calls, no awaiting -- as one
-        BEGIN IMMEDIATE … COMMIT in the writer connection's thread. Each
-        aiosqlite statement is two or three hops between the event loop and
-        that thread, and under load every hop waits a whole loop turn; a text
-        post was ~20 hops (docs/benchmarks.md, #1, #6, #7). aiosqlite has no
-        public call for running a function in its thread, hence `_execute`."""
-        assert self._writer is not None, "database is not open"
-        async with self._write_lock:
-            return await self._writer._execute(_run_transaction, self._writer._conn, work)
-
-    @property
-    def reader(self) -> SnapshotReader:
-        """Autocommit connection for single-statement reads of committed data."""
+    async def read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`fn(conn, *args, **kwargs)` on the reader, in one snapshot of committed data."""
         assert self._reader is not None, "database is not open"
-        return self._reader
+        return await self._reader.submit(_read, fn, args, kwargs).future
+
+    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`fn(conn, *args, **kwargs)` as one write transaction; see the
+        module's docstring for what a cancelled caller is told."""
+        assert self._writer is not None, "database is not open"
+        job = self._writer.submit(_write, fn, args, kwargs)
+        try:
+            return await job.future
+        except asyncio.CancelledError as cancelled:
+            # The transaction runs to its end on the thread whatever happens
+            # here: wait for that end (through further cancellations too).
+            while not job.finished:
+                job.future = job.loop.create_future()
+                try:
+                    await job.future
+                except BaseException:  # a further cancellation, or the outcome read below
+                    pass
+            if job.error is not None and not isinstance(job.error, asyncio.CancelledError):
+                raise job.error from cancelled
+            raise
 
     async def ping(self) -> bool:
+        if self._reader is None:
+            return False
         try:
-            async with self.reader.execute("SELECT 1") as cursor:
-                return (await cursor.fetchone())[0] == 1
+            return await self._reader.submit(_ping).future
         except Exception:
             return False

@@ -48,9 +48,10 @@ def stale_key(epoch: int) -> APIError:
                                       "Fetch GET /account/e2e and encrypt again.")
 
 
-async def require_epoch(user_id: int, conn=None) -> int:
-    """The account's epoch; refuses an account without encryption."""
-    epoch = await e2e_model.select_epoch(conn or current_app.db.reader, user_id)
+def require_epoch(conn, user_id: int) -> int:
+    """The account's epoch (in the caller's transaction); refuses an account
+    without encryption."""
+    epoch = e2e_model.select_epoch(conn, user_id)
     if epoch is None:
         raise not_encrypted()
     return epoch
@@ -79,20 +80,12 @@ def sealed_from(encoding, key, meta, *, needs_key: bool = True) -> Sealed | None
     return Sealed(key if needs_key else None, check_meta(meta), epoch)
 
 
-def check_write_sync(conn, user_id: int, sealed: Sealed | None) -> None:
-    """Inside the write's transaction (plain sqlite3): plaintext only to a
-    plaintext account, ciphertext only to an encrypted one, under its
-    current epoch."""
-    _check_write(e2e_model.select_epoch_sync(conn, user_id), sealed)
-
-
-async def check_write(conn, user_id: int, sealed: Sealed | None) -> None:
-    """check_write_sync on an aiosqlite connection (or the reader, to refuse
-    before a body is read)."""
-    _check_write(await e2e_model.select_epoch(conn, user_id), sealed)
-
-
-def _check_write(epoch: int | None, sealed: Sealed | None) -> None:
+def check_write(conn, user_id: int, sealed: Sealed | None) -> None:
+    """Plaintext only to a plaintext account, ciphertext only to an
+    encrypted one, under its current epoch. Called inside every write's
+    transaction (the word that counts), and through db.read to refuse before
+    a body is read."""
+    epoch = e2e_model.select_epoch(conn, user_id)
     if sealed is None:
         if epoch is not None:
             raise encrypted_account()
@@ -105,14 +98,13 @@ def _check_write(epoch: int | None, sealed: Sealed | None) -> None:
 
 # --- the key state ---------------------------------------------------------------
 
-async def state(principal: Principal) -> dict[str, Any]:
-    reader = current_app.db.reader
-    device = device_of(principal)
-    account = await e2e_model.select_account(reader, principal.user_id)
+def _read_state(conn, user_id: int, device: str) -> dict[str, Any]:
+    """The key state as one snapshot: epoch, devices and wraps agree."""
+    account = e2e_model.select_account(conn, user_id)
     if account is None:
         return {"enabled": False, "device": device}
-    devices = await e2e_model.select_devices(reader, principal.user_id)
-    wraps = await e2e_model.select_wraps_for(reader, principal.user_id, device)
+    devices = e2e_model.select_devices(conn, user_id)
+    wraps = e2e_model.select_wraps_for(conn, user_id, device)
     return {
         "enabled": True, "epoch": account.epoch, "rotation_needed": account.rotation_needed, "device": device,
         "recovery": {"public_key": account.recovery_public_key, "sealed_private_key": account.recovery_sealed_key},
@@ -120,8 +112,12 @@ async def state(principal: Principal) -> dict[str, Any]:
                      "attest": d.attest} for d in devices],
         "wraps": [{"epoch": wrap.epoch, "blob": wrap.blob} for wrap in wraps],
         "epochs": [{"epoch": epoch, "proof": proof}
-                   for epoch, proof in await e2e_model.select_epoch_proofs(reader, principal.user_id)],
+                   for epoch, proof in e2e_model.select_epoch_proofs(conn, user_id)],
     }
+
+
+async def state(principal: Principal) -> dict[str, Any]:
+    return await current_app.db.read(_read_state, principal.user_id, device_of(principal))
 
 
 def _object(data: Any, name: str) -> dict:
@@ -149,6 +145,21 @@ def _wrap_list(data: Any, name: str = "wraps") -> list:
     return [_object(entry, name) for entry in data]
 
 
+def _write_enable(conn, user_id: int, me: str, recovery_key: str, sealed: str, public_key: str, attest: str,
+                  wraps: dict[str, str]) -> list[str]:
+    """One transaction: the account, its history gone, the first device and
+    wraps. Returns the stored names to unlink after commit."""
+    users_model.lock_user(conn, user_id)  # as every write checking the key state does
+    if not e2e_model.insert_account(conn, user_id, recovery_key, sealed):
+        raise APIError(409, "already_enabled", "End-to-end encryption is already on for this account.")
+    removed = e2e_model.delete_history(conn, user_id)
+    users_model.increment_user_seq(conn, user_id)  # devices see the history go
+    e2e_model.upsert_device(conn, user_id, me, public_key, attest)
+    e2e_model.upsert_wrap(conn, user_id, 1, me, wraps["self"])
+    e2e_model.upsert_wrap(conn, user_id, 1, "recovery", wraps["recovery"])
+    return removed
+
+
 async def enable(principal: Principal, data: dict) -> dict[str, Any]:
     """Encryption on at epoch 1, the plaintext history deleted in the same
     transaction. The caller has checked the password."""
@@ -170,15 +181,8 @@ async def enable(principal: Principal, data: dict) -> dict[str, Any]:
     if set(wraps) != {"self", "recovery"}:
         raise APIError(400, "invalid_wraps", "Enabling takes one wrap for \"self\" and one for \"recovery\".")
 
-    me = device_of(principal)
-    async with current_app.db.transaction() as conn:
-        if not await e2e_model.insert_account(conn, principal.user_id, recovery_key, sealed):
-            raise APIError(409, "already_enabled", "End-to-end encryption is already on for this account.")
-        removed = await e2e_model.delete_history(conn, principal.user_id)
-        await users_model.increment_user_seq(conn, principal.user_id)  # devices see the history go
-        await e2e_model.upsert_device(conn, principal.user_id, me, public_key, attest)
-        await e2e_model.upsert_wrap(conn, principal.user_id, 1, me, wraps["self"])
-        await e2e_model.upsert_wrap(conn, principal.user_id, 1, "recovery", wraps["recovery"])
+    removed = await current_app.db.write(_write_enable, principal.user_id, device_of(principal), recovery_key,
+                                         sealed, public_key, attest, wraps)
     await current_app.storage.remove(removed)
     from .buffer import publish_current  # here: buffer.py checks every write with this module
 
@@ -197,15 +201,18 @@ async def register_device(principal: Principal, data: dict) -> dict[str, Any]:
             if epoch in wraps:
                 raise APIError(400, "invalid_wraps", f"Two wraps for epoch {epoch}.")
             wraps[epoch] = check_wrap(entry.get("blob"), f"The wrap of epoch {epoch}")
-    me = device_of(principal)
-    async with current_app.db.transaction() as conn:
-        current = await require_epoch(principal.user_id, conn)
-        if wraps and max(wraps) > current:
-            raise stale_key(current)
-        await e2e_model.upsert_device(conn, principal.user_id, me, public_key, attest)
-        for epoch, blob in wraps.items():
-            await e2e_model.upsert_wrap(conn, principal.user_id, epoch, me, blob)
+    await current_app.db.write(_write_device, principal.user_id, device_of(principal), public_key, attest, wraps)
     return await state(principal)
+
+
+def _write_device(conn, user_id: int, me: str, public_key: str, attest: str, wraps: dict[int, str]) -> None:
+    users_model.lock_user(conn, user_id)  # as every write checking the key state does
+    current = require_epoch(conn, user_id)
+    if wraps and max(wraps) > current:
+        raise stale_key(current)
+    e2e_model.upsert_device(conn, user_id, me, public_key, attest)
+    for epoch, blob in wraps.items():
+        e2e_model.upsert_wrap(conn, user_id, epoch, me, blob)
 
 
 async def rotate(principal: Principal, data: dict) -> dict[str, Any]:
@@ -220,31 +227,35 @@ async def rotate(principal: Principal, data: dict) -> dict[str, Any]:
             raise APIError(400, "invalid_wraps", "Each wrap names one recipient, once: \"session:<id>\", "
                                                  "\"token:<id>\" or \"recovery\".")
         wraps[recipient] = check_wrap(entry.get("blob"), f"The wrap for {recipient}")
-    me = device_of(principal)
-    async with current_app.db.transaction() as conn:
-        current = await require_epoch(principal.user_id, conn)
-        if new_epoch != current + 1:
-            raise stale_key(current)
-        registered = {device.device for device in await e2e_model.select_devices(conn, principal.user_id)}
-        if me not in registered:
-            raise APIError(409, "not_enrolled", "Only a device that has registered its public key "
-                                                "(PUT /account/e2e/device) can rotate the account key.")
-        wanted = registered | {"recovery"}
-        if set(wraps) != wanted:
-            missing = sorted(wanted - set(wraps))
-            extra = sorted(set(wraps) - wanted)
-            parts = ([f"missing a wrap for {', '.join(missing)}"] if missing else []) + (
-                [f"no registered device {', '.join(extra)}"] if extra else [])
-            raise APIError(409, "wraps_mismatch", "The rotation must wrap the new key for every registered "
-                                                  f"device and the recovery key: {'; '.join(parts)}. "
-                                                  "Fetch GET /account/e2e and try again.")
-        if not await e2e_model.advance_epoch(conn, principal.user_id, current):
-            raise stale_key(current)
-        for recipient, blob in wraps.items():
-            await e2e_model.upsert_wrap(conn, principal.user_id, new_epoch, recipient, blob)
-        await e2e_model.insert_epoch_proof(conn, principal.user_id, new_epoch, proof)
+    await current_app.db.write(_write_rotation, principal.user_id, device_of(principal), new_epoch, proof, wraps)
     await publish_state(principal.user_id)
     return await state(principal)
+
+
+def _write_rotation(conn, user_id: int, me: str, new_epoch: int, proof: str, wraps: dict[str, str]) -> None:
+    """One transaction: the epoch checked and advanced, every wrap, the proof."""
+    users_model.lock_user(conn, user_id)  # as every write checking the key state does
+    current = require_epoch(conn, user_id)
+    if new_epoch != current + 1:
+        raise stale_key(current)
+    registered = {device.device for device in e2e_model.select_devices(conn, user_id)}
+    if me not in registered:
+        raise APIError(409, "not_enrolled", "Only a device that has registered its public key "
+                                            "(PUT /account/e2e/device) can rotate the account key.")
+    wanted = registered | {"recovery"}
+    if set(wraps) != wanted:
+        missing = sorted(wanted - set(wraps))
+        extra = sorted(set(wraps) - wanted)
+        parts = ([f"missing a wrap for {', '.join(missing)}"] if missing else []) + (
+            [f"no registered device {', '.join(extra)}"] if extra else [])
+        raise APIError(409, "wraps_mismatch", "The rotation must wrap the new key for every registered "
+                                              f"device and the recovery key: {'; '.join(parts)}. "
+                                              "Fetch GET /account/e2e and try again.")
+    if not e2e_model.advance_epoch(conn, user_id, current):
+        raise stale_key(current)
+    for recipient, blob in wraps.items():
+        e2e_model.upsert_wrap(conn, user_id, new_epoch, recipient, blob)
+    e2e_model.insert_epoch_proof(conn, user_id, new_epoch, proof)
 
 
 def _is_recipient(value: Any) -> bool:
@@ -265,7 +276,7 @@ def state_message(epoch: int, rotation_needed: bool) -> dict[str, Any]:
 
 
 async def publish_state(user_id: int) -> None:
-    account = await e2e_model.select_account(current_app.db.reader, user_id)
+    account = await current_app.db.read(e2e_model.select_account, user_id)
     if account is not None:
         await current_app.broker.publish(user_id, json.dumps(state_message(account.epoch, account.rotation_needed),
                                                              separators=(",", ":")))
@@ -275,8 +286,7 @@ async def settle_revoked(user_id: int) -> None:
     """After devices of the user were revoked (in the transaction that
     deleted them, their wraps went and their key rows were marked): the mark
     becomes rotation_needed, the key row goes, and the devices are told."""
-    async with current_app.db.transaction() as conn:
-        account = await e2e_model.settle_revoked(conn, user_id)
+    account = await current_app.db.write(e2e_model.settle_revoked, user_id)
     if account is not None:
         await current_app.broker.publish(user_id, json.dumps(state_message(account.epoch, True),
                                                              separators=(",", ":")))

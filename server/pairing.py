@@ -100,22 +100,29 @@ def code_taken() -> APIError:
                                        "and try again.")
 
 
+def _write_start(conn, user_id: int, session_id: int, digest: bytes, now: float,
+                 payload: str | None) -> Pairing | None:
+    pairings_model.delete_expired_pairings(conn, now)
+    pairings_model.delete_open_pairings_of_session(conn, session_id)
+    return pairings_model.insert_pairing(conn, user_id, session_id, digest, now, now + PAIRING_SECONDS, payload)
+
+
 async def start(user_id: int, session_id: int, payload: str | None = None) -> tuple[str, Pairing]:
     """A code to show; with `payload` (the showing device's ephemeral P-256
     key, docs/e2e.md) the code is derived from it, else random."""
-    now = time.time()
     if payload is not None:
         code = code_of_payload(check_public_key(payload, "payload"))
     else:
         code = new_code()
-    async with current_app.db.transaction() as conn:
-        await pairings_model.delete_expired_pairings(conn, now)
-        await pairings_model.delete_open_pairings_of_session(conn, session_id)
-        pairing = await pairings_model.insert_pairing(conn, user_id, session_id, code_digest(code), now,
-                                                      now + PAIRING_SECONDS, payload)
+    pairing = await current_app.db.write(_write_start, user_id, session_id, code_digest(code), time.time(), payload)
     if pairing is None:
         raise code_taken()
     return code, pairing
+
+
+def _write_request(conn, code: bytes, claim: bytes, device_name: str, payload: str, now: float) -> Pairing | None:
+    pairings_model.delete_expired_pairings(conn, now)
+    return pairings_model.insert_request(conn, code, claim, device_name, payload, now, now + PAIRING_SECONDS)
 
 
 async def request(device_name: str, payload: str) -> tuple[str, str, Pairing]:
@@ -125,10 +132,8 @@ async def request(device_name: str, payload: str) -> tuple[str, str, Pairing]:
     code = code_of_payload(check_public_key(payload, "payload"))
     secret = secrets.token_urlsafe(32)
     now = time.time()
-    async with current_app.db.transaction() as conn:
-        await pairings_model.delete_expired_pairings(conn, now)
-        pairing = await pairings_model.insert_request(conn, code_digest(code), claim_digest(secret), device_name,
-                                                      payload, now, now + PAIRING_SECONDS)
+    pairing = await current_app.db.write(_write_request, code_digest(code), claim_digest(secret), device_name,
+                                         payload, now)
     if pairing is None:
         raise code_taken()
     return code, secret, pairing
@@ -139,7 +144,7 @@ async def shown_payload(typed_code: str) -> Pairing:
     code = normalize_code(typed_code)
     if code is None:
         raise invalid_code()
-    found = await pairings_model.select_open_pairing_by_code(current_app.db.reader, code_digest(code), time.time())
+    found = await current_app.db.read(pairings_model.select_open_pairing_by_code, code_digest(code), time.time())
     if found is None or shown_key(found) is None:
         raise invalid_code()
     return found
@@ -157,9 +162,8 @@ async def take_request(user_id: int, session_id: int, typed_code: str, payload: 
         raise invalid_code()
     check_public_key(payload, "payload")
     now = time.time()
-    async with current_app.db.transaction() as conn:
-        pairing = await pairings_model.take_request(conn, code_digest(code), user_id, session_id, payload, now,
-                                                    now + PAIRING_SECONDS)
+    pairing = await current_app.db.write(pairings_model.take_request, code_digest(code), user_id, session_id,
+                                         payload, now, now + PAIRING_SECONDS)
     if pairing is None:
         raise invalid_code()
     await publish(user_id, pairing_message(pairing))
@@ -172,23 +176,24 @@ async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple
         raise invalid_code()
     secret = secrets.token_urlsafe(32)
     now = time.time()
-    async with current_app.db.transaction() as conn:
-        pairing = await pairings_model.claim_pairing(conn, code_digest(code), claim_digest(secret), device_name,
-                                                     payload, now, now + PAIRING_SECONDS)
+    pairing = await current_app.db.write(pairings_model.claim_pairing, code_digest(code), claim_digest(secret),
+                                         device_name, payload, now, now + PAIRING_SECONDS)
     if pairing is None:
         raise invalid_code()
     await publish(pairing.user_id, pairing_message(pairing))
     return secret, pairing
 
 
+def _write_decision(conn, user_id: int, pairing_id: int, approve: bool, payload: str | None,
+                    now: float) -> Pairing | None:
+    if pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
+        raise no_such_pairing()
+    return pairings_model.decide_pairing(conn, user_id, pairing_id, "approved" if approve else "refused",
+                                         payload if approve else None, now)
+
+
 async def decide(user_id: int, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
-    now = time.time()
-    async with current_app.db.transaction() as conn:
-        if await pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
-            raise no_such_pairing()
-        pairing = await pairings_model.decide_pairing(conn, user_id, pairing_id,
-                                                      "approved" if approve else "refused",
-                                                      payload if approve else None, now)
+    pairing = await current_app.db.write(_write_decision, user_id, pairing_id, approve, payload, time.time())
     if pairing is None:
         raise APIError(409, "not_waiting", "No device is waiting on that code any more: it may have expired "
                                            "or been answered already.")

@@ -28,9 +28,12 @@ def new_nonce() -> bytes:
     return secrets.token_bytes(NONCE_BYTES)
 
 
-def derive_token(nonce: bytes) -> str:
-    """32 URL-safe characters (192 bits), like secrets.token_urlsafe(24)."""
-    digest = hmac.new(current_app.secret_key.encode(), b"cloudbuffer share link\0" + nonce, hashlib.sha256).digest()
+def derive_token(nonce: bytes, secret_key: str | None = None) -> str:
+    """32 URL-safe characters (192 bits), like secrets.token_urlsafe(24).
+    `secret_key`: the app's, given by code running off the event loop (a
+    db.write function), where current_app is not set."""
+    key = current_app.secret_key if secret_key is None else secret_key
+    digest = hmac.new(key.encode(), b"cloudbuffer share link\0" + nonce, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
@@ -39,13 +42,13 @@ def public_base_url() -> str:
     return configured or request.host_url.rstrip("/")
 
 
-def reusable_token(share: Share) -> str | None:
+def reusable_token(share: Share, secret_key: str | None = None) -> str | None:
     """The link's token derived again, or None if it cannot be: a row from
     before migration 2, or a secret key changed since it was made (the old
     link still opens; this server just cannot hand it out again)."""
     if share.nonce is None:
         return None
-    token = derive_token(share.nonce)
+    token = derive_token(share.nonce, secret_key)
     return token if hmac.compare_digest(hash_secret(token), share.token_hash) else None
 
 

@@ -80,15 +80,14 @@ async def _delete_rows_without_files(db: Database, present: set[str], now: float
     missing: list[int] = []
     after_id = 0
     while True:
-        rows = await files_model.select_file_names_created_before(
-            db.reader, now - ORPHAN_GRACE_SECONDS, after_id, BATCH)
+        rows = await db.read(files_model.select_file_names_created_before, now - ORPHAN_GRACE_SECONDS, after_id,
+                             BATCH)
         missing += [file_id for file_id, name in rows if name not in present]
         if len(rows) < BATCH:
             break
         after_id = rows[-1][0]
     for start in range(0, len(missing), BATCH):
-        async with db.transaction() as conn:
-            await files_model.delete_files_by_id(conn, missing[start : start + BATCH])
+        await db.write(files_model.delete_files_by_id, missing[start : start + BATCH])
     if missing:
         log.warning("sweep: %d file row(s) had no file on disk and were removed", len(missing))
     return len(missing)
@@ -98,8 +97,7 @@ async def sweep_once(db: Database, storage: Storage, idle_seconds: float) -> dic
     now = time.time()
     rows = files = 0
     while True:
-        async with db.transaction() as conn:
-            deleted, names = await files_model.delete_expired_batch(conn, now, BATCH)
+        deleted, names = await db.write(files_model.delete_expired_batch, now, BATCH)
         await storage.remove(names)
         rows += deleted
         files += len(names)
@@ -111,7 +109,7 @@ async def sweep_once(db: Database, storage: Storage, idle_seconds: float) -> dic
     await asyncio.to_thread(_unlink_all, stale)
 
     present, candidates = await asyncio.to_thread(_scan_files, storage.files_dir, now)
-    known = await files_model.select_stored_names(db.reader, candidates)
+    known = await db.read(files_model.select_stored_names, candidates)
     orphans = [name for name in candidates if name not in known]
     await storage.remove(orphans)
     missing = await _delete_rows_without_files(db, present, now)

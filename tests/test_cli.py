@@ -56,7 +56,7 @@ def query(data_dir, action):
 
 
 def user_named(data_dir, name):
-    return query(data_dir, lambda db: users_model.select_user_by_username(db.reader, name))
+    return query(data_dir, lambda db: db.read(users_model.select_user_by_username, name))
 
 
 def test_user_add_reads_the_password_from_stdin(data_dir, monkeypatch, capsys):
@@ -89,9 +89,8 @@ def test_user_passwd_changes_the_password_and_ends_sessions(data_dir, monkeypatc
     user = user_named(data_dir, "alice")
 
     async def add_sessions(db):
-        async with db.transaction() as conn:
-            for key in ("laptop-key", "phone-key"):
-                await sessions_model.insert_session(conn, user.id, key, key)
+        for key in ("laptop-key", "phone-key"):
+            await db.write(sessions_model.insert_session, user.id, key, key)
 
     query(data_dir, add_sessions)
     assert run(monkeypatch, "user", "passwd", "ALICE", "--password-stdin", stdin="the new password\n") == 0
@@ -99,7 +98,7 @@ def test_user_passwd_changes_the_password_and_ends_sessions(data_dir, monkeypatc
     changed = user_named(data_dir, "alice")
     assert asyncio.run(verify_password(changed.password_hash, "the new password"))
     assert not asyncio.run(verify_password(changed.password_hash, PASSWORD))
-    assert query(data_dir, lambda db: sessions_model.select_sessions(db.reader, user.id)) == []
+    assert query(data_dir, lambda db: db.read(sessions_model.select_sessions, user.id)) == []
 
 
 def test_user_passwd_of_an_unknown_user(data_dir, monkeypatch):
@@ -115,9 +114,8 @@ def test_user_del_removes_the_account_and_its_files(data_dir, monkeypatch, capsy
     (data_dir / "files" / "bobs-file").write_bytes(b"b")
 
     async def add_files(db):
-        async with db.transaction() as conn:
-            await files_model.insert_file(conn, alice.id, "alices-file", "a.txt", "text/plain", 1, 9e12)
-            await files_model.insert_file(conn, bob.id, "bobs-file", "b.txt", "text/plain", 1, 9e12)
+        await db.write(files_model.insert_file, alice.id, "alices-file", "a.txt", "text/plain", 1, 9e12)
+        await db.write(files_model.insert_file, bob.id, "bobs-file", "b.txt", "text/plain", 1, 9e12)
 
     query(data_dir, add_files)
     assert run(monkeypatch, "user", "del", "alice") == 0

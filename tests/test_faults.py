@@ -382,18 +382,21 @@ async def test_a_sweeper_killed_mid_batch_is_finished_by_the_next_run(tmp_path):
     now = time.time()
     old = now - 3600  # written an hour ago, expired since
     expired = 1200  # more than two batches of sweeper.BATCH (500)
-    async with db.transaction() as conn:
-        await conn.execute("INSERT INTO users (id, username, password_hash, created_at) VALUES (1, 'a', 'x', ?)", (old,))
+    for n in range(expired + 1):
+        name = f"{n:032x}"
+        (storage.files_dir / name).write_bytes(b"x")
+        os.utime(storage.files_dir / name, (old, old))
+
+    def insert_rows(conn):
+        conn.run("INSERT INTO users (id, username, password_hash, created_at) VALUES (1, 'a', 'x', ?)", (old,))
         for n in range(expired + 1):
-            name = f"{n:032x}"
-            (storage.files_dir / name).write_bytes(b"x")
-            os.utime(storage.files_dir / name, (old, old))
             expires_at = now + 3600 if n == expired else now - 10
-            await conn.execute("INSERT INTO files (id, user_id, stored_name, filename, mime, size, created_at,"
-                               " expires_at) VALUES (?, 1, ?, 'f', 'text/plain', 1, ?, ?)",
-                               (n + 1, name, old, expires_at))
-            await conn.execute("INSERT INTO items (user_id, seq, kind, file_id, size, device_name, created_at,"
-                               " expires_at) VALUES (1, ?, 'file', ?, 1, 'd', ?, ?)", (n + 1, n + 1, old, expires_at))
+            conn.run("INSERT INTO files (id, user_id, stored_name, filename, mime, size, created_at,"
+                     " expires_at) VALUES (?, 1, ?, 'f', 'text/plain', 1, ?, ?)", (n + 1, f"{n:032x}", old, expires_at))
+            conn.run("INSERT INTO items (user_id, seq, kind, file_id, size, device_name, created_at,"
+                     " expires_at) VALUES (1, ?, 'file', ?, 1, 'd', ?, ?)", (n + 1, n + 1, old, expires_at))
+
+    await db.write(insert_rows)
     await db.close()
 
     child = subprocess.run([sys.executable, "-c", SWEEPER_CHILD, str(tmp_path)], cwd=REPO, capture_output=True,
@@ -435,8 +438,8 @@ async def test_an_orphan_file_and_an_orphan_row_are_reconciled(app, client):
     orphan.write_bytes(b"nobody's")
     hour_ago = time.time() - 3600
     os.utime(orphan, (hour_ago, hour_ago))
-    async with app.db.transaction() as conn:  # both uploads are older than the grace period
-        await conn.execute("UPDATE files SET created_at = ?", (hour_ago,))
+    # both uploads are older than the grace period
+    await app.db.write(lambda conn: conn.run("UPDATE files SET created_at = ?", (hour_ago,)))
     os.utime(data_dir / "files" / names["ok.txt"], (hour_ago, hour_ago))
 
     result = await sweeper.sweep_once(app.db, app.storage, 60)

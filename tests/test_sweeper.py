@@ -25,8 +25,7 @@ async def env(tmp_path):
     db = Database(tmp_path / "cloudbuffer.sqlite3")
     await db.open()
     storage = Storage(tmp_path)
-    async with db.transaction() as conn:
-        user = await users_model.insert_user(conn, "alice", "hash")
+    user = await db.write(users_model.insert_user, "alice", "hash")
     yield db, storage, user
     await db.close()
 
@@ -35,12 +34,14 @@ async def add_file(db, storage, user, name: str, *, expires_at: float, with_item
     storage.path_of(name).write_bytes(b"data of " + name.encode())
     if mtime is not None:
         os.utime(storage.path_of(name), (mtime, mtime))
-    async with db.transaction() as conn:
-        stored = await files_model.insert_file(conn, user.id, name, name + ".txt", "text/plain", 10, expires_at)
+    def insert(conn):
+        stored = files_model.insert_file(conn, user.id, name, name + ".txt", "text/plain", 10, expires_at)
         if with_item:
-            await items_model.insert_item(conn, user.id, kind="file", file_id=stored.id, size=10,
-                                          device_name="x", created_at=time.time(), expires_at=expires_at)
-    return stored
+            items_model.insert_item(conn, user.id, kind="file", file_id=stored.id, size=10,
+                                    device_name="x", created_at=time.time(), expires_at=expires_at)
+        return stored
+
+    return await db.write(insert)
 
 
 def names_on_disk(storage) -> list[str]:
@@ -59,15 +60,13 @@ async def test_expired_rows_and_files_are_removed(env):
     await add_file(db, storage, user, "expired1", expires_at=time.time() - 10)
     await add_file(db, storage, user, "expired2", expires_at=time.time() - 1)
     await add_file(db, storage, user, "alive", expires_at=FAR)
-    async with db.transaction() as conn:
-        await items_model.insert_item(conn, user.id, kind="text", text="old", size=3, device_name="x",
-                                      created_at=1, expires_at=time.time() - 5)
+    await db.write(items_model.insert_item, user.id, kind="text", text="old", size=3, device_name="x",
+                   created_at=1, expires_at=time.time() - 5)
     result = await sweeper.sweep_once(db, storage, idle_seconds=60)
     assert result["files"] == 2
     assert result["rows"] == 5  # three items (two file, one text) and two files
     assert names_on_disk(storage) == ["alive"]
-    async with db.reader.execute("SELECT COUNT(*) FROM items") as cursor:
-        assert (await cursor.fetchone())[0] == 1
+    assert await db.read(lambda conn: conn.value("SELECT COUNT(*) FROM items")) == 1
     # A second sweep finds nothing to do.
     assert await sweeper.sweep_once(db, storage, idle_seconds=60) == {"rows": 0, "files": 0, "temp_files": 0,
                                                                        "orphans": 0, "missing_files": 0}
@@ -83,8 +82,8 @@ async def test_a_big_backlog_is_swept_in_batches(env, monkeypatch):
     batches = []
     original = files_model.delete_expired_batch
 
-    async def counting(conn, now, limit):
-        deleted, names = await original(conn, now, limit)
+    def counting(conn, now, limit):
+        deleted, names = original(conn, now, limit)
         batches.append((limit, len(names)))
         return deleted, names
 
@@ -167,8 +166,7 @@ async def test_the_app_sweeps_at_start_up(tmp_path):
     data_dir = tmp_path / "data"
     app = create_app({"DATA_DIR": str(data_dir)})
     async with app.test_app():
-        async with app.db.transaction() as conn:
-            user = await users_model.insert_user(conn, "alice", "hash")
+        user = await app.db.write(users_model.insert_user, "alice", "hash")
         await add_file(app.db, app.storage, user, "expired-before-restart", expires_at=time.time() - 1)
     restarted = create_app({"DATA_DIR": str(data_dir)})
     async with restarted.test_app():

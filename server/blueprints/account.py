@@ -86,8 +86,7 @@ async def post_register():
         username = check_username(string_field(data, "username", max_length=64).strip())
         password = check_password(string_field(data, "password", max_length=None), username)
         password_hash = await hash_password(password)
-        async with current_app.db.transaction() as conn:
-            user = await users_model.insert_user(conn, username, password_hash)
+        user = await current_app.db.write(users_model.insert_user, username, password_hash)
         if user is None:
             raise APIError(409, "username_taken", f"The username {username!r} is taken; choose another.")
     except APIError as error:
@@ -118,7 +117,7 @@ async def post_login():
         data = await read_input()
         username = string_field(data, "username", max_length=64).strip()
         password = string_field(data, "password", max_length=MAX_PASSWORD)
-        user = await users_model.select_user_by_username(current_app.db.reader, username)
+        user = await current_app.db.read(users_model.select_user_by_username, username)
         if not await verify_password(user.password_hash if user else None, password) or user is None:
             raise APIError(401, "invalid_credentials", "That username and password do not match an account.")
     except APIError as error:
@@ -146,8 +145,7 @@ def _device_name(data: dict) -> str:
 async def post_logout():
     principal = await current_principal()
     if principal is not None and principal.device_kind == "session":
-        async with current_app.db.transaction() as conn:
-            await sessions_model.delete_session(conn, principal.user_id, principal.device_id)
+        await current_app.db.write(sessions_model.delete_session, principal.user_id, principal.device_id)
         await publish_revoked(principal.user_id, [principal.device_key])
     logout_user()
     if wants_json():
@@ -180,9 +178,8 @@ async def post_password():
         return await _profile_page(principal, error.status, password_error=error.message)
     password_hash = await hash_password(new)
     keep = principal.device_id if principal.device_kind == "session" else None
-    async with current_app.db.transaction() as conn:
-        await users_model.update_user_password(conn, principal.user_id, password_hash)
-        ended = await sessions_model.end_devices_after_password_change(conn, principal.user_id, keep, keep_tokens)
+    ended = await current_app.db.write(sessions_model.change_password, principal.user_id, password_hash, keep,
+                                       keep_tokens)
     await publish_revoked(principal.user_id, ended, by=principal.device_name)
     sessions_ended = sum(key.startswith("s") for key in ended)
     tokens_ended = len(ended) - sessions_ended
@@ -193,7 +190,7 @@ async def post_password():
 
 async def _require_password(principal: Principal, password: str, wrong: str) -> None:
     """403 `wrong_password` unless `password` is the account's."""
-    user = await users_model.select_user_by_id(current_app.db.reader, principal.user_id)
+    user = await current_app.db.read(users_model.select_user_by_id, principal.user_id)
     if user is None or not await verify_password(user.password_hash, password):
         raise APIError(403, "wrong_password", wrong)
 
@@ -204,14 +201,15 @@ async def _profile_page(principal: Principal, status: int, **context):
     return page, status
 
 
+def _read_profile(conn, user_id: int, now: float) -> tuple:
+    return (sessions_model.select_sessions(conn, user_id), sessions_model.select_api_tokens(conn, user_id),
+            files_model.select_shares(conn, user_id, now), files_model.select_used_bytes(conn, user_id, now))
+
+
 async def _profile_data(principal: Principal) -> dict:
-    db = current_app.db
     settings = current_app.config["CLOUDBUFFER"]
     now = time.time()
-    sessions = await sessions_model.select_sessions(db.reader, principal.user_id)
-    tokens = await sessions_model.select_api_tokens(db.reader, principal.user_id)
-    shares = await files_model.select_shares(db.reader, principal.user_id, now)
-    used = await files_model.select_used_bytes(db.reader, principal.user_id, now)
+    sessions, tokens, shares, used = await current_app.db.read(_read_profile, principal.user_id, now)
     return {
         "username": principal.username,
         "device": {"kind": principal.device_kind, "id": principal.device_id, "name": principal.device_name},
@@ -271,8 +269,7 @@ async def post_token():
             raise
         return await _profile_page(principal, error.status, token_error=error.message)
     token = "cb_" + secrets.token_urlsafe(32)
-    async with current_app.db.transaction() as conn:
-        api_token = await sessions_model.insert_api_token(conn, principal.user_id, name, token)
+    api_token = await current_app.db.write(sessions_model.insert_api_token, principal.user_id, name, token)
     if wants_json():
         return jsonify(id=api_token.id, name=api_token.name, token=token, created_at=api_token.created_at), 201
     # Redirect-after-POST: reloading the page repeats the GET, not this POST.
@@ -288,8 +285,7 @@ async def post_token():
 @login_required
 async def delete_token(token_id: int):
     principal = await require_principal()
-    async with current_app.db.transaction() as conn:
-        deleted = await sessions_model.delete_api_token(conn, principal.user_id, token_id)
+    deleted = await current_app.db.write(sessions_model.delete_api_token, principal.user_id, token_id)
     if not deleted:
         raise APIError(404, "not_found", "No API token with that id.")
     await publish_revoked(principal.user_id, [f"t{token_id}"])
@@ -304,8 +300,7 @@ async def delete_token(token_id: int):
 @login_required
 async def delete_device(session_id: int):
     principal = await require_principal()
-    async with current_app.db.transaction() as conn:
-        deleted = await sessions_model.delete_session(conn, principal.user_id, session_id)
+    deleted = await current_app.db.write(sessions_model.delete_session, principal.user_id, session_id)
     if not deleted:
         raise APIError(404, "not_found", "No device with that id.")
     await publish_revoked(principal.user_id, [f"s{session_id}"], by=principal.device_name)
@@ -324,8 +319,7 @@ async def log_out_other_devices():
     asking ends them all: it is no session itself). Tokens stay."""
     principal = await require_principal()
     keep = principal.device_id if principal.device_kind == "session" else None
-    async with current_app.db.transaction() as conn:
-        ended = await sessions_model.delete_other_sessions(conn, principal.user_id, keep)
+    ended = await current_app.db.write(sessions_model.delete_other_sessions, principal.user_id, keep)
     await publish_revoked(principal.user_id, [f"s{session_id}" for session_id in ended], by=principal.device_name)
     if wants_json():
         return jsonify(ok=True, sessions_ended=len(ended))
@@ -342,13 +336,17 @@ async def rename_device(session_id: int):
     principal = await require_principal()
     data = await read_input()
     name = clean_device_name(string_field(data, "name", max_length=64))
-    async with current_app.db.transaction() as conn:
-        renamed = await sessions_model.update_session_name(conn, principal.user_id, session_id, name)
+    renamed = await current_app.db.write(sessions_model.update_session_name, principal.user_id, session_id, name)
     if not renamed:
         raise APIError(404, "not_found", "No device with that id.")
     if wants_json():
         return jsonify(id=session_id, name=name)
     return _done("device-renamed")
+
+
+def _write_delete_share(conn, user_id: int, share_id: int) -> tuple[bool, list[str]]:
+    deleted = files_model.delete_share(conn, user_id, share_id)
+    return deleted, files_model.delete_unreferenced_files(conn, user_id)
 
 
 @blueprint.delete("/account/shares/<int:share_id>")
@@ -359,9 +357,7 @@ async def rename_device(session_id: int):
 @login_required
 async def delete_share(share_id: int):
     principal = await require_principal()
-    async with current_app.db.transaction() as conn:
-        deleted = await files_model.delete_share(conn, principal.user_id, share_id)
-        removed = await files_model.delete_unreferenced_files(conn, principal.user_id)
+    deleted, removed = await current_app.db.write(_write_delete_share, principal.user_id, share_id)
     if not deleted:
         raise APIError(404, "not_found", "No share link with that id.")
     await current_app.storage.remove(removed)

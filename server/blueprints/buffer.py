@@ -53,7 +53,7 @@ async def post_buffer():
     settings = current_app.config["CLOUDBUFFER"]
     sealed = sealed_from_headers()
     # Refused before the body is read; checked again in the write's transaction.
-    await e2e.check_write(current_app.db.reader, principal.user_id, sealed)
+    await current_app.db.read(e2e.check_write, principal.user_id, sealed)
     if sealed is not None:
         return await post_encrypted(principal, data_type, sealed)
     if data_type == "text":
@@ -124,7 +124,7 @@ async def _encrypted_item_response(item) -> Response:
 
 
 async def _stored_file_of(item):
-    stored = await files_model.select_file(current_app.db.reader, item.user_id, item.file_id, time.time())
+    stored = await current_app.db.read(files_model.select_file, item.user_id, item.file_id, time.time())
     if stored is None:
         raise APIError(404, "not_found", "That file is gone. It may have expired.")
     return stored
@@ -136,7 +136,7 @@ async def _stored_file_of(item):
 @login_required
 async def get_buffer():
     principal = await require_principal()
-    item = await items_model.select_current_item(current_app.db.reader, principal.user_id, time.time())
+    item = await current_app.db.read(items_model.select_current_item, principal.user_id, time.time())
     if item is None:
         return Response("", status=204, headers={"Cache-Control": "private, no-store"})
     return await _item_response(item)
@@ -156,19 +156,22 @@ async def get_items():
     kind = request.args.get("kind") or None
     if kind is not None and kind not in ITEM_KINDS:
         raise APIError(400, "invalid_kind", "'kind' must be text or file.")
-    if query and await e2e_model.select_epoch(current_app.db.reader, principal.user_id) is not None:
+    items, shares = await current_app.db.read(
+        _read_history, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"], query, kind)
+    links: dict[int, list] = {}
+    for share in shares:
+        links.setdefault(share.file_id, []).append(share)
+    return jsonify(items=[_listed(item, links) for item in items])
+
+
+def _read_history(conn, user_id: int, now: float, limit: int, query: str, kind: str | None) -> tuple[list, list]:
+    if query and e2e_model.select_epoch(conn, user_id) is not None:
         # The server holds only ciphertext: search runs on the device (docs/e2e.md).
         raise APIError(409, "encrypted_account", "This account is end-to-end encrypted, so the server cannot "
                                                  "search it: search on your device (the app, or "
                                                  "`cloudbuffer history` with `cloudbuffer paste`).")
-    items = await items_model.select_items(
-        current_app.db.reader, principal.user_id, now, current_app.config["CLOUDBUFFER"]["HISTORY_SIZE"],
-        query=query, kind=kind,
-    )
-    links: dict[int, list] = {}
-    for share in await files_model.select_shares(current_app.db.reader, principal.user_id, now):
-        links.setdefault(share.file_id, []).append(share)
-    return jsonify(items=[_listed(item, links) for item in items])
+    return (items_model.select_items(conn, user_id, now, limit, query=query, kind=kind),
+            files_model.select_shares(conn, user_id, now))
 
 
 def _listed(item, links: dict[int, list]) -> dict:
@@ -181,7 +184,7 @@ def _listed(item, links: dict[int, list]) -> dict:
 
 async def _own_item(item_id: int):
     principal = await require_principal()
-    item = await items_model.select_item(current_app.db.reader, principal.user_id, item_id, time.time())
+    item = await current_app.db.read(items_model.select_item, principal.user_id, item_id, time.time())
     if item is None:
         raise APIError(404, "not_found", "No item with that id is in your buffer history.")
     return item

@@ -40,7 +40,7 @@ async def post_enable():
     principal = await require_principal()
     data = await read_input()
     password = string_field(data, "password", max_length=MAX_PASSWORD)
-    user = await users_model.select_user_by_id(current_app.db.reader, principal.user_id)
+    user = await current_app.db.read(users_model.select_user_by_id, principal.user_id)
     if user is None or not await verify_password(user.password_hash, password):
         raise APIError(403, "wrong_password", "That is not your password; turning encryption on needs it.")
     return jsonify(await e2e.enable(principal, data))

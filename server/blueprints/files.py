@@ -28,7 +28,7 @@ blueprint = Blueprint("files", __name__)
 async def _share_from_request(token: str | None):
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
-    share = await files_model.select_share_by_token(current_app.db.reader, token, time.time())
+    share = await current_app.db.read(files_model.select_share_by_token, token, time.time())
     if share is None:
         raise APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
     return share
@@ -55,7 +55,7 @@ async def post_load():
     lifetime = buffer.share_lifetime(request.args.get("expires_in"))
     # A share link's key is in its URL fragment, so no key blob (docs/e2e.md).
     sealed = sealed_from_headers(needs_key=False)
-    await e2e.check_write(current_app.db.reader, principal.user_id, sealed)
+    await current_app.db.read(e2e.check_write, principal.user_id, sealed)
     await buffer.check_share_room(principal.user_id)
     if sealed is not None:
         upload, filename, mime = await receive_encrypted_file(principal), buffer.ENCRYPTED_FILENAME, buffer.ENCRYPTED_MIME

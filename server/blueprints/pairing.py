@@ -71,7 +71,7 @@ async def post_pairing():
 @login_required
 async def get_pairing(pairing_id: int):
     principal = await require_principal()
-    found = await pairings_model.select_pairing(current_app.db.reader, principal.user_id, pairing_id, time.time())
+    found = await current_app.db.read(pairings_model.select_pairing, principal.user_id, pairing_id, time.time())
     if found is None:
         raise pairing.no_such_pairing()
     return jsonify(pairing.pairing_message(found))
@@ -223,8 +223,8 @@ async def get_wait_page():
 @rate_limit(limits=ratelimits.PAIR_WAIT)
 @public
 async def get_join_status():
-    found = await pairings_model.select_pairing_by_claim(current_app.db.reader, pairing.claim_digest(_claim()),
-                                                         time.time())
+    found = await current_app.db.read(pairings_model.select_pairing_by_claim, pairing.claim_digest(_claim()),
+                                      time.time())
     if found is None:
         raise _expired_claim()
     return jsonify(status=found.status, expires_at=found.expires_at, offer_payload=found.offer_payload)
@@ -244,20 +244,18 @@ async def post_join_complete():
     if data.get("as") not in (None, "", "session", "token"):
         raise APIError(400, "invalid_input", "'as' is session or token.")
     digest = pairing.claim_digest(_claim())
-    async with current_app.db.transaction() as conn:
-        taken = await pairings_model.take_approved_pairing(conn, digest, time.time())
+    taken = await current_app.db.write(pairings_model.take_approved_pairing, digest, time.time())
     if taken is None:
-        found = await pairings_model.select_pairing_by_claim(current_app.db.reader, digest, time.time())
+        found = await current_app.db.read(pairings_model.select_pairing_by_claim, digest, time.time())
         if found is None:
             raise _expired_claim()
         if found.status == "refused":
             raise APIError(409, "refused", "The other device refused this one.")
         raise APIError(409, "not_approved", "The other device has not answered yet.")
-    user = await users_model.select_user_by_id(current_app.db.reader, taken.user_id)
+    user = await current_app.db.read(users_model.select_user_by_id, taken.user_id)
     if as_token:
         token = "cb_" + secrets.token_urlsafe(32)
-        async with current_app.db.transaction() as conn:
-            api_token = await sessions_model.insert_api_token(conn, user.id, taken.device_name, token)
+        api_token = await current_app.db.write(sessions_model.insert_api_token, user.id, taken.device_name, token)
         response = jsonify(id=user.id, username=user.username,
                            device={"id": api_token.id, "name": api_token.name, "kind": "token"},
                            payload=taken.approval_payload, token=token)

@@ -380,7 +380,7 @@ async def post_share_target():
     # /file/buffer takes it; a plaintext one (no worker) is refused before
     # its form is read: the share sheet's text must not reach the server.
     sealed = sealed_from_headers()
-    await e2e.check_write(current_app.db.reader, principal.user_id, sealed)
+    await current_app.db.read(e2e.check_write, principal.user_id, sealed)
     if sealed is not None:
         return await post_encrypted(principal, data_type_of_request(), sealed)
     # Title, text and URL become one text item: one item's worth in all.

@@ -1,5 +1,10 @@
-"""Dataclasses and async query functions: the only place SQL lives.
+"""Dataclasses and query functions: the only place SQL lives.
 
-Every function takes the connection first, so the caller decides whether it
-runs on the reader or inside a write transaction (tozo's style).
+Every function is a plain (synchronous) function of a `db.Connection` and
+its arguments, one query each (or a few that belong together, named for what
+they do), so a caller hands it to `db.read` or `db.write` as it is, or
+composes several in one function of its own that runs as one transaction
+(tozo's style, run on the database thread as datasette's execute_fn does).
+The SQL is written once for every engine: `?` placeholders and constructs
+SQLite and PostgreSQL share; what differs is server/dialect.py's.
 """

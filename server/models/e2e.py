@@ -10,11 +10,10 @@ rotation deletes it.
 """
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 
-import aiosqlite
+from ..db import Connection
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,11 @@ def recipient_ids(recipient: str) -> tuple[int | None, int | None]:
     return None, None
 
 
-_ACCOUNT = ("SELECT a.user_id, a.epoch, (a.rotation_needed OR EXISTS (SELECT 1 FROM e2e_devices d"
-            " WHERE d.user_id = a.user_id AND d.session_id IS NULL AND d.token_id IS NULL)) AS rotation_needed,"
+# A CASE, not `rotation_needed OR EXISTS …`: the column is an integer, and
+# PostgreSQL has no OR of an integer and a boolean.
+_ACCOUNT = ("SELECT a.user_id, a.epoch, CASE WHEN a.rotation_needed <> 0 OR EXISTS (SELECT 1 FROM e2e_devices d"
+            " WHERE d.user_id = a.user_id AND d.session_id IS NULL AND d.token_id IS NULL) THEN 1 ELSE 0 END"
+            " AS rotation_needed,"
             " a.recovery_public_key, a.recovery_sealed_key, a.enabled_at FROM e2e_accounts a WHERE a.user_id = ?")
 
 
@@ -66,81 +68,66 @@ def _account(row) -> E2EAccount | None:
     return E2EAccount(**values)
 
 
-async def select_account(conn, user_id: int) -> E2EAccount | None:
-    async with conn.execute(_ACCOUNT, (user_id,)) as cursor:
-        return _account(await cursor.fetchone())
+def select_account(conn: Connection, user_id: int) -> E2EAccount | None:
+    return _account(conn.one(_ACCOUNT, (user_id,)))
 
 
-def select_epoch_sync(conn: sqlite3.Connection, user_id: int) -> int | None:
-    """The account's epoch, or None when it is not encrypted (for
-    Database.run_transaction: the text post's one trip)."""
-    row = conn.execute("SELECT epoch FROM e2e_accounts WHERE user_id = ?", (user_id,)).fetchone()
-    return None if row is None else row[0]
+def select_epoch(conn: Connection, user_id: int) -> int | None:
+    """The account's epoch, or None when it is not encrypted."""
+    return conn.value("SELECT epoch FROM e2e_accounts WHERE user_id = ?", (user_id,))
 
 
-async def select_epoch(conn, user_id: int) -> int | None:
-    async with conn.execute("SELECT epoch FROM e2e_accounts WHERE user_id = ?", (user_id,)) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else row[0]
-
-
-async def insert_account(conn: aiosqlite.Connection, user_id: int, recovery_public_key: str,
-                         recovery_sealed_key: str) -> bool:
+def insert_account(conn: Connection, user_id: int, recovery_public_key: str, recovery_sealed_key: str) -> bool:
     """Epoch 1; False when the account is encrypted already."""
-    async with conn.execute(
+    return conn.one(
         "INSERT INTO e2e_accounts (user_id, epoch, rotation_needed, recovery_public_key, recovery_sealed_key,"
         " enabled_at) VALUES (?, 1, 0, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
         (user_id, recovery_public_key, recovery_sealed_key, time.time()),
-    ) as cursor:
-        return await cursor.fetchone() is not None
+    ) is not None
 
 
-async def delete_history(conn: aiosqlite.Connection, user_id: int) -> list[str]:
+def delete_history(conn: Connection, user_id: int) -> list[str]:
     """Every item, share link and file of the user (the plaintext history an
     account that turns encryption on must not keep). Returns the stored
     names to unlink after commit."""
-    await conn.execute("DELETE FROM items WHERE user_id = ?", (user_id,))
-    await conn.execute("DELETE FROM shares WHERE user_id = ?", (user_id,))
-    async with conn.execute("DELETE FROM files WHERE user_id = ? RETURNING stored_name", (user_id,)) as cursor:
-        return [row[0] for row in await cursor.fetchall()]
+    conn.run("DELETE FROM items WHERE user_id = ?", (user_id,))
+    conn.run("DELETE FROM shares WHERE user_id = ?", (user_id,))
+    return conn.column("DELETE FROM files WHERE user_id = ? RETURNING stored_name", (user_id,))
 
 
-async def select_devices(conn, user_id: int) -> list[E2EDevice]:
+def select_devices(conn: Connection, user_id: int) -> list[E2EDevice]:
     """The live devices' public keys, oldest first."""
-    async with conn.execute(
+    return [E2EDevice(**dict(row)) for row in conn.all(
         "SELECT CASE WHEN d.session_id IS NOT NULL THEN 'session:' || d.session_id ELSE 'token:' || d.token_id END"
         " AS device, COALESCE(s.device_name, t.name) AS name, d.public_key, d.attest, d.created_at"
         " FROM e2e_devices d LEFT JOIN sessions s ON s.id = d.session_id LEFT JOIN api_tokens t ON t.id = d.token_id"
         " WHERE d.user_id = ? AND (d.session_id IS NOT NULL OR d.token_id IS NOT NULL) ORDER BY d.created_at, d.id",
         (user_id,),
-    ) as cursor:
-        return [E2EDevice(**dict(row)) for row in await cursor.fetchall()]
+    )]
 
 
-async def upsert_device(conn: aiosqlite.Connection, user_id: int, device: str, public_key: str,
-                        attest: str) -> None:
+def upsert_device(conn: Connection, user_id: int, device: str, public_key: str, attest: str) -> None:
     """A device registers (or replaces) its one public key."""
     session_id, token_id = recipient_ids(device)
     column = "session_id" if session_id is not None else "token_id"
-    await conn.execute(f"DELETE FROM e2e_devices WHERE {column} = ?", (session_id or token_id,))
-    await conn.execute(
+    conn.run(f"DELETE FROM e2e_devices WHERE {column} = ?", (session_id or token_id,))
+    conn.run(
         "INSERT INTO e2e_devices (user_id, session_id, token_id, public_key, attest, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (user_id, session_id, token_id, public_key, attest, time.time()),
     )
 
 
-async def select_wraps_for(conn, user_id: int, recipient: str) -> list[Wrap]:
-    async with conn.execute(
+def select_wraps_for(conn: Connection, user_id: int, recipient: str) -> list[Wrap]:
+    return [Wrap(**dict(row)) for row in conn.all(
         "SELECT epoch, recipient, blob FROM e2e_wraps WHERE user_id = ? AND recipient = ? ORDER BY epoch",
         (user_id, recipient),
-    ) as cursor:
-        return [Wrap(**dict(row)) for row in await cursor.fetchall()]
+    )]
 
 
-async def upsert_wrap(conn: aiosqlite.Connection, user_id: int, epoch: int, recipient: str, blob: str) -> None:
+def upsert_wrap(conn: Connection, user_id: int, epoch: int, recipient: str, blob: str) -> None:
     session_id, token_id = recipient_ids(recipient)
-    await conn.execute(
+    conn.run(
         "INSERT INTO e2e_wraps (user_id, epoch, recipient, session_id, token_id, blob, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (user_id, recipient, epoch) DO UPDATE SET blob = excluded.blob, created_at = excluded.created_at",
@@ -148,44 +135,42 @@ async def upsert_wrap(conn: aiosqlite.Connection, user_id: int, epoch: int, reci
     )
 
 
-async def advance_epoch(conn: aiosqlite.Connection, user_id: int, current: int) -> bool:
+def advance_epoch(conn: Connection, user_id: int, current: int) -> bool:
     """current → current + 1, only if `current` is still the epoch (the
     optimistic check of a rotation); the revoked devices' marks go, and so
     does rotation_needed."""
-    cursor = await conn.execute(
+    if conn.run(
         "UPDATE e2e_accounts SET epoch = epoch + 1, rotation_needed = 0 WHERE user_id = ? AND epoch = ?",
         (user_id, current),
-    )
-    if cursor.rowcount != 1:
+    ) != 1:
         return False
-    await _delete_revoked_devices(conn, user_id)
+    _delete_revoked_devices(conn, user_id)
     return True
 
 
-async def _delete_revoked_devices(conn: aiosqlite.Connection, user_id: int) -> None:
-    await conn.execute("DELETE FROM e2e_devices WHERE user_id = ? AND session_id IS NULL AND token_id IS NULL",
-                       (user_id,))
+def _delete_revoked_devices(conn: Connection, user_id: int) -> None:
+    conn.run("DELETE FROM e2e_devices WHERE user_id = ? AND session_id IS NULL AND token_id IS NULL",
+             (user_id,))
 
 
-async def settle_revoked(conn: aiosqlite.Connection, user_id: int) -> E2EAccount | None:
+def settle_revoked(conn: Connection, user_id: int) -> E2EAccount | None:
     """After a device of the user was revoked: the flag is set for good and
     the revoked device's public key deleted. None if the account is not
     encrypted (nothing to do)."""
-    cursor = await conn.execute("UPDATE e2e_accounts SET rotation_needed = 1 WHERE user_id = ?", (user_id,))
-    if cursor.rowcount != 1:
+    if conn.run("UPDATE e2e_accounts SET rotation_needed = 1 WHERE user_id = ?", (user_id,)) != 1:
         return None
-    await _delete_revoked_devices(conn, user_id)
-    return await select_account(conn, user_id)
+    _delete_revoked_devices(conn, user_id)
+    return select_account(conn, user_id)
 
 
-async def insert_epoch_proof(conn: aiosqlite.Connection, user_id: int, epoch: int, proof: str) -> None:
+def insert_epoch_proof(conn: Connection, user_id: int, epoch: int, proof: str) -> None:
     """The rotating device's proof that the key of `epoch` was made by a
     holder of the key before it (docs/e2e.md); devices check it."""
-    await conn.execute("INSERT INTO e2e_epochs (user_id, epoch, proof, created_at) VALUES (?, ?, ?, ?)",
-                       (user_id, epoch, proof, time.time()))
+    conn.run("INSERT INTO e2e_epochs (user_id, epoch, proof, created_at) VALUES (?, ?, ?, ?)",
+             (user_id, epoch, proof, time.time()))
 
 
-async def select_epoch_proofs(conn, user_id: int) -> list[tuple[int, str]]:
-    async with conn.execute("SELECT epoch, proof FROM e2e_epochs WHERE user_id = ? ORDER BY epoch",
-                            (user_id,)) as cursor:
-        return [(row[0], row[1]) for row in await cursor.fetchall()]
+def select_epoch_proofs(conn: Connection, user_id: int) -> list[tuple[int, str]]:
+    return [(row[0], row[1]) for row in conn.all(
+        "SELECT epoch, proof FROM e2e_epochs WHERE user_id = ? ORDER BY epoch", (user_id,)
+    )]

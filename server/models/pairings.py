@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from ..db import Connection
 
 
 @dataclass(frozen=True)
@@ -31,103 +31,95 @@ def _pairing(row) -> Pairing | None:
     return None if row is None else Pairing(**dict(row))
 
 
-async def delete_expired_pairings(conn: aiosqlite.Connection, now: float) -> None:
-    await conn.execute("DELETE FROM pairings WHERE expires_at <= ?", (now,))
+def delete_expired_pairings(conn: Connection, now: float) -> None:
+    conn.run("DELETE FROM pairings WHERE expires_at <= ?", (now,))
 
 
-async def delete_open_pairings_of_session(conn: aiosqlite.Connection, session_id: int) -> None:
+def delete_open_pairings_of_session(conn: Connection, session_id: int) -> None:
     """A device shows one code at a time: a new one replaces the last."""
-    await conn.execute("DELETE FROM pairings WHERE session_id = ? AND status = 'open'", (session_id,))
+    conn.run("DELETE FROM pairings WHERE session_id = ? AND status = 'open'", (session_id,))
 
 
-async def insert_pairing(conn: aiosqlite.Connection, user_id: int, session_id: int, code_digest: bytes,
-                         now: float, expires_at: float, offer_payload: str | None = None) -> Pairing | None:
+def insert_pairing(conn: Connection, user_id: int, session_id: int, code_digest: bytes, now: float,
+                   expires_at: float, offer_payload: str | None = None) -> Pairing | None:
     """None when a live pairing has the same code (a code derived from a
     payload can collide: the device makes a new key)."""
-    async with conn.execute(
+    return _pairing(conn.one(
         "INSERT INTO pairings (user_id, session_id, code_digest, status, offer_payload, created_at, expires_at)"
         f" VALUES (?, ?, ?, 'open', ?, ?, ?) ON CONFLICT (code_digest) DO NOTHING RETURNING {_COLUMNS}",
         (user_id, session_id, code_digest, offer_payload, now, expires_at),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))
 
 
-async def insert_request(conn: aiosqlite.Connection, code_digest: bytes, claim_digest: bytes, device_name: str,
-                         payload: str, now: float, expires_at: float) -> Pairing | None:
+def insert_request(conn: Connection, code_digest: bytes, claim_digest: bytes, device_name: str, payload: str,
+                   now: float, expires_at: float) -> Pairing | None:
     """A new device's request to join (flow B): no account yet, its claim
-    from the start. None on a code collision."""
-    async with conn.execute(
+    from the start. None on a code collision (the claim is a digest of 32
+    random bytes: it does not collide)."""
+    return _pairing(conn.one(
         "INSERT INTO pairings (direction, code_digest, claim_digest, status, device_name, request_payload,"
         " created_at, expires_at) VALUES ('request', ?, ?, 'open', ?, ?, ?, ?)"
-        f" ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
+        f" ON CONFLICT (code_digest) DO NOTHING RETURNING {_COLUMNS}",
         (code_digest, claim_digest, device_name, payload, now, expires_at),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))
 
 
-async def select_open_pairing_by_code(conn, code_digest: bytes, now: float) -> Pairing | None:
-    async with conn.execute(
+def select_open_pairing_by_code(conn: Connection, code_digest: bytes, now: float) -> Pairing | None:
+    return _pairing(conn.one(
         f"SELECT {_COLUMNS} FROM pairings WHERE code_digest = ? AND status = 'open' AND expires_at > ?",
         (code_digest, now),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))
 
 
-async def take_request(conn: aiosqlite.Connection, code_digest: bytes, user_id: int, session_id: int,
-                       payload: str, now: float, expires_at: float) -> Pairing | None:
+def take_request(conn: Connection, code_digest: bytes, user_id: int, session_id: int, payload: str, now: float,
+                 expires_at: float) -> Pairing | None:
     """A logged-in device takes a new device's open request, once."""
-    async with conn.execute(
+    return _pairing(conn.one(
         "UPDATE pairings SET user_id = ?, session_id = ?, status = 'claimed', offer_payload = ?, expires_at = ?"
         " WHERE code_digest = ? AND direction = 'request' AND status = 'open' AND expires_at > ?"
         f" RETURNING {_COLUMNS}",
         (user_id, session_id, payload, expires_at, code_digest, now),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))
 
 
-async def claim_pairing(conn: aiosqlite.Connection, code_digest: bytes, claim_digest: bytes, device_name: str,
-                        payload: str | None, now: float, expires_at: float) -> Pairing | None:
+def claim_pairing(conn: Connection, code_digest: bytes, claim_digest: bytes, device_name: str,
+                  payload: str | None, now: float, expires_at: float) -> Pairing | None:
     """Take an open, live code: it can be claimed once."""
-    async with conn.execute(
+    return _pairing(conn.one(
         "UPDATE pairings SET status = 'claimed', claim_digest = ?, device_name = ?, request_payload = ?,"
         " expires_at = ? WHERE code_digest = ? AND direction = 'offer' AND status = 'open' AND expires_at > ?"
         f" RETURNING {_COLUMNS}",
         (claim_digest, device_name, payload, expires_at, code_digest, now),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))
 
 
-async def select_pairing(conn, user_id: int, pairing_id: int, now: float) -> Pairing | None:
-    async with conn.execute(
+def select_pairing(conn: Connection, user_id: int, pairing_id: int, now: float) -> Pairing | None:
+    return _pairing(conn.one(
         f"SELECT {_COLUMNS} FROM pairings WHERE id = ? AND user_id = ? AND expires_at > ?",
         (pairing_id, user_id, now),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))
 
 
-async def select_pairing_by_claim(conn, claim_digest: bytes, now: float) -> Pairing | None:
-    async with conn.execute(
+def select_pairing_by_claim(conn: Connection, claim_digest: bytes, now: float) -> Pairing | None:
+    return _pairing(conn.one(
         f"SELECT {_COLUMNS} FROM pairings WHERE claim_digest = ? AND expires_at > ?", (claim_digest, now),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))
 
 
-async def decide_pairing(conn: aiosqlite.Connection, user_id: int, pairing_id: int, status: str,
-                         payload: str | None, now: float) -> Pairing | None:
+def decide_pairing(conn: Connection, user_id: int, pairing_id: int, status: str, payload: str | None,
+                   now: float) -> Pairing | None:
     """approved or refused, once, and only after a device has claimed it."""
-    async with conn.execute(
+    return _pairing(conn.one(
         "UPDATE pairings SET status = ?, approval_payload = ?, request_payload = NULL"
         " WHERE id = ? AND user_id = ? AND status = 'claimed' AND expires_at > ?"
         f" RETURNING {_COLUMNS}",
         (status, payload, pairing_id, user_id, now),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))
 
 
-async def take_approved_pairing(conn: aiosqlite.Connection, claim_digest: bytes, now: float) -> Pairing | None:
+def take_approved_pairing(conn: Connection, claim_digest: bytes, now: float) -> Pairing | None:
     """The approval, once: the row (and its payload) goes as it is read."""
-    async with conn.execute(
+    return _pairing(conn.one(
         f"DELETE FROM pairings WHERE claim_digest = ? AND status = 'approved' AND expires_at > ? RETURNING {_COLUMNS}",
         (claim_digest, now),
-    ) as cursor:
-        return _pairing(await cursor.fetchone())
+    ))

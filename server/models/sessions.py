@@ -9,7 +9,8 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-import aiosqlite
+from ..db import Connection
+from .users import update_user_password
 
 
 def hash_secret(secret: str) -> bytes:
@@ -44,14 +45,13 @@ def _prefixed(columns: str, table: str) -> str:
     return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
 
 
-async def insert_session(conn: aiosqlite.Connection, user_id: int, session_key: str, device_name: str) -> Session:
+def insert_session(conn: Connection, user_id: int, session_key: str, device_name: str) -> Session:
     now = time.time()
-    async with conn.execute(
-        f"INSERT INTO sessions (user_id, key_hash, device_name, created_at, last_seen_at)"
+    return Session(**dict(conn.one(
+        "INSERT INTO sessions (user_id, key_hash, device_name, created_at, last_seen_at)"
         f" VALUES (?, ?, ?, ?, ?) RETURNING {_SESSION_COLUMNS}",
         (user_id, hash_secret(session_key), device_name, now, now),
-    ) as cursor:
-        return Session(**dict(await cursor.fetchone()))
+    )))
 
 
 def _with_owner(row, record_class):
@@ -62,94 +62,93 @@ def _with_owner(row, record_class):
     return record_class(**values), username
 
 
-async def select_session_with_owner(conn: aiosqlite.Connection, session_key: str) -> tuple[Session, str] | None:
+def select_session_with_owner(conn: Connection, session_key: str) -> tuple[Session, str] | None:
     """The session and its owner's username. One statement, because every
     request made with a cookie looks this up (the user row always exists:
     deleting a user cascades to its sessions)."""
-    async with conn.execute(
+    return _with_owner(conn.one(
         f"SELECT {_prefixed(_SESSION_COLUMNS, 's')}, u.username AS owner"
         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.key_hash = ?",
         (hash_secret(session_key),),
-    ) as cursor:
-        return _with_owner(await cursor.fetchone(), Session)
+    ), Session)
 
 
-async def select_sessions(conn: aiosqlite.Connection, user_id: int) -> list[Session]:
-    async with conn.execute(
+def select_sessions(conn: Connection, user_id: int) -> list[Session]:
+    return [Session(**dict(row)) for row in conn.all(
         f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC", (user_id,)
-    ) as cursor:
-        return [Session(**dict(row)) for row in await cursor.fetchall()]
+    )]
 
 
-async def touch_session(conn: aiosqlite.Connection, session_id: int, now: float) -> None:
-    await conn.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
+def touch_session(conn: Connection, session_id: int, now: float) -> None:
+    conn.run("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
 
 
-async def update_session_name(conn: aiosqlite.Connection, user_id: int, session_id: int, device_name: str) -> bool:
-    cursor = await conn.execute(
+def update_session_name(conn: Connection, user_id: int, session_id: int, device_name: str) -> bool:
+    return conn.run(
         "UPDATE sessions SET device_name = ? WHERE id = ? AND user_id = ?", (device_name, session_id, user_id)
-    )
-    return cursor.rowcount == 1
+    ) == 1
 
 
-async def delete_session(conn: aiosqlite.Connection, user_id: int, session_id: int) -> bool:
-    cursor = await conn.execute("DELETE FROM sessions WHERE id = ? AND user_id = ?", (session_id, user_id))
-    return cursor.rowcount == 1
+def delete_session(conn: Connection, user_id: int, session_id: int) -> bool:
+    return conn.run("DELETE FROM sessions WHERE id = ? AND user_id = ?", (session_id, user_id)) == 1
 
 
-async def delete_other_sessions(conn: aiosqlite.Connection, user_id: int, keep_session_id: int | None) -> list[int]:
-    async with conn.execute(
-        "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING id", (user_id, keep_session_id)
-    ) as cursor:
-        return [row[0] for row in await cursor.fetchall()]
+def delete_other_sessions(conn: Connection, user_id: int, keep_session_id: int | None) -> list[int]:
+    """Every session of the user but `keep_session_id` (all of them for None)."""
+    if keep_session_id is None:
+        return conn.column("DELETE FROM sessions WHERE user_id = ? RETURNING id", (user_id,))
+    return conn.column("DELETE FROM sessions WHERE user_id = ? AND id <> ? RETURNING id", (user_id, keep_session_id))
 
 
-async def insert_api_token(conn: aiosqlite.Connection, user_id: int, name: str, token: str) -> ApiToken:
-    async with conn.execute(
-        f"INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)"
+def insert_api_token(conn: Connection, user_id: int, name: str, token: str) -> ApiToken:
+    return ApiToken(**dict(conn.one(
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)"
         f" RETURNING {_TOKEN_COLUMNS}",
         (user_id, name, hash_secret(token), time.time()),
-    ) as cursor:
-        return ApiToken(**dict(await cursor.fetchone()))
+    )))
 
 
-async def select_api_token_with_owner(conn: aiosqlite.Connection, token: str) -> tuple[ApiToken, str] | None:
+def select_api_token_with_owner(conn: Connection, token: str) -> tuple[ApiToken, str] | None:
     """The token and its owner's username, in one statement like sessions."""
-    async with conn.execute(
+    return _with_owner(conn.one(
         f"SELECT {_prefixed(_TOKEN_COLUMNS, 't')}, u.username AS owner"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
         (hash_secret(token),),
-    ) as cursor:
-        return _with_owner(await cursor.fetchone(), ApiToken)
+    ), ApiToken)
 
 
-async def select_api_tokens(conn: aiosqlite.Connection, user_id: int) -> list[ApiToken]:
-    async with conn.execute(
+def select_api_tokens(conn: Connection, user_id: int) -> list[ApiToken]:
+    return [ApiToken(**dict(row)) for row in conn.all(
         f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC", (user_id,)
-    ) as cursor:
-        return [ApiToken(**dict(row)) for row in await cursor.fetchall()]
+    )]
 
 
-async def touch_api_token(conn: aiosqlite.Connection, token_id: int, now: float) -> None:
-    await conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
+def touch_api_token(conn: Connection, token_id: int, now: float) -> None:
+    conn.run("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
 
 
-async def delete_api_token(conn: aiosqlite.Connection, user_id: int, token_id: int) -> bool:
-    cursor = await conn.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id))
-    return cursor.rowcount == 1
+def delete_api_token(conn: Connection, user_id: int, token_id: int) -> bool:
+    return conn.run("DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id)) == 1
 
 
-async def delete_api_tokens(conn: aiosqlite.Connection, user_id: int) -> list[int]:
-    async with conn.execute("DELETE FROM api_tokens WHERE user_id = ? RETURNING id", (user_id,)) as cursor:
-        return [row[0] for row in await cursor.fetchall()]
+def delete_api_tokens(conn: Connection, user_id: int) -> list[int]:
+    return conn.column("DELETE FROM api_tokens WHERE user_id = ? RETURNING id", (user_id,))
 
 
-async def end_devices_after_password_change(conn: aiosqlite.Connection, user_id: int,
-                                            keep_session_id: int | None, keep_tokens: bool) -> list[str]:
+def end_devices_after_password_change(conn: Connection, user_id: int, keep_session_id: int | None,
+                                      keep_tokens: bool) -> list[str]:
     """A new password is usually an answer to a leak: every session but the
     one that changed it ends, and every API token unless the person chose to
     keep them. Returns the device keys ended (`s3`, `t7`) for the revoke event."""
-    ended = [f"s{session_id}" for session_id in await delete_other_sessions(conn, user_id, keep_session_id)]
+    ended = [f"s{session_id}" for session_id in delete_other_sessions(conn, user_id, keep_session_id)]
     if not keep_tokens:
-        ended += [f"t{token_id}" for token_id in await delete_api_tokens(conn, user_id)]
+        ended += [f"t{token_id}" for token_id in delete_api_tokens(conn, user_id)]
     return ended
+
+
+def change_password(conn: Connection, user_id: int, password_hash: str, keep_session_id: int | None,
+                    keep_tokens: bool) -> list[str]:
+    """The new hash and the devices it ends, in one transaction (the profile
+    page and `cloudbuffer user passwd`)."""
+    update_user_password(conn, user_id, password_hash)
+    return end_devices_after_password_change(conn, user_id, keep_session_id, keep_tokens)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import aiosqlite
+from ..db import Connection
 
 
 @dataclass(frozen=True)
@@ -15,50 +15,53 @@ class User:
     created_at: float
 
 
-def _user(row: aiosqlite.Row | None) -> User | None:
+_COLUMNS = "id, username, password_hash, seq, created_at"
+
+
+def _user(row) -> User | None:
     return None if row is None else User(**dict(row))
 
 
-async def select_user_by_id(conn: aiosqlite.Connection, user_id: int) -> User | None:
-    async with conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)) as cursor:
-        return _user(await cursor.fetchone())
+def select_user_by_id(conn: Connection, user_id: int) -> User | None:
+    return _user(conn.one(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)))
 
 
-async def select_user_by_username(conn: aiosqlite.Connection, username: str) -> User | None:
-    async with conn.execute("SELECT * FROM users WHERE username = ?", (username,)) as cursor:
-        return _user(await cursor.fetchone())
+def select_user_by_username(conn: Connection, username: str) -> User | None:
+    return _user(conn.one(f"SELECT {_COLUMNS} FROM users WHERE username = ?", (username,)))
 
 
-async def insert_user(conn: aiosqlite.Connection, username: str, password_hash: str) -> User | None:
-    """None when the username is taken (case-insensitively)."""
-    async with conn.execute(
+def insert_user(conn: Connection, username: str, password_hash: str) -> User | None:
+    """None when the username is taken (case-insensitively: the schema's collation)."""
+    return _user(conn.one(
         "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (username) DO NOTHING RETURNING *",
+        f" ON CONFLICT (username) DO NOTHING RETURNING {_COLUMNS}",
         (username, password_hash, time.time()),
-    ) as cursor:
-        return _user(await cursor.fetchone())
+    ))
 
 
-async def update_user_password(conn: aiosqlite.Connection, user_id: int, password_hash: str) -> bool:
-    cursor = await conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
-    return cursor.rowcount == 1
+def update_user_password(conn: Connection, user_id: int, password_hash: str) -> bool:
+    return conn.run("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)) == 1
 
 
-async def delete_user(conn: aiosqlite.Connection, user_id: int) -> bool:
-    cursor = await conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
-    return cursor.rowcount == 1
+def delete_user(conn: Connection, user_id: int) -> bool:
+    return conn.run("DELETE FROM users WHERE id = ?", (user_id,)) == 1
 
 
-async def increment_user_seq(conn: aiosqlite.Connection, user_id: int) -> int:
-    """Next seq; call inside the transaction that writes the buffer."""
-    async with conn.execute(
-        "UPDATE users SET seq = seq + 1 WHERE id = ? RETURNING seq", (user_id,)
-    ) as cursor:
-        (seq,) = await cursor.fetchone()
-    return seq
+def increment_user_seq(conn: Connection, user_id: int) -> int:
+    """Next seq; call inside the transaction that writes the buffer, so seq
+    order is commit order (the UPDATE holds the user's row, or with SQLite
+    the database, until the commit)."""
+    return conn.value("UPDATE users SET seq = seq + 1 WHERE id = ? RETURNING seq", (user_id,))
 
 
-async def select_user_seq(conn: aiosqlite.Connection, user_id: int) -> int:
-    async with conn.execute("SELECT seq FROM users WHERE id = ?", (user_id,)) as cursor:
-        row = await cursor.fetchone()
-    return 0 if row is None else row[0]
+def lock_user(conn: Connection, user_id: int) -> None:
+    """Hold the user's row until the transaction ends, before reading what
+    a write then depends on (quota, file cap, live links), so two
+    transactions of one user cannot both pass a check. With SQLite the
+    write transaction already holds the whole database."""
+    if not conn.dialect.serializes_writes:
+        conn.one("SELECT id FROM users WHERE id = ? FOR UPDATE", (user_id,))
+
+
+def select_user_seq(conn: Connection, user_id: int) -> int:
+    return conn.value("SELECT seq FROM users WHERE id = ?", (user_id,)) or 0

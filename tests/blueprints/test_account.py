@@ -306,8 +306,7 @@ async def test_a_user_cannot_touch_another_users_devices(app):
 
 
 async def test_password_is_stored_with_argon2id(app, alice):
-    async with app.db.reader.execute("SELECT password_hash FROM users") as cursor:
-        (password_hash,) = await cursor.fetchone()
+    password_hash = await app.db.read(lambda conn: conn.value("SELECT password_hash FROM users"))
     assert password_hash.startswith("$argon2id$")
     assert PASSWORD not in password_hash
 

@@ -447,8 +447,7 @@ async def test_expired_items_are_not_served_before_any_sweep(expiry_settings, ap
     await error_of(await alice.get(f"/file/buffer/items/{created['id']}"), 404, "not_found")
     assert await items_of(alice) == []
     # The rows are still there: the read refused them, not the sweeper.
-    async with app.db.reader.execute("SELECT COUNT(*) FROM items") as cursor:
-        assert (await cursor.fetchone())[0] == 2
+    assert await app.db.read(lambda conn: conn.value("SELECT COUNT(*) FROM items")) == 2
 
 
 # --- items API -------------------------------------------------------------------------------------
@@ -526,8 +525,7 @@ async def test_after_a_secret_key_change_a_link_is_not_handed_out_wrong(app, ali
     first = await (await alice.post(f"/file/buffer/items/{item['id']}/share")).get_json()
     # What a new CLOUDBUFFER_SECRET_KEY does to the derivation (the session
     # cookie would go too, so the row's nonce is changed instead).
-    async with app.db.transaction() as conn:
-        await conn.execute("UPDATE shares SET nonce = ?", (b"from another key",))
+    await app.db.write(lambda conn: conn.run("UPDATE shares SET nonce = ?", (b"from another key",)))
     # The old token can no longer be derived: sharing again makes a new link
     # instead of handing out a URL that opens nothing.
     again = await alice.post(f"/file/buffer/items/{item['id']}/share")

@@ -218,11 +218,12 @@ async def enrolled_token(client, account: Account, name: str = "cli",
 
 
 async def e2e_rows(app, column: str, value: int) -> list:
-    async with app.db.reader.execute(f"SELECT id FROM e2e_wraps WHERE {column} = ?", (value,)) as cursor:
-        wraps = list(await cursor.fetchall())
-    async with app.db.reader.execute(f"SELECT id FROM e2e_devices WHERE {column} = ? OR"
-                                     " (session_id IS NULL AND token_id IS NULL)", (value,)) as cursor:
-        return wraps + list(await cursor.fetchall())
+    def read(conn):
+        wraps = conn.column(f"SELECT id FROM e2e_wraps WHERE {column} = ?", (value,))
+        return wraps + conn.column(f"SELECT id FROM e2e_devices WHERE {column} = ? OR"
+                                   " (session_id IS NULL AND token_id IS NULL)", (value,))
+
+    return await app.db.read(read)
 
 
 async def test_revoking_a_token_deletes_its_key_and_wraps_and_asks_for_a_rotation(app, client):
@@ -236,9 +237,8 @@ async def test_revoking_a_token_deletes_its_key_and_wraps_and_asks_for_a_rotatio
     assert state["rotation_needed"] is True
     assert [d["device"] for d in state["devices"]] == [device]
     assert await e2e_rows(app, "token_id", token_id) == []
-    async with app.db.reader.execute("SELECT COUNT(*) FROM e2e_devices WHERE public_key = ?",
-                                     (pair.public_b64u,)) as cursor:
-        assert (await cursor.fetchone())[0] == 0
+    assert await app.db.read(lambda conn: conn.value("SELECT COUNT(*) FROM e2e_devices WHERE public_key = ?",
+                                                     (pair.public_b64u,))) == 0
 
     # The rotation needs no wrap for the revoked token, and clears the flag.
     body = rotation(account, 2, {device: account.device.public_b64u, "recovery": account.recovery.public_b64u})

@@ -23,15 +23,15 @@ async def share(client, filename="report.pdf", data=b"%PDF-1.7 fake", **headers)
 
 async def dump(app) -> list[str]:
     """The whole database as SQL, to prove a request changed nothing."""
-    lines = []
-    async with app.db.reader.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-    ) as cursor:
-        tables = [row[0] for row in await cursor.fetchall()]
-    for table in tables:
-        async with app.db.reader.execute(f"SELECT * FROM {table} ORDER BY id") as cursor:
-            lines += [f"{table}: {tuple(row)}" for row in await cursor.fetchall()]
-    return lines
+    def read_all(conn) -> list[str]:
+        lines = []
+        tables = conn.column(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        for table in tables:
+            lines += [f"{table}: {tuple(row)}" for row in conn.all(f"SELECT * FROM {table} ORDER BY id")]
+        return lines
+
+    return await app.db.read(read_all)
 
 
 async def test_load_page_needs_login_and_renders(client):

@@ -141,8 +141,7 @@ async def test_a_session_ended_out_of_band_closes_its_socket_within_a_refresh(ap
     await register(client, "alice")
     async with client.websocket("/ws", headers=ORIGIN) as ws:
         await open_device(ws)
-        async with app.db.transaction() as conn:
-            assert await sessions_model.delete_other_sessions(conn, 1, None)  # what the CLI does
+        assert await app.db.write(sessions_model.delete_other_sessions, 1, None)  # what the CLI does
         assert await closed_code(ws) == 4401
 
 

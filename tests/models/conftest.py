@@ -1,4 +1,6 @@
-"""A migrated database in a temp dir, without the app around it."""
+"""A migrated database in a temp dir, without the app around it. Model
+functions are plain functions of a connection: the tests run them through
+db.read and db.write, as the app does."""
 from __future__ import annotations
 
 import pytest
@@ -16,5 +18,8 @@ async def db(tmp_path):
 
 
 async def add_user(db, username: str = "alice"):
-    async with db.transaction() as conn:
-        return await users_model.insert_user(conn, username, "$argon2id$not-a-real-hash")
+    return await db.write(users_model.insert_user, username, "$argon2id$not-a-real-hash")
+
+
+def count_rows(conn, table: str) -> int:
+    return conn.value(f"SELECT COUNT(*) FROM {table}")
