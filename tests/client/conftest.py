@@ -53,13 +53,23 @@ def server(live_server_factory):
     return server
 
 
-@pytest.fixture
-def cli(tmp_path) -> Cli:
-    home, cwd = tmp_path / "config", tmp_path / "cwd"
-    cwd.mkdir()
+def make_cli(root: Path) -> Cli:
+    home, cwd = root / "config", root / "cwd"
+    cwd.mkdir(parents=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith("CLOUDBUFFER_")}
     env["XDG_CONFIG_HOME"] = str(home)
     return Cli(home=home, cwd=cwd, env=env)
+
+
+@pytest.fixture
+def cli(tmp_path) -> Cli:
+    return make_cli(tmp_path)
+
+
+@pytest.fixture
+def cli_factory(tmp_path):
+    """More computers: `cli_factory("laptop")`, each with its own config dir."""
+    return lambda name: make_cli(tmp_path / "devices" / name)
 
 
 @pytest.fixture

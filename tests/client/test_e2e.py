@@ -1,0 +1,108 @@
+"""`cloudbuffer e2e enable | status | recover` and the encrypted buffer
+through the real CLI against a real server: what the server holds is
+ciphertext, the keys file is private, and a plaintext write is refused."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import httpx
+
+from cloudbuffer_client import keys
+
+from tests.client.conftest import buffer_of, items_of, post_text, token_of
+from tests.conftest import PASSWORD
+
+
+def enable(cli) -> str:
+    """`cloudbuffer e2e enable --yes`; returns the recovery key it printed."""
+    result = cli.run("e2e", "enable", "--yes", input=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    recovery = result.stdout.decode().strip()
+    assert "RECOVERY KEY" in result.stderr.decode()
+    return recovery
+
+
+def keystore_of(cli) -> dict:
+    return json.loads((cli.home / "cloudbuffer" / "e2e.json").read_text())
+
+
+def test_enable_deletes_the_history_and_keeps_keys_private(logged_in, server):
+    token = token_of(logged_in)
+    post_text(server, token, "plaintext from before")
+    recovery = enable(logged_in)
+    assert len(recovery.split("-")) == 13 and all(len(group) == 4 for group in recovery.split("-"))
+    path = logged_in.home / "cloudbuffer" / "e2e.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert keystore_of(logged_in)["epochs"].keys() == {"1"}
+    assert items_of(server, token) == []
+    state = httpx.get(server.base_url + "/account/e2e", headers={"Authorization": f"Bearer {token}"}).json()
+    assert state["enabled"] and state["epoch"] == 1
+    own_key = keys.load_pkcs8(keys.unb64u(keystore_of(logged_in)["device_key"]))
+    assert [device["public_key"] for device in state["devices"]] == [keys.b64u(keys.spki(own_key))]
+    status = logged_in.run("e2e", "status")
+    assert status.returncode == 0, status.stderr
+    out = status.stdout.decode()
+    assert "end-to-end encrypted, epoch 1" in out and "attested" in out and "NOT ATTESTED" not in out
+    again = logged_in.run("e2e", "enable", "--yes", input=PASSWORD + "\n")
+    assert again.returncode == 3 and b"encrypted already" in again.stderr
+
+
+def test_enable_asks_before_deleting_and_needs_the_password(logged_in, server):
+    token = token_of(logged_in)
+    post_text(server, token, "kept")
+    refused = logged_in.run("e2e", "enable", input=PASSWORD + "\nno\n")
+    assert refused.returncode == 3 and b"nothing changed" in refused.stderr
+    wrong = logged_in.run("e2e", "enable", "--yes", input="not the password\n")
+    assert wrong.returncode == 3 and b"wrong password" in wrong.stderr
+    assert not (logged_in.home / "cloudbuffer" / "e2e.json").exists()
+    assert [item["type"] for item in items_of(server, token)] == ["text"]
+    yes = logged_in.run("e2e", "enable", input=PASSWORD + "\nyes\n")
+    assert yes.returncode == 0, yes.stderr
+
+
+def test_copy_and_paste_text_encrypted(logged_in, server):
+    enable(logged_in)
+    token = token_of(logged_in)
+    secret = "a distinctive secret: mauve-otter-1729"
+    assert logged_in.run("copy", input=secret).returncode == 0
+    raw = buffer_of(server, token)
+    assert raw.headers["X-Encrypted"] == "aes128gcm" and secret.encode() not in raw.content
+    pasted = logged_in.run("paste")
+    assert pasted.returncode == 0, pasted.stderr
+    assert pasted.stdout.decode() == secret
+    history = logged_in.run("history", "--json")
+    [item] = json.loads(history.stdout)
+    assert item["type"] == "text" and item["size"] == len(secret) and item["encrypted"] == "aes128gcm"
+
+
+def test_files_round_trip_encrypted_with_their_names(logged_in, server):
+    enable(logged_in)
+    body = os.urandom(3 * 65519 + 11)
+    (logged_in.cwd / "photo of me.bin").write_bytes(body)
+    assert logged_in.run("copy", "photo of me.bin").returncode == 0
+    items = items_of(server, token_of(logged_in))
+    assert "photo of me" not in json.dumps(items)
+    listing = logged_in.run("history")
+    assert "photo of me.bin" in listing.stdout.decode()
+    (logged_in.cwd / "out").mkdir()
+    saved = logged_in.run("paste", "-o", "out")
+    assert saved.returncode == 0, saved.stderr
+    assert (logged_in.cwd / "out" / "photo of me.bin").read_bytes() == body
+    # stdin that is not text becomes a file whose size the details carry
+    assert logged_in.run("copy", "--name", "blob.dat", input=body[:1000]).returncode == 0
+    assert logged_in.run("get", "1").stdout == body[:1000]
+    assert json.loads(logged_in.run("history", "--json").stdout)[0]["size"] == 1000
+
+
+def test_a_plaintext_write_to_an_encrypted_account_says_what_to_do(logged_in, server, cli_factory):
+    enable(logged_in)
+    other = cli_factory("other")
+    assert other.run("login", server.base_url, "-u", "alice", input=PASSWORD + "\n").returncode == 0
+    result = other.run("copy", input="plain")
+    assert result.returncode == 3
+    message = result.stderr.decode()
+    assert "end-to-end encrypted" in message and "cloudbuffer pair" in message
+    pasted = other.run("paste")
+    assert pasted.returncode == 3 and "cloudbuffer pair" in pasted.stderr.decode()
