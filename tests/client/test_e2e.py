@@ -98,6 +98,7 @@ def test_files_round_trip_encrypted_with_their_names(logged_in, server):
 
 def test_a_plaintext_write_to_an_encrypted_account_says_what_to_do(logged_in, server, cli_factory):
     enable(logged_in)
+    assert logged_in.run("copy", input="sealed").returncode == 0
     other = cli_factory("other")
     assert other.run("login", server.base_url, "-u", "alice", input=PASSWORD + "\n").returncode == 0
     result = other.run("copy", input="plain")
