@@ -130,8 +130,15 @@ def approve(code: str, fragment_key: bytes | None) -> int:
         shower_spki = shower_key(api, code, fragment_key)
         ephemeral = keys.new_private_key()
         own_spki = keys.spki(ephemeral)
-        pairing = api.json("POST", "/account/pairings/claim", json={"code": code, "payload": keys.b64u(own_spki)},
-                           not_found="that code is not valid (expired, used, or mistyped); ask for a new one")
+        try:
+            pairing = api.json("POST", "/account/pairings/claim", json={"code": code, "payload": keys.b64u(own_spki)},
+                               not_found="that code is not valid (expired, used, or mistyped); ask for a new one")
+        except ClientError as error:
+            if error.code == "session_required":
+                raise ClientError(REFUSED, f"{api.url} lets only a browser session approve a new device, not an "
+                                           "API token like this terminal's; open /account/pair in the app and type "
+                                           "the code there") from None
+            raise
         if pairing.get("request_payload") != keys.b64u(shower_spki):
             _refuse(api, pairing)
             raise ClientError(REFUSED, "the server's key for the new device is not the one its code commits to; "

@@ -122,6 +122,16 @@ class Background:
                          timeout=timeout)
         assert found and self.process.poll() is None, f"no {needle!r} on stderr: {self.stderr}"
 
+    def answer(self, line: str) -> None:
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def line_with(self, needle: str) -> str:
+        return next(line for line in self.stderr if needle in line)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        return self.process.wait(timeout=timeout)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.terminate()
@@ -131,6 +141,23 @@ class Background:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+@pytest.fixture
+def spawn():
+    """Start `cloudbuffer ARGS` as `cli` with a stdin pipe to answer its
+    questions (`job.answer("y")`); stopped when the test ends."""
+    started: list[Background] = []
+
+    def start(cli: Cli, *args: str) -> Background:
+        process = subprocess.Popen([cloudbuffer_executable(), *args], cwd=cli.cwd, env=cli.env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(Background(process))
+        return started[-1]
+
+    yield start
+    for job in started:
+        job.stop()
 
 
 @pytest.fixture
