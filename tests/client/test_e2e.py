@@ -12,6 +12,7 @@ import httpx
 from cloudbuffer_client import keys
 
 from tests.client.conftest import buffer_of, items_of, post_text, token_of
+from tests.live_server import wait_for
 from tests.conftest import PASSWORD
 
 
@@ -107,3 +108,104 @@ def test_a_plaintext_write_to_an_encrypted_account_says_what_to_do(logged_in, se
     assert "end-to-end encrypted" in message and "cloudbuffer pair" in message
     pasted = other.run("paste")
     assert pasted.returncode == 3 and "cloudbuffer pair" in pasted.stderr.decode()
+
+
+class RedisWire:
+    """Everything the server says to its Redis, as MONITOR reports it."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+        import threading
+
+        self.data = bytearray()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.sendall(b"MONITOR\r\n")
+        assert self.sock.recv(5) == b"+OK\r\n"
+        self.sock.settimeout(None)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while chunk := self.sock.recv(65536):
+            self.data += chunk
+
+    def close(self) -> bytes:
+        import socket
+
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join(timeout=10)
+        self.sock.close()
+        return bytes(self.data)
+
+
+def everything_stored(data_dir) -> dict[str, bytes]:
+    """Every file the server wrote: the database and its -wal/-shm, the
+    files dir, the server's log."""
+    return {str(path): path.read_bytes() for path in sorted(data_dir.rglob("*")) if path.is_file()}
+
+
+def test_no_plaintext_reaches_the_server_side(live_server_factory, redis_server, cli, cli_factory, tmp_path):
+    """Driven by the real CLI with a live watcher: the distinctive texts,
+    file names and bodies of an encrypted account appear nowhere in the
+    data dir (database, WAL, files, logs) nor on the Redis wire, while a
+    plaintext account's control strings do, which shows the search sees."""
+    from tests.client.conftest import Background, register
+    from tests.live_server import cloudbuffer_executable
+    import subprocess
+
+    server = live_server_factory(tmp_path / "data", redis_url=redis_server.url)
+    register(server, "alice")
+    register(server, "bob")
+    wire = RedisWire(redis_server.port)
+    assert cli.run("login", server.base_url, "-u", "alice", input=PASSWORD + "\n").returncode == 0
+    enable(cli)
+    watcher = Background(subprocess.Popen([cloudbuffer_executable(), "watch", "--json"], cwd=cli.cwd, env=cli.env,
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        watcher.wait_for_stderr("watching")
+        secrets_ = {
+            "text": "Zanzibar-plaintext-TEXT-5f1e9",
+            "name": "Zanzibar-plaintext-NAME-77c2.txt",
+            "body": "Zanzibar-plaintext-BODY-a93d",
+            "share name": "Zanzibar-plaintext-SHARE-4b0.pdf",
+            "share body": "Zanzibar-plaintext-SHAREBODY-e6",
+            "stdin name": "Zanzibar-plaintext-STDIN-19.bin",
+        }
+        assert cli.run("copy", input=secrets_["text"]).returncode == 0
+        assert wait_for(lambda: any(secrets_["text"] in line for line in watcher.stdout))
+        (cli.cwd / secrets_["name"]).write_text(secrets_["body"] * 5000)
+        assert cli.run("copy", secrets_["name"]).returncode == 0
+        (cli.cwd / secrets_["share name"]).write_text(secrets_["share body"] * 100)
+        shared = cli.run("share", secrets_["share name"], "--no-qr")
+        assert shared.returncode == 0, shared.stderr
+        assert "#k=" in shared.stdout.decode()
+        assert cli.run("copy", "--name", secrets_["stdin name"], input=b"\xff" + secrets_["body"].encode()).returncode == 0
+        assert cli.run("paste", "-O").returncode == 0
+        assert cli.run("history").returncode == 0
+        assert wait_for(lambda: sum(secrets_["name"] in line for line in watcher.stdout) >= 1)
+
+        bob = cli_factory("bob")
+        assert bob.run("login", server.base_url, "-u", "bob", input=PASSWORD + "\n").returncode == 0
+        controls = {"text": "Control-plaintext-TEXT-0d4", "body": "Control-plaintext-BODY-88e"}
+        assert bob.run("copy", input=controls["text"]).returncode == 0
+        (bob.cwd / "control.txt").write_text(controls["body"] * 5000)
+        assert bob.run("copy", "control.txt").returncode == 0
+        server.wait_for_log("POST /file/buffer")
+    finally:
+        watcher.stop()
+    redis_bytes = wire.close()
+    server.stop()  # the log flushed, the WAL left as it is
+    stored = everything_stored(server.data_dir)
+    assert any(name.endswith("-wal") for name in stored) or any(name.endswith(".sqlite3") for name in stored)
+    assert b"PUBLISH" in redis_bytes.upper()
+
+    for what, secret in secrets_.items():
+        needle = secret.encode()
+        found = [name for name, data in stored.items() if needle in data]
+        assert not found, f"the {what} is in {found}"
+        assert needle not in redis_bytes, f"the {what} went over the Redis wire"
+    # The same search finds a plaintext account's items, in the database or
+    # the files dir, and its live text on the wire.
+    assert any(controls["text"].encode() in data for data in stored.values())
+    assert any(controls["body"].encode() in data for name, data in stored.items() if "/files/" in name)
+    assert controls["text"].encode() in redis_bytes
