@@ -11,7 +11,7 @@ from .api import Api
 from .config import current_login
 from .errors import REFUSED, USAGE, ClientError
 from .keystore import Keystore, forget_keystore, keystore_path
-from .vault import Vault, attested, enroll, user_id_of
+from .vault import Vault, attested, enroll, proven_chain, user_id_of
 
 
 def cmd_e2e(args: argparse.Namespace) -> int:
@@ -112,6 +112,10 @@ def recover(args: argparse.Namespace) -> int:
                 epochs[wrap["epoch"]] = keys.unwrap(wrap["blob"], wrap["epoch"], recovery_pair)
             except (keys.KeyMaterialError, KeyError, TypeError) as error:
                 print(f"cloudbuffer: ignoring a recovery wrap ({error})", file=sys.stderr)
+        epochs = proven_chain(epochs, state.get("epochs"), user_id_of(state, login))
+        if not epochs:
+            raise ClientError(REFUSED, f"{api.url} gave no key wrapped for the recovery key (GET /account/e2e "
+                                       "has no recovery wraps); the server must send them for a recovery")
         store = enroll(api, login, state, epochs, recovery["public_key"])
     print(f"this computer is enrolled as {store.device} with the keys of epochs "
           f"{', '.join(map(str, sorted(store.epochs)))}; keys in {keystore_path()}", file=sys.stderr)

@@ -98,10 +98,13 @@ def _wrap_aad(epoch: int) -> bytes:
     return b"cloudbuffer wrap v1 epoch " + str(int(epoch)).encode()
 
 
-def wrap(account_key: bytes, epoch: int, recipient_spki: bytes) -> str:
-    """K_e sealed to a P-256 public key with a fresh ephemeral key."""
+def wrap(account_key: bytes, epoch: int, recipient_spki: bytes,
+         sender: ec.EllipticCurvePrivateKey | None = None) -> str:
+    """K_e sealed to a P-256 public key, with a fresh ephemeral key, or with
+    `sender`'s: a pairing wraps with the key pair the verification code was
+    computed over, which binds the wraps to the exchange the person checked."""
     recipient = load_spki(recipient_spki)
-    ephemeral = new_private_key()
+    ephemeral = sender or new_private_key()
     ephemeral_spki = spki(ephemeral)
     key = hkdf(ecdh(ephemeral, recipient), ephemeral_spki + recipient_spki, WRAP_INFO, 32)
     nonce = os.urandom(12)
@@ -125,6 +128,21 @@ def unwrap(blob: str, epoch: int, private: ec.EllipticCurvePrivateKey) -> bytes:
     if len(account_key) != ACCOUNT_KEY_BYTES:
         raise KeyMaterialError("a wrapped account key is 32 bytes")
     return account_key
+
+
+def wrap_sender(blob: str) -> bytes:
+    """The SPKI a wrap was made with (its first part)."""
+    try:
+        return unb64u(blob.split(".")[0])
+    except (AttributeError, IndexError):
+        raise KeyMaterialError("not a wrap") from None
+
+
+def epoch_proof(previous_ikm: bytes, epoch: int, account_key: bytes) -> str:
+    """Proof that a holder of the key before made epoch `epoch`'s key (a
+    server can wrap a key of its own to any device; it cannot make this)."""
+    message = b"epoch " + str(int(epoch)).encode() + b" " + b64u(account_key).encode()
+    return b64u(hmac.new(previous_ikm, message, hashlib.sha256).digest())
 
 
 def attest(ikm: bytes, device: str, public_key_b64u: str) -> str:

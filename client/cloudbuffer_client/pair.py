@@ -152,7 +152,8 @@ def approve(code: str, fragment_key: bytes | None) -> int:
         payload = None
         if encrypted:
             store = vault.store
-            payload = json.dumps({"wraps": [{"epoch": epoch, "blob": keys.wrap(key, epoch, shower_spki)}
+            # Wrapped with the key the verification code was computed over: the new device checks it.
+            payload = json.dumps({"wraps": [{"epoch": epoch, "blob": keys.wrap(key, epoch, shower_spki, ephemeral)}
                                             for epoch, key in sorted(store.epochs.items())]})
         api.json("POST", f"/account/pairings/{pairing['id']}/approve", json={"payload": payload} if payload else {})
     print(f"approved: {name!r} joins" + (" with the key" if encrypted else ""), file=sys.stderr)
@@ -199,7 +200,7 @@ def show_and_join(args: argparse.Namespace) -> int:
         print("waiting for the other device to approve…", file=sys.stderr, flush=True)
         _wait(api, claim, lambda s: s["status"] in ("approved", "refused"), refused_ends=True)
         done = api.json("POST", "/pair/complete", headers=claim, json={"as": "token"})
-    return _keep(url, done, ephemeral)
+    return _keep(url, done, ephemeral, offer)
 
 
 def scan_and_join(code: str, fragment_key: bytes | None, url: str | None) -> int:
@@ -219,7 +220,7 @@ def scan_and_join(code: str, fragment_key: bytes | None, url: str | None) -> int
         print("waiting for the other device to approve…", file=sys.stderr, flush=True)
         _wait(api, claim, lambda s: s["status"] in ("approved", "refused"), refused_ends=True)
         done = api.json("POST", "/pair/complete", headers=claim, json={"as": "token"})
-    return _keep(url, done, ephemeral)
+    return _keep(url, done, ephemeral, shower_spki)
 
 
 def _wait(api: Api, claim: dict, until, refused_ends: bool = False) -> dict:
@@ -235,8 +236,9 @@ def _wait(api: Api, claim: dict, until, refused_ends: bool = False) -> dict:
         time.sleep(POLL_SECONDS)
 
 
-def _keep(url: str, done: dict, ephemeral) -> int:
-    """Save the new token and, for an encrypted account, the keys it was given."""
+def _keep(url: str, done: dict, ephemeral, approver_spki: bytes) -> int:
+    """Save the new token and, for an encrypted account, the keys it was
+    given, if they were wrapped by the key the verification code covered."""
     device = done.get("device") or {}
     if not done.get("token"):
         raise ClientError(REFUSED, "the server did not make this terminal an API token")
@@ -244,9 +246,13 @@ def _keep(url: str, done: dict, ephemeral) -> int:
     if done.get("payload"):
         try:
             for wrap in json.loads(done["payload"]).get("wraps") or []:
+                if keys.wrap_sender(wrap["blob"]) != approver_spki:
+                    raise keys.KeyMaterialError("a wrap was not made by the device whose code you confirmed")
                 epochs[wrap["epoch"]] = keys.unwrap(wrap["blob"], wrap["epoch"], ephemeral)
         except (ValueError, AttributeError, KeyError, TypeError, keys.KeyMaterialError) as error:
-            raise ClientError(REFUSED, f"the keys the other device sent do not open ({error})") from None
+            _drop_token(url, done["token"], device.get("id"))
+            raise ClientError(REFUSED, f"the keys the other device sent are refused ({error}); "
+                                       "nothing was kept") from None
     user_id = done.get("id") if isinstance(done.get("id"), int) else None
     login = Login(url=url, token=done["token"], token_id=device.get("id"), user_id=user_id)
     if read_file().get("token") != login.token:
@@ -262,3 +268,12 @@ def _keep(url: str, done: dict, ephemeral) -> int:
     print(f"paired: this terminal is {device.get('name')!r} of {done.get('username')} on {url}"
           + (f"; keys in {keystore_path()}" if epochs else ""), file=sys.stderr)
     return 0
+
+
+def _drop_token(url: str, token: str, token_id) -> None:
+    """Revoke the token a refused pairing made, so it is not left behind."""
+    try:
+        with Api(url, token) as api:
+            api.json("DELETE", f"/account/tokens/{token_id}")
+    except ClientError:
+        pass  # it stays listed on the profile page, where it can be revoked

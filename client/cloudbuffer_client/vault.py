@@ -3,6 +3,7 @@ keys of every epoch this device holds, and rotation when the account asks
 for it (after a device was revoked, before anything new is posted)."""
 from __future__ import annotations
 
+import hmac
 import sys
 
 from . import keys
@@ -25,19 +26,45 @@ def user_id_of(state: dict, login: Login) -> int:
     return user_id
 
 
-def absorb_wraps(store: Keystore, wraps: list[dict]) -> bool:
-    """Unwrap the keys addressed to this device that it does not hold yet."""
+def absorb_wraps(store: Keystore, wraps: list[dict], proofs: list[dict] | None) -> bool:
+    """Unwrap the keys addressed to this device that it does not hold yet.
+    A new epoch's key is taken only with a proof made under the key of the
+    epoch before (docs/e2e.md): a wrap alone could come from the server."""
+    proof_of = {entry.get("epoch"): entry.get("proof") for entry in proofs or [] if isinstance(entry, dict)}
     changed = False
-    for wrap in wraps or []:
-        epoch = wrap.get("epoch")
-        if not isinstance(epoch, int) or epoch in store.epochs:
+    for wrap in sorted((w for w in wraps or [] if isinstance(w, dict) and isinstance(w.get("epoch"), int)),
+                       key=lambda w: w["epoch"]):
+        epoch = wrap["epoch"]
+        if epoch in store.epochs:
             continue
         try:
-            store.epochs[epoch] = keys.unwrap(wrap.get("blob"), epoch, store.device_key)
-            changed = True
+            account_key = keys.unwrap(wrap.get("blob"), epoch, store.device_key)
         except keys.KeyMaterialError as error:
             print(f"cloudbuffer: ignoring the wrap of epoch {epoch}: {error}", file=sys.stderr)
+            continue
+        previous = store.ikm(epoch - 1)
+        if previous is None or not hmac.compare_digest(keys.epoch_proof(previous, epoch, account_key),
+                                                       str(proof_of.get(epoch) or "")):
+            print(f"cloudbuffer: refusing the key of epoch {epoch}: no proof that a device holding the key of "
+                  f"epoch {epoch - 1} made it", file=sys.stderr)
+            continue
+        store.epochs[epoch] = account_key
+        changed = True
     return changed
+
+
+def proven_chain(epochs: dict[int, bytes], proofs: list[dict] | None, user_id: int) -> dict[int, bytes]:
+    """The keys from epoch 1 on that each carry a proof under the one before."""
+    proof_of = {entry.get("epoch"): str(entry.get("proof") or "") for entry in proofs or [] if isinstance(entry, dict)}
+    kept: dict[int, bytes] = {}
+    for epoch in sorted(epochs):
+        if epoch == 1 or (epoch - 1 in kept and hmac.compare_digest(
+                keys.epoch_proof(keys.items_ikm(kept[epoch - 1], user_id), epoch, epochs[epoch]),
+                proof_of.get(epoch, ""))):
+            kept[epoch] = epochs[epoch]
+        else:
+            break
+    return kept
 
 
 def attested(store: Keystore, device: dict) -> bool:
@@ -65,7 +92,7 @@ class Vault:
 
     def refresh(self, state: dict | None = None) -> dict:
         state = state if state is not None else self.state()
-        if self.store is not None and absorb_wraps(self.store, state.get("wraps")):
+        if self.store is not None and absorb_wraps(self.store, state.get("wraps"), state.get("epochs")):
             self.store.save()
         return state
 
@@ -116,7 +143,9 @@ class Vault:
             wraps.append({"recipient": device["device"],
                           "blob": keys.wrap(account_key, epoch + 1, keys.unb64u(device["public_key"]))})
         try:
-            self.api.json("POST", "/account/e2e/epochs", json={"epoch": epoch + 1, "wraps": wraps})
+            self.api.json("POST", "/account/e2e/epochs", json={
+                "epoch": epoch + 1, "proof": keys.epoch_proof(store.ikm(epoch), epoch + 1, account_key),
+                "wraps": wraps})
         except ClientError as error:
             if error.code != "stale_key":
                 raise

@@ -63,11 +63,40 @@ def browser_claims(http: httpx.Client, link: str) -> tuple[dict, e2e_keys.KeyPai
     return pairing, scanner, shower_spki, f"{value % 1_000_000:06d}"
 
 
-def approve(http: httpx.Client, account: e2e_keys.Account, pairing: dict, shower_spki: bytes) -> None:
-    payload = json.dumps({"wraps": [{"epoch": epoch, "blob": e2e_keys.wrap(key, epoch, e2e_keys.b64u(shower_spki))}
+def pairing_wrap(account_key: bytes, epoch: int, sender: e2e_keys.KeyPair, recipient_spki: bytes) -> str:
+    """docs/e2e.md's wrap, made with the approving device's pairing key pair."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    shared = sender.private.exchange(ec.ECDH(), serialization.load_der_public_key(recipient_spki))
+    w = e2e_keys.hkdf(shared, sender.spki + recipient_spki, b"cloudbuffer wrap v1")
+    nonce = os.urandom(12)
+    sealed = AESGCM(w).encrypt(nonce, account_key, f"cloudbuffer wrap v1 epoch {epoch}".encode())
+    return ".".join((sender.public_b64u, e2e_keys.b64u(nonce), e2e_keys.b64u(sealed)))
+
+
+def approve(http: httpx.Client, account: e2e_keys.Account, pairing: dict, shower_spki: bytes,
+            scanner: e2e_keys.KeyPair, fresh_ephemeral: bool = False) -> None:
+    def one(key: bytes, epoch: int) -> str:
+        if fresh_ephemeral:
+            return e2e_keys.wrap(key, epoch, e2e_keys.b64u(shower_spki))
+        return pairing_wrap(key, epoch, scanner, shower_spki)
+
+    payload = json.dumps({"wraps": [{"epoch": epoch, "blob": one(key, epoch)}
                                     for epoch, key in sorted(account.keys.items())]})
     approved = http.post(f"/account/pairings/{pairing['id']}/approve", json={"payload": payload})
     assert approved.status_code == 200, approved.text
+
+
+def pair_with_browser(server, http: httpx.Client, account: e2e_keys.Account, cli, spawn) -> None:
+    """`cloudbuffer pair` on `cli`, approved by the browser session; both say yes."""
+    job = spawn(cli, "pair", "--server", server.base_url)
+    pairing, scanner, shower_spki, expected = browser_claims(http, link_of(job))
+    assert sas_of(job).replace(" ", "") == expected
+    job.answer("y")
+    approve(http, account, pairing, shower_spki, scanner)
+    assert job.wait() == 0, job.stderr
 
 
 def test_a_new_terminal_shows_a_code_and_joins_with_the_key(server, cli, spawn):
@@ -75,10 +104,10 @@ def test_a_new_terminal_shows_a_code_and_joins_with_the_key(server, cli, spawn):
     job = spawn(cli, "pair", "--server", server.base_url)
     link = link_of(job)
     assert "/account/pair?code=" in link and "#k=" in link
-    pairing, _, shower_spki, expected = browser_claims(http, link)
+    pairing, scanner, shower_spki, expected = browser_claims(http, link)
     assert sas_of(job).replace(" ", "") == expected  # both screens show the same six digits
     job.answer("y")
-    approve(http, account, pairing, shower_spki)
+    approve(http, account, pairing, shower_spki, scanner)
     assert job.wait() == 0, job.stderr
     assert cli.config_file.exists() and (cli.home / "cloudbuffer" / "e2e.json").exists()
     # The new terminal is an API token device with a registered, attested key.
@@ -103,16 +132,31 @@ def test_a_new_terminal_shows_a_code_and_joins_with_the_key(server, cli, spawn):
 def test_a_no_to_the_verification_code_keeps_nothing(server, cli, spawn):
     http, account = browser(server)
     job = spawn(cli, "pair", "--server", server.base_url)
-    pairing, _, shower_spki, _ = browser_claims(http, link_of(job))
+    pairing, scanner, shower_spki, _ = browser_claims(http, link_of(job))
     sas_of(job)
     job.answer("n")
     assert job.wait() == 3
     assert "codes differ" in "\n".join(job.stderr)
     # Even an approval sent afterwards gives this terminal nothing.
-    approve(http, account, pairing, shower_spki)
+    approve(http, account, pairing, shower_spki, scanner)
     assert not cli.config_file.exists() and not (cli.home / "cloudbuffer" / "e2e.json").exists()
     assert [device["device"] for device in http.get("/account/e2e").json()["devices"]] == [
         http.get("/account/e2e").json()["device"]]
+
+
+def test_wraps_not_made_with_the_verified_key_are_refused(server, cli, spawn):
+    """What a server could do, knowing the new device's public key: approve
+    with wraps of its own. The codes matched, yet the terminal keeps nothing."""
+    http, account = browser(server)
+    job = spawn(cli, "pair", "--server", server.base_url)
+    pairing, scanner, shower_spki, _ = browser_claims(http, link_of(job))
+    sas_of(job)
+    job.answer("y")
+    approve(http, account, pairing, shower_spki, scanner, fresh_ephemeral=True)
+    assert job.wait() == 3
+    assert "not made by the device whose code you confirmed" in "\n".join(job.stderr)
+    assert not (cli.home / "cloudbuffer" / "e2e.json").exists() and not cli.config_file.exists()
+    assert http.get("/account/profile", headers={"Accept": "application/json"}).json()["tokens"] == []
 
 
 def test_two_terminals_pair_and_read_each_other(server, logged_in, cli_factory, spawn):
