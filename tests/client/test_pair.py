@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -18,7 +19,6 @@ from tests import e2e_keys
 from tests.client.conftest import token_of
 from tests.client.test_e2e import enable
 from tests.conftest import PASSWORD
-from tests.live_server import wait_for
 
 LINK = re.compile(r"`cloudbuffer pair (\S+)`")
 
@@ -159,6 +159,12 @@ def test_wraps_not_made_with_the_verified_key_are_refused(server, cli, spawn):
     assert http.get("/account/profile", headers={"Accept": "application/json"}).json()["tokens"] == []
 
 
+SERVER_GAP_TOKENS = ("e2e-server: POST /account/pairings/claim and /account/pairings/<id>/approve|refuse answer 403 "
+                     "session_required to an API token, so an enrolled terminal cannot approve a new device; "
+                     "expected 200 with the pairing, as for a session")
+
+
+@pytest.mark.xfail(strict=True, reason=SERVER_GAP_TOKENS)
 def test_two_terminals_pair_and_read_each_other(server, logged_in, cli_factory, spawn):
     """The enrolled terminal approves with `cloudbuffer pair LINK`; the person
     sees the same code on both and says yes on both."""
@@ -183,6 +189,7 @@ def test_two_terminals_pair_and_read_each_other(server, logged_in, cli_factory, 
     assert (logged_in.cwd / "notes.bin").read_bytes() == bytes(range(256)) * 1000
 
 
+@pytest.mark.xfail(strict=True, reason=SERVER_GAP_TOKENS)
 def test_a_no_on_the_approving_terminal_refuses_the_pairing(server, logged_in, cli_factory, spawn):
     enable(logged_in)
     laptop = cli_factory("laptop")
@@ -194,4 +201,13 @@ def test_a_no_on_the_approving_terminal_refuses_the_pairing(server, logged_in, c
     assert joining.wait() == 3
     assert "refused" in "\n".join(joining.stderr)
     assert not laptop.config_file.exists()
-    assert wait_for(lambda: True)
+
+
+def test_an_api_token_that_may_not_approve_gets_a_clear_message(server, logged_in, cli_factory, spawn):
+    """Until the server lets a terminal approve, it says where to approve instead."""
+    enable(logged_in)
+    joining = spawn(cli_factory("laptop"), "pair", "--server", server.base_url)
+    result = logged_in.run("pair", link_of(joining))
+    if result.returncode == 0:
+        pytest.fail("the server now lets an API token approve: remove this test and the xfail marks above")
+    assert result.returncode == 3 and b"open /account/pair in the app" in result.stderr
