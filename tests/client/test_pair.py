@@ -19,6 +19,7 @@ from tests import e2e_keys
 from tests.client.conftest import token_of
 from tests.client.test_e2e import enable
 from tests.conftest import PASSWORD
+from tests.live_server import wait_for
 
 LINK = re.compile(r"`cloudbuffer pair (\S+)`")
 
@@ -211,3 +212,36 @@ def test_an_api_token_that_may_not_approve_gets_a_clear_message(server, logged_i
     if result.returncode == 0:
         pytest.fail("the server now lets an API token approve: remove this test and the xfail marks above")
     assert result.returncode == 3 and b"open /account/pair in the app" in result.stderr
+
+
+def test_a_new_terminal_joins_the_code_an_enrolled_browser_shows(server, cli, spawn):
+    """Flow A: the browser's "Add a device" shows a code committed to its
+    key; `cloudbuffer pair LINK` on a terminal that is not logged in joins."""
+    http, account = browser(server)
+    shower = e2e_keys.KeyPair()
+    shown = http.post("/account/pairings", json={"payload": shower.public_b64u})
+    assert shown.status_code == 201, shown.text
+    link = shown.json()["url"] + "#k=" + shower.public_b64u
+    job = spawn(cli, "pair", link)
+    shown_here = sas_of(job).replace(" ", "")
+    pairing = wait_for(lambda: (lambda p: p if p.get("request_payload") else None)(
+        http.get(f"/account/pairings/{shown.json()['id']}").json()))
+    scanner_spki = e2e_keys.unb64u(pairing["request_payload"])
+    shared = shower.private.exchange(ec.ECDH(), serialization.load_der_public_key(scanner_spki))
+    value = int.from_bytes(e2e_keys.hkdf(shared, shower.spki + scanner_spki, b"cloudbuffer sas v1", 4), "big") >> 12
+    assert shown_here == f"{value % 1_000_000:06d}"
+    job.answer("y")
+    approve(http, account, pairing, scanner_spki, shower)
+    assert job.wait() == 0, job.stderr
+    item = account.item(b"to the terminal that joined")
+    assert http.post("/file/buffer", content=item.body, headers=e2e_keys.headers(item)).status_code == 201
+    assert cli.run("paste").stdout == b"to the terminal that joined"
+
+
+def test_a_code_whose_key_does_not_match_is_refused(server, cli):
+    """A link whose #k= is not the key the code commits to (a swapped key)."""
+    http, _ = browser(server)
+    shown = http.post("/account/pairings", json={"payload": e2e_keys.KeyPair().public_b64u})
+    other = e2e_keys.KeyPair().public_b64u
+    result = cli.run("pair", shown.json()["url"] + "#k=" + other)
+    assert result.returncode == 3 and b"does not match its code" in result.stderr
