@@ -144,6 +144,9 @@ class Agent:
         if "undecryptable" in event:
             note(f"agent: item {event.get('seq')} stays in the buffer: cannot decrypt it ({event['undecryptable']})")
             return None
+        if event.get("replayed"):
+            note(f"agent: item {event.get('seq')} is an older item sent again as new (replayed); not pasted")
+            return None
         if event["kind"] == "text" and event.get("text") is not None:
             return Content("text", event["text"].encode())
         is_png = (event.get("mime") or "").split(";")[0].strip() == "image/png"

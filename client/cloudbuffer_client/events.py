@@ -29,6 +29,9 @@ def open_event_sync(event: dict, vault: Vault) -> tuple[dict, bytes | None]:
     except (sealed.SealedError, ece.CiphertextError, keys.KeyMaterialError) as error:
         shown["undecryptable"] = str(error)
         return shown, None
+    if vault.replayed(opened.id, event.get("seq")):
+        shown["replayed"] = True
+    vault.save_seen()
     return shown, opened.item_key
 
 

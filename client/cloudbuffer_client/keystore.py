@@ -5,6 +5,7 @@ public key as first seen (a rotation refuses one the server changed)."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import keys
 from .config import config_path, write_private
 from .errors import USAGE, ClientError
+
+
+_SAVING = threading.Lock()
+MAX_SEEN = 5000  # far beyond any history; older ids fall off
 
 
 def keystore_path() -> Path:
@@ -27,6 +32,9 @@ class Keystore:
     device_key: ec.EllipticCurvePrivateKey
     epochs: dict[int, bytes] = field(default_factory=dict)
     recovery_public_key: str | None = None
+    # The ids inside the items' key blobs this device has seen, with the seq
+    # each came under: the same id under another seq is an old item replayed.
+    seen: dict[str, int] = field(default_factory=dict)
 
     def ikm(self, epoch: int) -> bytes | None:
         account_key = self.epochs.get(epoch)
@@ -40,17 +48,20 @@ class Keystore:
         return {"v": 1, "url": self.url, "device": self.device, "user_id": self.user_id,
                 "device_key": keys.b64u(keys.pkcs8(self.device_key)),
                 "epochs": {str(epoch): keys.b64u(key) for epoch, key in sorted(self.epochs.items())},
-                "recovery_public_key": self.recovery_public_key}
+                "recovery_public_key": self.recovery_public_key,
+                "seen": dict(list(self.seen.items())[-MAX_SEEN:])}
 
     @classmethod
     def from_json(cls, data: dict) -> "Keystore":
         return cls(url=data["url"], device=data["device"], user_id=int(data["user_id"]),
                    device_key=keys.load_pkcs8(keys.unb64u(data["device_key"])),
                    epochs={int(epoch): keys.unb64u(key) for epoch, key in data["epochs"].items()},
-                   recovery_public_key=data.get("recovery_public_key"))
+                   recovery_public_key=data.get("recovery_public_key"),
+                   seen={str(key): int(value) for key, value in (data.get("seen") or {}).items()})
 
     def save(self) -> Path:
-        return write_private(keystore_path(), (json.dumps(self.to_json(), indent=1) + "\n").encode())
+        with _SAVING:  # the agent saves from worker threads
+            return write_private(keystore_path(), (json.dumps(self.to_json(), indent=1) + "\n").encode())
 
 
 def load_keystore(url: str) -> Keystore | None:

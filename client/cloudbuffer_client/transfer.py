@@ -190,12 +190,15 @@ def history_items(api: Api) -> list[dict]:
     items = api.json("GET", "/file/buffer/items")["items"]
     vault = None
     shown = []
-    for item in items:
+    # Oldest first, so that of two items with one id the later one is the replay.
+    for item in reversed(items):
         if item.get("encrypted") == "aes128gcm":
             vault = vault or Vault(api)
             item = _opened_entry(item, vault)
         shown.append(item)
-    return shown
+    if vault is not None:
+        vault.save_seen()
+    return shown[::-1]
 
 
 def _opened_entry(item: dict, vault: Vault) -> dict:
@@ -208,6 +211,8 @@ def _opened_entry(item: dict, vault: Vault) -> dict:
     except sealed.SealedError as error:
         entry["undecryptable"] = str(error)
         return entry
+    if vault.replayed(opened.id, item.get("seq")):
+        entry["replayed"] = True
     entry["type"] = opened.kind
     if opened.size is not None:
         entry["size"] = opened.size
@@ -245,6 +250,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         what = item.get("filename") or item.get("mime") or ""
         if "undecryptable" in item:
             what = f"(encrypted; cannot decrypt: {item['undecryptable']})"
+        elif item.get("replayed"):
+            what = f"{what}  (REPLAYED: an older item shown again under a new number)"
         print(f"{number:>3}  {item['type']:<4}  {human_size(item['size']):>10}  {human_age(now - item['created_at']):>10}"
               f"  {item.get('from') or '?'}  {what}")
     return 0

@@ -155,9 +155,22 @@ class Vault:
         print(f"cloudbuffer: rotated the account key to epoch {epoch + 1} (a device was revoked)", file=sys.stderr)
         return self.refresh()
 
-    def ikm_for(self):
-        """For sealed.open_item: epoch -> IKM_e or None."""
-        return self.ikm
+    def replayed(self, item_id: str | None, seq) -> bool:
+        """Whether this item's id was seen under another seq (the server
+        showing an old item as new); remembers it otherwise."""
+        if self.store is None or not item_id or not isinstance(seq, int):
+            return False
+        known = self.store.seen.get(item_id)
+        if known is not None:
+            return known != seq
+        self.store.seen[item_id] = seq
+        self._seen_changed = True
+        return False
+
+    def save_seen(self) -> None:
+        if self.store is not None and getattr(self, "_seen_changed", False):
+            self.store.save()
+            self._seen_changed = False
 
 
 def enroll(api: Api, login: Login, state: dict, epochs: dict[int, bytes], recovery_public_key: str | None) -> Keystore:

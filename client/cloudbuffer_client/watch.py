@@ -26,6 +26,8 @@ def describe(event: dict) -> str:
     what = event.get("filename") if event["kind"] == "file" else event.get("text")
     if "undecryptable" in event:
         what = f"(encrypted; cannot decrypt: {event['undecryptable']})"
+    elif event.get("replayed"):
+        what = f"(REPLAYED: an older item sent again as new) {what}"
     if what is None:
         what = f"({human_size(event.get('size', 0))} of text)"
     what = " ".join(str(what).split())

@@ -237,3 +237,21 @@ def test_a_mistyped_recovery_key_is_refused_before_the_server(logged_in, server)
     enable(logged_in)
     result = logged_in.run("e2e", "recover", input="ABCD-EFGH\n")
     assert result.returncode == 2 and b"not a recovery key" in result.stderr
+
+
+def test_an_old_item_posted_again_is_marked_replayed(server, cli, spawn):
+    """The server cannot read items but could show an old one as new: the
+    id inside its key blob gives it away (docs/e2e.md)."""
+    from tests import e2e_keys
+    from tests.client.test_pair import browser, pair_with_browser
+
+    http, account = browser(server)
+    pair_with_browser(server, http, account, cli, spawn)
+    item = account.item(b"pay 10 euros to Bob")
+    for _ in range(2):  # the same three blobs twice: what a replaying server would serve
+        assert http.post("/file/buffer", content=item.body, headers=e2e_keys.headers(item)).status_code == 201
+    fresh = account.item(b"a new one")
+    assert http.post("/file/buffer", content=fresh.body, headers=e2e_keys.headers(fresh)).status_code == 201
+    listing = json.loads(cli.run("history", "--json").stdout)
+    assert [entry.get("replayed", False) for entry in listing] == [False, True, False]  # newest first
+    assert "REPLAYED" in cli.run("history").stdout.decode()
