@@ -383,3 +383,20 @@ async def test_an_encrypted_account_on_the_socket(app, client):
         assert (await receive_until(ws, "ack"))["id"] == "ok"
         pushed = await receive_until(ws, "buffer")
         assert pushed["key"] == fresh.key and pushed["ciphertext"] == b64u(fresh.body)
+
+
+async def test_enabling_and_rotating_are_pushed_as_e2e_messages(app, client):
+    from tests.blueprints.test_e2e import register_user, rotation
+    from tests.conftest import PASSWORD
+    from tests.e2e_keys import Account
+
+    user_id, device = await register_user(client, "alice")
+    account = Account(user_id)
+    async with client.websocket("/ws", headers=ORIGIN) as ws:
+        await open_device(ws)
+        assert (await client.post("/account/e2e/enable", json=account.enable_body(PASSWORD, device))
+                ).status_code == 200
+        assert await receive_until(ws, "e2e") == {"type": "e2e", "epoch": 1, "rotation_needed": False}
+        body = rotation(account, 2, {device: account.device.public_b64u, "recovery": account.recovery.public_b64u})
+        assert (await client.post("/account/e2e/epochs", json=body)).status_code == 200
+        assert await receive_until(ws, "e2e") == {"type": "e2e", "epoch": 2, "rotation_needed": False}
