@@ -131,3 +131,18 @@ def test_a_new_epoch_without_a_valid_proof_is_refused(server, three_devices):
     assert http.get("/file/buffer").status_code == 204  # nothing was posted
     stored = json.loads((desk.home / "cloudbuffer" / "e2e.json").read_text())
     assert set(stored["epochs"]) == {"1"}
+
+
+def test_proven_chain_keeps_keys_up_to_the_first_missing_proof():
+    """What `e2e recover` applies to the keys wrapped to the recovery key."""
+    from cloudbuffer_client import keys
+    from cloudbuffer_client.vault import proven_chain
+
+    chain = {epoch: keys.new_account_key() for epoch in (1, 2, 3, 4)}
+    proofs = [{"epoch": epoch, "proof": keys.epoch_proof(keys.items_ikm(chain[epoch - 1], 9), epoch, chain[epoch])}
+              for epoch in (2, 3, 4)]
+    assert proven_chain(chain, proofs, 9) == chain
+    assert proven_chain(chain, proofs, 10) == {1: chain[1]}  # proofs are bound to the user too
+    proofs[1]["proof"] = proofs[0]["proof"]
+    assert proven_chain(chain, proofs, 9) == {1: chain[1], 2: chain[2]}
+    assert proven_chain({2: chain[2]}, proofs, 9) == {}
