@@ -193,8 +193,13 @@ def show_and_join(args: argparse.Namespace) -> int:
         status = _wait(api, claim, lambda s: s.get("offer_payload") or s["status"] in ("approved", "refused"))
         if status["status"] == "refused":
             raise ClientError(REFUSED, "the other device refused the pairing")
-        offer = keys.unb64u(status.get("offer_payload") or "")
-        shared = keys.ecdh(ephemeral, keys.load_spki(offer))
+        try:
+            offer = keys.unb64u(status.get("offer_payload") or "")
+            shared = keys.ecdh(ephemeral, keys.load_spki(offer))
+        except keys.KeyMaterialError:
+            # Without the other device's key there is no verification code to compare: nothing to trust.
+            raise ClientError(REFUSED, "the other device sent no usable key, so there is no verification code "
+                                       "to compare; pairing stopped (update the app on that device)") from None
         if not show_sas(shared, own_spki, offer, "the other device"):
             raise ClientError(REFUSED, "the codes differ: pairing stopped here (refuse it on the other device too)")
         print("waiting for the other device to approve…", file=sys.stderr, flush=True)

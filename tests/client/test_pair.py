@@ -245,3 +245,4 @@ def test_a_code_whose_key_does_not_match_is_refused(server, cli):
     other = e2e_keys.KeyPair().public_b64u
     result = cli.run("pair", shown.json()["url"] + "#k=" + other)
     assert result.returncode == 3 and b"does not match its code" in result.stderr
+
