@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests import e2e_keys
-from tests.client.conftest import token_of
 from tests.client.test_e2e import enable
 from tests.conftest import PASSWORD
 from tests.live_server import wait_for
