@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from markupsafe import Markup, escape
-from quart import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from quart import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request
 from werkzeug.exceptions import NotFound
 from werkzeug.security import safe_join
 
@@ -153,6 +153,14 @@ def shell_files() -> list[str]:
     files += [pwa_url(name) for name in SHELL_ICONS]
     files.append("/manifest.webmanifest")
     return files
+
+
+@blueprint.app_context_processor
+def _viewer() -> dict:
+    """The logged-in account of a page that required one (its principal is
+    known by then), for the scripts that keep its keys (pwa/js/e2e/). Never
+    looked up here: other pages have no viewer."""
+    return {"viewer": g.get("principal")}
 
 
 # --- template filters -------------------------------------------------------
