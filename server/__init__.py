@@ -74,13 +74,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     init_compression(app)
 
     from .blueprints import account, api_docs, buffer, files, pairing, pwa, system
+    from .blueprints import e2e as e2e_routes
     from .live.connection import LiveSocketsFirst
     from .live.keepalive import KeepAlive
 
     app.asgi_app = LiveSocketsFirst(app, app.asgi_app, KeepAlive(app))
 
     for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pairing.blueprint, pwa.blueprint,
-                      system.blueprint, api_docs.blueprint):
+                      system.blueprint, api_docs.blueprint, e2e_routes.blueprint):
         app.register_blueprint(blueprint)
 
     @app.before_serving

@@ -301,6 +301,114 @@ class Health(Strict):
     broker: BrokerHealth
 
 
+# --- end-to-end encryption (docs/e2e.md) --------------------------------------
+
+_B64U = r"^[A-Za-z0-9_-]+$"
+
+
+def _b64u(description: str, max_length: int):
+    return Field(min_length=1, max_length=max_length, pattern=_B64U, description=description)
+
+
+class RecoveryKey(Strict):
+    public_key: str = _b64u("The recovery key pair's public key: P-256 SPKI.", 200)
+    sealed_private_key: str = _b64u("Its PKCS#8 private key sealed under the recovery key R.", 1024)
+
+
+class DeviceKey(Strict):
+    public_key: str = _b64u("This device's long-lived P-256 public key (SPKI).", 200)
+    attest: str = Field(min_length=43, max_length=43, pattern=_B64U,
+                        description='b64u(HMAC-SHA256(IKM_e, "device " || device || " " || public_key)).')
+
+
+class EnableWrap(Strict):
+    recipient: Literal["self", "recovery"]
+    epoch: Literal[1]
+    blob: str = Field(min_length=1, max_length=400, description="A wrap of the epoch-1 key (docs/e2e.md).")
+
+
+class E2EEnable(Strict):
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD,
+                          description="The account's password: enabling deletes the plaintext history.")
+    recovery: RecoveryKey
+    device: DeviceKey
+    wraps: list[EnableWrap] = Field(min_length=2, max_length=2)
+
+
+class EpochWrap(Strict):
+    epoch: int = Field(ge=1)
+    blob: str = Field(min_length=1, max_length=400)
+
+
+class E2EDeviceRegistration(DeviceKey):
+    wraps: list[EpochWrap] | None = Field(None, max_length=200,
+                                          description="The caller's own wraps of each epoch's key, to its own key.")
+
+
+class RecipientWrap(Strict):
+    recipient: str = Field(pattern=r"^(session:[0-9]+|token:[0-9]+|recovery)$")
+    blob: str = Field(min_length=1, max_length=400)
+
+
+class E2ERotation(Strict):
+    epoch: int = Field(ge=2, description="The current epoch + 1 (else 409 stale_key).")
+    wraps: list[RecipientWrap] = Field(min_length=1, max_length=200,
+                                       description="One per registered device and one for recovery.")
+
+
+class E2EDevice(Strict):
+    device: str
+    name: str
+    public_key: str
+    attest: str
+
+
+class E2EState(Strict):
+    """The account's key state as the calling device sees it."""
+
+    enabled: bool
+    device: str = Field(description="The caller as a recipient: session:<id> or token:<id>.")
+    epoch: int | None = None
+    rotation_needed: bool | None = None
+    recovery: RecoveryKey | None = None
+    devices: list[E2EDevice] | None = None
+    wraps: list[EpochWrap] | None = Field(None, description="The wrapped keys addressed to the caller.")
+
+
+class PairingPayload(Strict):
+    payload: str
+    expires_at: float
+
+
+class PairingOffer(Strict):
+    payload: str | None = Field(None, max_length=4096,
+                                description="The showing device's ephemeral P-256 SPKI (b64u); the code is "
+                                            "derived from it. Without it the code is random.")
+
+
+class PairingJoinRequest(Strict):
+    device_name: str = Field(min_length=1, max_length=64)
+    payload: str = Field(min_length=1, max_length=4096, description="The new device's ephemeral P-256 SPKI (b64u).")
+
+
+class PairingRequested(Strict):
+    code: str
+    url: str
+    qr_svg: str
+    claim: str
+    expires_at: float
+
+
+class PairingTake(Strict):
+    code: str = Field(min_length=1, max_length=32)
+    payload: str = Field(min_length=1, max_length=4096, description="This device's ephemeral P-256 SPKI (b64u).")
+
+
+class PairingCompletion(Strict):
+    as_: Literal["session", "token"] | None = Field(None, alias="as",
+                                                    description="token: become an API token (the CLI).")
+
+
 # --- decorators ---------------------------------------------------------------
 
 def accepts(model: type[BaseModel], codes: dict[str, Any] | None = None):

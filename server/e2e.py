@@ -1,0 +1,238 @@
+"""End-to-end encryption, the server's part (docs/e2e.md, docs/security.md).
+
+The server holds an account's key state (epoch, recovery key pair sealed by
+the person's recovery key, device public keys, wrapped account keys) and
+enforces the rules no device can enforce alone: once an account is
+encrypted, nothing in plaintext is stored for it; a key blob must name the
+current epoch; a rotation must cover every remaining device; a revoked
+device loses its wraps and makes a rotation due. It never sees a key.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import current_app
+
+from .auth import Principal
+from .e2e_blobs import check_opaque, check_public_key, check_wrap
+from .errors import APIError
+from .models import e2e as e2e_model
+from .models import users as users_model
+
+MAX_WRAPS = 200  # a rotation wraps for every device; far more than anyone enrolls
+MAX_SEALED_CHARS = 1024  # nonce, a PKCS#8 P-256 key and a tag: ~230 characters
+ATTEST_BYTES = 32  # HMAC-SHA256
+
+
+def device_of(principal: Principal) -> str:
+    """The caller as a recipient: session:<id> or token:<id>."""
+    return f"{principal.device_kind}:{principal.device_id}"
+
+
+def encrypted_account() -> APIError:
+    return APIError(409, "encrypted_account",
+                    "This account is end-to-end encrypted: the server takes only items encrypted on your "
+                    "device, never plaintext. Use `cloudbuffer copy` (or the app) to add it, and "
+                    "`cloudbuffer paste` to read the buffer.")
+
+
+def not_encrypted() -> APIError:
+    return APIError(409, "not_encrypted", "This account does not use end-to-end encryption: send the item in "
+                                          "plaintext, or turn encryption on first (`cloudbuffer e2e enable`).")
+
+
+def stale_key(epoch: int) -> APIError:
+    return APIError(409, "stale_key", f"The account key has changed: the current epoch is {epoch}. "
+                                      "Fetch GET /account/e2e and encrypt again.")
+
+
+async def require_plaintext_allowed(user_id: int, conn=None) -> None:
+    """Refuse a plaintext write to an encrypted account. Called early on the
+    reader (before a body is read) and again inside the write transaction,
+    so one racing with POST /account/e2e/enable cannot slip in."""
+    if await e2e_model.select_epoch(conn or current_app.db.reader, user_id) is not None:
+        raise encrypted_account()
+
+
+async def require_epoch(user_id: int, conn=None) -> int:
+    """The account's epoch; refuses an account without encryption."""
+    epoch = await e2e_model.select_epoch(conn or current_app.db.reader, user_id)
+    if epoch is None:
+        raise not_encrypted()
+    return epoch
+
+
+# --- the key state ---------------------------------------------------------------
+
+async def state(principal: Principal) -> dict[str, Any]:
+    reader = current_app.db.reader
+    device = device_of(principal)
+    account = await e2e_model.select_account(reader, principal.user_id)
+    if account is None:
+        return {"enabled": False, "device": device}
+    devices = await e2e_model.select_devices(reader, principal.user_id)
+    wraps = await e2e_model.select_wraps_for(reader, principal.user_id, device)
+    return {
+        "enabled": True, "epoch": account.epoch, "rotation_needed": account.rotation_needed, "device": device,
+        "recovery": {"public_key": account.recovery_public_key, "sealed_private_key": account.recovery_sealed_key},
+        "devices": [{"device": d.device, "name": d.name, "public_key": d.public_key,
+                     "attest": d.attest} for d in devices],
+        "wraps": [{"epoch": wrap.epoch, "blob": wrap.blob} for wrap in wraps],
+    }
+
+
+def _object(data: Any, name: str) -> dict:
+    if not isinstance(data, dict):
+        raise APIError(400, "invalid_input", f"'{name}' must be an object.")
+    return data
+
+
+def _epoch_field(value: Any, name: str = "epoch") -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10**9:
+        raise APIError(400, "invalid_input", f"'{name}' must be a whole number from 1.")
+    return value
+
+
+def _attest(value: Any) -> str:
+    attest = check_opaque(value, "attest", 64, min_bytes=ATTEST_BYTES)
+    if len(attest) != 43:  # b64u of 32 bytes
+        raise APIError(400, "invalid_input", "'attest' is an HMAC-SHA256 (32 bytes, base64url).")
+    return attest
+
+
+def _wrap_list(data: Any, name: str = "wraps") -> list:
+    if not isinstance(data, list) or not 0 < len(data) <= MAX_WRAPS:
+        raise APIError(400, "invalid_wraps", f"'{name}' is a list of 1 to {MAX_WRAPS} wraps.")
+    return [_object(entry, name) for entry in data]
+
+
+async def enable(principal: Principal, data: dict) -> dict[str, Any]:
+    """Encryption on at epoch 1, the plaintext history deleted in the same
+    transaction. The caller has checked the password."""
+    recovery = _object(data.get("recovery"), "recovery")
+    recovery_key = check_public_key(recovery.get("public_key"), "recovery.public_key")
+    sealed = check_opaque(recovery.get("sealed_private_key"), "recovery.sealed_private_key", MAX_SEALED_CHARS,
+                          min_bytes=12 + 16 + 32)
+    device = _object(data.get("device"), "device")
+    public_key = check_public_key(device.get("public_key"), "device.public_key")
+    attest = _attest(device.get("attest"))
+    wraps: dict[str, str] = {}
+    for entry in _wrap_list(data.get("wraps")):
+        recipient = entry.get("recipient")
+        if recipient not in ("self", "recovery") or recipient in wraps:
+            raise APIError(400, "invalid_wraps", "Enabling takes one wrap for \"self\" and one for \"recovery\".")
+        if _epoch_field(entry.get("epoch"), "wraps.epoch") != 1:
+            raise APIError(400, "invalid_wraps", "The first key is epoch 1.")
+        wraps[recipient] = check_wrap(entry.get("blob"), f"The {recipient} wrap")
+    if set(wraps) != {"self", "recovery"}:
+        raise APIError(400, "invalid_wraps", "Enabling takes one wrap for \"self\" and one for \"recovery\".")
+
+    me = device_of(principal)
+    async with current_app.db.transaction() as conn:
+        if not await e2e_model.insert_account(conn, principal.user_id, recovery_key, sealed):
+            raise APIError(409, "already_enabled", "End-to-end encryption is already on for this account.")
+        removed = await e2e_model.delete_history(conn, principal.user_id)
+        await users_model.increment_user_seq(conn, principal.user_id)  # devices see the history go
+        await e2e_model.upsert_device(conn, principal.user_id, me, public_key, attest)
+        await e2e_model.upsert_wrap(conn, principal.user_id, 1, me, wraps["self"])
+        await e2e_model.upsert_wrap(conn, principal.user_id, 1, "recovery", wraps["recovery"])
+    await current_app.storage.remove(removed)
+    from .buffer import publish_current
+
+    await publish_current(principal.user_id)
+    await publish_state(principal.user_id)
+    return await state(principal)
+
+
+async def register_device(principal: Principal, data: dict) -> dict[str, Any]:
+    public_key = check_public_key(data.get("public_key"), "public_key")
+    attest = _attest(data.get("attest"))
+    wraps: dict[int, str] = {}
+    if data.get("wraps") not in (None, []):
+        for entry in _wrap_list(data.get("wraps")):
+            epoch = _epoch_field(entry.get("epoch"), "wraps.epoch")
+            if epoch in wraps:
+                raise APIError(400, "invalid_wraps", f"Two wraps for epoch {epoch}.")
+            wraps[epoch] = check_wrap(entry.get("blob"), f"The wrap of epoch {epoch}")
+    me = device_of(principal)
+    async with current_app.db.transaction() as conn:
+        current = await require_epoch(principal.user_id, conn)
+        if wraps and max(wraps) > current:
+            raise stale_key(current)
+        await e2e_model.upsert_device(conn, principal.user_id, me, public_key, attest)
+        for epoch, blob in wraps.items():
+            await e2e_model.upsert_wrap(conn, principal.user_id, epoch, me, blob)
+    return await state(principal)
+
+
+async def rotate(principal: Principal, data: dict) -> dict[str, Any]:
+    """A new epoch, accepted only on top of the current one and only with a
+    wrap for every registered device and the recovery key."""
+    new_epoch = _epoch_field(data.get("epoch"))
+    wraps: dict[str, str] = {}
+    for entry in _wrap_list(data.get("wraps")):
+        recipient = entry.get("recipient")
+        if not _is_recipient(recipient) or recipient in wraps:
+            raise APIError(400, "invalid_wraps", "Each wrap names one recipient, once: \"session:<id>\", "
+                                                 "\"token:<id>\" or \"recovery\".")
+        wraps[recipient] = check_wrap(entry.get("blob"), f"The wrap for {recipient}")
+    me = device_of(principal)
+    async with current_app.db.transaction() as conn:
+        current = await require_epoch(principal.user_id, conn)
+        if new_epoch != current + 1:
+            raise stale_key(current)
+        registered = {device.device for device in await e2e_model.select_devices(conn, principal.user_id)}
+        if me not in registered:
+            raise APIError(409, "not_enrolled", "Only a device that has registered its public key "
+                                                "(PUT /account/e2e/device) can rotate the account key.")
+        wanted = registered | {"recovery"}
+        if set(wraps) != wanted:
+            missing = sorted(wanted - set(wraps))
+            extra = sorted(set(wraps) - wanted)
+            parts = ([f"missing a wrap for {', '.join(missing)}"] if missing else []) + (
+                [f"no registered device {', '.join(extra)}"] if extra else [])
+            raise APIError(409, "wraps_mismatch", "The rotation must wrap the new key for every registered "
+                                                  f"device and the recovery key: {'; '.join(parts)}. "
+                                                  "Fetch GET /account/e2e and try again.")
+        if not await e2e_model.advance_epoch(conn, principal.user_id, current):
+            raise stale_key(current)
+        for recipient, blob in wraps.items():
+            await e2e_model.upsert_wrap(conn, principal.user_id, new_epoch, recipient, blob)
+    await publish_state(principal.user_id)
+    return await state(principal)
+
+
+def _is_recipient(value: Any) -> bool:
+    if value == "recovery":
+        return True
+    if not isinstance(value, str):
+        return False
+    kind, _, number = value.partition(":")
+    return kind in ("session", "token") and number.isascii() and number.isdigit() and len(number) < 19 and (
+        number == str(int(number)))
+
+
+# --- revoking and telling ----------------------------------------------------------
+
+def state_message(epoch: int, rotation_needed: bool) -> dict[str, Any]:
+    """The live `e2e` message (docs/protocol.md)."""
+    return {"type": "e2e", "epoch": epoch, "rotation_needed": rotation_needed}
+
+
+async def publish_state(user_id: int) -> None:
+    account = await e2e_model.select_account(current_app.db.reader, user_id)
+    if account is not None:
+        await current_app.broker.publish(user_id, json.dumps(state_message(account.epoch, account.rotation_needed),
+                                                             separators=(",", ":")))
+
+
+async def settle_revoked(user_id: int) -> None:
+    """After devices of the user were revoked (in the transaction that
+    deleted them, their wraps went and their key rows were marked): the mark
+    becomes rotation_needed, the key row goes, and the devices are told."""
+    async with current_app.db.transaction() as conn:
+        account = await e2e_model.settle_revoked(conn, user_id)
+    if account is not None:
+        await current_app.broker.publish(user_id, json.dumps(state_message(account.epoch, True),
+                                                             separators=(",", ":")))

@@ -1,0 +1,192 @@
+"""An account's end-to-end encryption state (docs/e2e.md): its epoch, the
+recovery key pair (public key, and the private key sealed under the
+person's recovery key), the devices' public keys and the wrapped account
+keys per recipient. Nothing here can decrypt anything.
+
+A recipient is `session:<id>`, `token:<id>` or `recovery`. A device row whose
+session or token is gone (SET NULL, migration 4) is a revoked device: its
+mere presence makes rotation_needed true until e2e.settle_revoked or a
+rotation deletes it.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+@dataclass(frozen=True)
+class E2EAccount:
+    user_id: int
+    epoch: int
+    rotation_needed: bool
+    recovery_public_key: str
+    recovery_sealed_key: str
+    enabled_at: float
+
+
+@dataclass(frozen=True)
+class E2EDevice:
+    device: str  # the recipient name: session:<id> or token:<id>
+    name: str
+    public_key: str
+    attest: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Wrap:
+    epoch: int
+    recipient: str
+    blob: str
+
+
+def recipient_ids(recipient: str) -> tuple[int | None, int | None]:
+    """(session_id, token_id) of a recipient name (both None for recovery)."""
+    kind, _, number = recipient.partition(":")
+    if kind == "session":
+        return int(number), None
+    if kind == "token":
+        return None, int(number)
+    return None, None
+
+
+_ACCOUNT = ("SELECT a.user_id, a.epoch, (a.rotation_needed OR EXISTS (SELECT 1 FROM e2e_devices d"
+            " WHERE d.user_id = a.user_id AND d.session_id IS NULL AND d.token_id IS NULL)) AS rotation_needed,"
+            " a.recovery_public_key, a.recovery_sealed_key, a.enabled_at FROM e2e_accounts a WHERE a.user_id = ?")
+
+
+def _account(row) -> E2EAccount | None:
+    if row is None:
+        return None
+    values = dict(row) if not isinstance(row, tuple) else dict(zip(E2EAccount.__dataclass_fields__, row))
+    values["rotation_needed"] = bool(values["rotation_needed"])
+    return E2EAccount(**values)
+
+
+async def select_account(conn, user_id: int) -> E2EAccount | None:
+    async with conn.execute(_ACCOUNT, (user_id,)) as cursor:
+        return _account(await cursor.fetchone())
+
+
+def select_epoch_sync(conn: sqlite3.Connection, user_id: int) -> int | None:
+    """The account's epoch, or None when it is not encrypted (for
+    Database.run_transaction: the text post's one trip)."""
+    row = conn.execute("SELECT epoch FROM e2e_accounts WHERE user_id = ?", (user_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+async def select_epoch(conn, user_id: int) -> int | None:
+    async with conn.execute("SELECT epoch FROM e2e_accounts WHERE user_id = ?", (user_id,)) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else row[0]
+
+
+async def insert_account(conn: aiosqlite.Connection, user_id: int, recovery_public_key: str,
+                         recovery_sealed_key: str) -> bool:
+    """Epoch 1; False when the account is encrypted already."""
+    async with conn.execute(
+        "INSERT INTO e2e_accounts (user_id, epoch, rotation_needed, recovery_public_key, recovery_sealed_key,"
+        " enabled_at) VALUES (?, 1, 0, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+        (user_id, recovery_public_key, recovery_sealed_key, time.time()),
+    ) as cursor:
+        return await cursor.fetchone() is not None
+
+
+async def delete_history(conn: aiosqlite.Connection, user_id: int) -> list[str]:
+    """Every item, share link and file of the user (the plaintext history an
+    account that turns encryption on must not keep). Returns the stored
+    names to unlink after commit."""
+    await conn.execute("DELETE FROM items WHERE user_id = ?", (user_id,))
+    await conn.execute("DELETE FROM shares WHERE user_id = ?", (user_id,))
+    async with conn.execute("DELETE FROM files WHERE user_id = ? RETURNING stored_name", (user_id,)) as cursor:
+        return [row[0] for row in await cursor.fetchall()]
+
+
+async def select_devices(conn, user_id: int) -> list[E2EDevice]:
+    """The live devices' public keys, oldest first."""
+    async with conn.execute(
+        "SELECT CASE WHEN d.session_id IS NOT NULL THEN 'session:' || d.session_id ELSE 'token:' || d.token_id END"
+        " AS device, COALESCE(s.device_name, t.name) AS name, d.public_key, d.attest, d.created_at"
+        " FROM e2e_devices d LEFT JOIN sessions s ON s.id = d.session_id LEFT JOIN api_tokens t ON t.id = d.token_id"
+        " WHERE d.user_id = ? AND (d.session_id IS NOT NULL OR d.token_id IS NOT NULL) ORDER BY d.created_at, d.id",
+        (user_id,),
+    ) as cursor:
+        return [E2EDevice(**dict(row)) for row in await cursor.fetchall()]
+
+
+async def upsert_device(conn: aiosqlite.Connection, user_id: int, device: str, public_key: str,
+                        attest: str) -> None:
+    """A device registers (or replaces) its one public key."""
+    session_id, token_id = recipient_ids(device)
+    column = "session_id" if session_id is not None else "token_id"
+    await conn.execute(f"DELETE FROM e2e_devices WHERE {column} = ?", (session_id or token_id,))
+    await conn.execute(
+        "INSERT INTO e2e_devices (user_id, session_id, token_id, public_key, attest, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (user_id, session_id, token_id, public_key, attest, time.time()),
+    )
+
+
+async def select_wraps_for(conn, user_id: int, recipient: str) -> list[Wrap]:
+    async with conn.execute(
+        "SELECT epoch, recipient, blob FROM e2e_wraps WHERE user_id = ? AND recipient = ? ORDER BY epoch",
+        (user_id, recipient),
+    ) as cursor:
+        return [Wrap(**dict(row)) for row in await cursor.fetchall()]
+
+
+async def upsert_wrap(conn: aiosqlite.Connection, user_id: int, epoch: int, recipient: str, blob: str) -> None:
+    session_id, token_id = recipient_ids(recipient)
+    await conn.execute(
+        "INSERT INTO e2e_wraps (user_id, epoch, recipient, session_id, token_id, blob, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_id, recipient, epoch) DO UPDATE SET blob = excluded.blob, created_at = excluded.created_at",
+        (user_id, epoch, recipient, session_id, token_id, blob, time.time()),
+    )
+
+
+async def advance_epoch(conn: aiosqlite.Connection, user_id: int, current: int) -> bool:
+    """current → current + 1, only if `current` is still the epoch (the
+    optimistic check of a rotation); the revoked devices' marks go, and so
+    does rotation_needed."""
+    cursor = await conn.execute(
+        "UPDATE e2e_accounts SET epoch = epoch + 1, rotation_needed = 0 WHERE user_id = ? AND epoch = ?",
+        (user_id, current),
+    )
+    if cursor.rowcount != 1:
+        return False
+    await _delete_revoked_devices(conn, user_id)
+    return True
+
+
+async def _delete_revoked_devices(conn: aiosqlite.Connection, user_id: int) -> None:
+    await conn.execute("DELETE FROM e2e_devices WHERE user_id = ? AND session_id IS NULL AND token_id IS NULL",
+                       (user_id,))
+
+
+async def settle_revoked(conn: aiosqlite.Connection, user_id: int) -> E2EAccount | None:
+    """After a device of the user was revoked: the flag is set for good and
+    the revoked device's public key deleted. None if the account is not
+    encrypted (nothing to do)."""
+    cursor = await conn.execute("UPDATE e2e_accounts SET rotation_needed = 1 WHERE user_id = ?", (user_id,))
+    if cursor.rowcount != 1:
+        return None
+    await _delete_revoked_devices(conn, user_id)
+    return await select_account(conn, user_id)
+
+
+async def select_recipients_alive(conn, user_id: int, recipients: list[str]) -> set[str]:
+    """Which of these session:/token: names are devices of the user now."""
+    alive: set[str] = set()
+    for recipient in recipients:
+        session_id, token_id = recipient_ids(recipient)
+        table, number = ("sessions", session_id) if session_id is not None else ("api_tokens", token_id)
+        if number is None:
+            continue
+        async with conn.execute(f"SELECT 1 FROM {table} WHERE id = ? AND user_id = ?", (number, user_id)) as cursor:
+            if await cursor.fetchone() is not None:
+                alive.add(recipient)
+    return alive
