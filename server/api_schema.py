@@ -132,12 +132,16 @@ class Item(Strict):
     id: int
     seq: int = Field(description="The user's sequence number after this write; strictly increasing.")
     type: Literal["text", "file"]
-    size: int = Field(ge=0)
-    mime: str
+    size: int = Field(ge=0, description="Bytes stored: for an encrypted item, the body blob's.")
+    mime: str | None = Field(None, description="Missing for an encrypted item (it is in the meta blob).")
     from_: str = Field(alias="from", description="Name of the device that wrote it.")
     created_at: float
     expires_at: float
     filename: str | None = None
+    encrypted: Literal["aes128gcm"] | None = Field(None, description="Set for an end-to-end encrypted item "
+                                                                     "(docs/e2e.md), with `key` and `meta`.")
+    key: str | None = Field(None, description="The item's key blob, b64u (encrypted items).")
+    meta: str | None = Field(None, description="The item's meta blob, b64u (encrypted items).")
     links: list["LiveLink"] | None = Field(
         None, description="A file's live share links, most time left first (in GET /file/buffer/items).")
 
@@ -617,6 +621,31 @@ _CONTENT = {
     "content": {"text/plain": {"schema": {"type": "string"}}, "*/*": _ANY_FILE},
 }
 
+_ENCRYPTED_HEADERS_IN = [
+    {"name": "X-Encrypted", "in": "header", "required": False,
+     "description": "`aes128gcm` for an end-to-end encrypted write (docs/e2e.md): the body is then the body "
+                    "blob as application/octet-stream. Refused with 409 `not_encrypted` on an account "
+                    "without encryption; a plaintext write to an encrypted account is 409 `encrypted_account`.",
+     "schema": {"type": "string", "enum": ["aes128gcm"]}},
+    {"name": "X-Encrypted-Key", "in": "header", "required": False,
+     "description": "The item's key blob, b64u (with X-Encrypted); its keyid must be the account's epoch "
+                    "(else 409 `stale_key`).",
+     "schema": {"type": "string", "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"}},
+    {"name": "X-Encrypted-Meta", "in": "header", "required": False,
+     "description": "The item's meta blob, b64u (with X-Encrypted).",
+     "schema": {"type": "string", "maxLength": 6144, "pattern": "^[A-Za-z0-9_-]+$"}},
+]
+_ENCRYPTED_HEADERS_OUT = {
+    "X-Encrypted": {"description": "`aes128gcm` when the body is an encrypted item's body blob.",
+                    "schema": {"type": "string"}},
+    "X-Encrypted-Key": {"description": "The item's key blob (encrypted items; not on share links).",
+                        "schema": {"type": "string"}},
+    "X-Encrypted-Meta": {"description": "The item's meta blob (encrypted items).", "schema": {"type": "string"}},
+}
+_CONTENT["headers"] = {**_DATA_TYPE_OUT, **_ENCRYPTED_HEADERS_OUT}
+_CONTENT["description"] += (" An end-to-end encrypted item is its body blob as application/octet-stream "
+                            "(Range over the ciphertext), with X-Encrypted, X-Encrypted-Key and X-Encrypted-Meta.")
+
 BUFFER_BODY = {
     "description": "Sets the buffer. The body is raw, not JSON: with `X-Data-Type: text` it is the text "
                    "itself (UTF-8, at most CLOUDBUFFER_MAX_TEXT_BYTES, whatever the Content-Type); with "
@@ -633,6 +662,7 @@ BUFFER_BODY = {
                         "Content-Disposition names it; ignored for text). Directory parts, control and "
                         "separator characters are dropped.",
          "schema": {"type": "string"}},
+        *_ENCRYPTED_HEADERS_IN,
     ],
     "requestBody": {"required": True, "content": {
         "text/plain": {"schema": {"type": "string"}},
@@ -650,10 +680,12 @@ UPLOAD_FORM = {
     "parameters": [{"name": "expires_in", "in": "query", "required": False,
                     "description": "Seconds the link lives (60 up to CLOUDBUFFER_SHARE_MAX_SECONDS); "
                                    "default CLOUDBUFFER_EXPIRE_SECONDS.",
-                    "schema": {"type": "integer", "minimum": 60}}],
+                    "schema": {"type": "integer", "minimum": 60}},
+                   *[header for header in _ENCRYPTED_HEADERS_IN if header["name"] != "X-Encrypted-Key"]],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},
+        "application/octet-stream": _ANY_FILE,
     }},
 }
 

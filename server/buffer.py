@@ -13,7 +13,9 @@ from typing import Any
 
 from quart import current_app
 
+from . import e2e
 from .auth import Principal
+from .e2e_blobs import ENCODING, b64u_encode, check_item_key_blob, max_body_bytes
 from .errors import APIError
 from .models import files as files_model
 from .models import items as items_model
@@ -33,6 +35,8 @@ def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
     """The `buffer` message of the live protocol (docs/protocol.md)."""
     if item is None:
         return {"type": "buffer", "seq": seq, "kind": None}
+    if item.encrypted_key is not None:
+        return _encrypted_buffer_message(item)
     message: dict[str, Any] = {
         "type": "buffer",
         "seq": item.seq,
@@ -50,8 +54,25 @@ def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
     return message
 
 
+def _encrypted_buffer_message(item: Item) -> dict[str, Any]:
+    """docs/e2e.md: the blobs instead of filename, mime and text; a small
+    text's body blob rides along as `ciphertext`."""
+    message: dict[str, Any] = {
+        "type": "buffer", "seq": item.seq, "id": item.id, "kind": item.kind, "size": item.size,
+        "created_at": item.created_at, "expires_at": item.expires_at, "from": item.device_name,
+        "encrypted": ENCODING, "key": item.encrypted_key, "meta": item.encrypted_meta,
+    }
+    if item.kind == "text" and item.size <= INLINE_TEXT_BYTES:
+        message["ciphertext"] = b64u_encode(item.ciphertext or b"")
+    return message
+
+
 def item_json(item: Item) -> dict[str, Any]:
     """An item as the REST API returns it."""
+    if item.encrypted_key is not None:
+        return {"id": item.id, "seq": item.seq, "type": item.kind, "size": item.size, "from": item.device_name,
+                "created_at": item.created_at, "expires_at": item.expires_at, "encrypted": ENCODING,
+                "key": item.encrypted_key, "meta": item.encrypted_meta}
     data = {
         "id": item.id,
         "seq": item.seq,
@@ -113,12 +134,45 @@ async def store_text(principal: Principal, text: str) -> Item:
     def write(conn):
         # One trip to the database thread for the whole transaction: the text
         # post is the hot path (docs/benchmarks.md, #1, #6, #7).
+        e2e.check_write_sync(conn, principal.user_id, None)
         item, trimmed = items_model.insert_text_and_trim_sync(
             conn, principal.user_id, text=text, size=size, device_name=principal.device_name,
             created_at=now, expires_at=now + settings["EXPIRE_SECONDS"], keep=settings["HISTORY_SIZE"],
         )
         # A text adds no file, so the file cap cannot have been crossed, and a
         # file can only have lost its last item if the history was trimmed.
+        removed = files_model.delete_unreferenced_files_sync(conn, principal.user_id) if trimmed else []
+        return item, removed
+
+    item, removed = await current_app.db.run_transaction(write)
+    await current_app.storage.remove(removed)
+    await publish(principal.user_id, buffer_message(item.seq, item))
+    return item
+
+
+def check_encrypted_text(body: bytes) -> None:
+    """An encrypted text's body blob: aes128gcm under an item key, at most
+    MAX_TEXT_BYTES of plaintext plus the format's overhead."""
+    limit = max_body_bytes(_settings()["MAX_TEXT_BYTES"])
+    if len(body) > limit:
+        raise APIError(413, "too_large", f"An encrypted text is limited to {limit} bytes of aes128gcm "
+                                         f"({_settings()['MAX_TEXT_BYTES']} bytes of text); send it as a file instead.")
+    check_item_key_blob(body, "The body", may_be_empty=True)
+
+
+async def store_encrypted_text(principal: Principal, sealed: e2e.Sealed, body: bytes) -> Item:
+    check_encrypted_text(body)
+    await current_app.storage.check_free(len(body))
+    now = time.time()
+    settings = _settings()
+
+    def write(conn):
+        e2e.check_write_sync(conn, principal.user_id, sealed)
+        item, trimmed = items_model.insert_text_and_trim_sync(
+            conn, principal.user_id, text="", size=len(body), device_name=principal.device_name,
+            created_at=now, expires_at=now + settings["EXPIRE_SECONDS"], keep=settings["HISTORY_SIZE"],
+            encrypted_key=sealed.key, encrypted_meta=sealed.meta, ciphertext=body,
+        )
         removed = files_model.delete_unreferenced_files_sync(conn, principal.user_id) if trimmed else []
         return item, removed
 
@@ -148,13 +202,22 @@ def _quota_error(used: int) -> APIError:
     )
 
 
-async def _insert_file(conn, principal: Principal, upload: Upload, filename: str, mime: str, now: float):
+ENCRYPTED_FILENAME = "cloudbuffer.aes128gcm"  # an encrypted file's real name is in its meta blob
+ENCRYPTED_MIME = "application/octet-stream"
+
+
+async def _insert_file(conn, principal: Principal, upload: Upload, filename: str, mime: str, now: float,
+                       sealed: e2e.Sealed | None = None):
     settings = _settings()
+    await e2e.check_write(conn, principal.user_id, sealed)
     used = await files_model.select_used_bytes(conn, principal.user_id, now)
     if used + upload.size > settings["QUOTA_BYTES"]:
         raise _quota_error(used)
+    if sealed is not None:
+        filename, mime = ENCRYPTED_FILENAME, ENCRYPTED_MIME
     return await files_model.insert_file(
-        conn, principal.user_id, upload.stored_name, filename, mime, upload.size, now + settings["EXPIRE_SECONDS"]
+        conn, principal.user_id, upload.stored_name, filename, mime, upload.size, now + settings["EXPIRE_SECONDS"],
+        encrypted_meta=sealed.meta if sealed else None,
     )
 
 
@@ -181,13 +244,15 @@ async def _commit_upload_row(upload: Upload, write):
     return result
 
 
-async def store_file_item(principal: Principal, upload: Upload, filename: str, mime: str) -> Item:
+async def store_file_item(principal: Principal, upload: Upload, filename: str, mime: str,
+                          sealed: e2e.Sealed | None = None) -> Item:
     async def write(conn):
         now = time.time()
-        stored = await _insert_file(conn, principal, upload, filename, mime, now)
+        stored = await _insert_file(conn, principal, upload, filename, mime, now, sealed)
         item = await items_model.insert_item(
             conn, principal.user_id, kind="file", file_id=stored.id, size=stored.size,
             device_name=principal.device_name, created_at=now, expires_at=stored.expires_at,
+            encrypted_key=sealed.key if sealed else None, encrypted_meta=sealed.meta if sealed else None,
         )
         return principal.user_id, item
 
@@ -245,12 +310,13 @@ async def _insert_share(conn, user_id: int, file_id: int, now: float, lifetime: 
     return token, await files_model.insert_share(conn, user_id, file_id, token, nonce, now + lifetime)
 
 
-async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str, lifetime: int):
+async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str, lifetime: int,
+                            sealed: e2e.Sealed | None = None):
     """A /file/load upload: a stored file with a share link, not a buffer item."""
 
     async def write(conn):
         now = time.time()
-        stored = await _insert_file(conn, principal, upload, filename, mime, now)
+        stored = await _insert_file(conn, principal, upload, filename, mime, now, sealed)
         token, share = await _insert_share(conn, principal.user_id, stored.id, now, lifetime)
         return principal.user_id, token, share
 

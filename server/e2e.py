@@ -10,12 +10,13 @@ device loses its wraps and makes a rotation due. It never sees a key.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from quart import current_app
 
 from .auth import Principal
-from .e2e_blobs import check_opaque, check_public_key, check_wrap
+from .e2e_blobs import ENCODING, check_key_blob, check_meta, check_opaque, check_public_key, check_wrap
 from .errors import APIError
 from .models import e2e as e2e_model
 from .models import users as users_model
@@ -47,20 +48,59 @@ def stale_key(epoch: int) -> APIError:
                                       "Fetch GET /account/e2e and encrypt again.")
 
 
-async def require_plaintext_allowed(user_id: int, conn=None) -> None:
-    """Refuse a plaintext write to an encrypted account. Called early on the
-    reader (before a body is read) and again inside the write transaction,
-    so one racing with POST /account/e2e/enable cannot slip in."""
-    if await e2e_model.select_epoch(conn or current_app.db.reader, user_id) is not None:
-        raise encrypted_account()
-
-
 async def require_epoch(user_id: int, conn=None) -> int:
     """The account's epoch; refuses an account without encryption."""
     epoch = await e2e_model.select_epoch(conn or current_app.db.reader, user_id)
     if epoch is None:
         raise not_encrypted()
     return epoch
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What an encrypted write carries besides its body: the key blob (none
+    for a share link, whose key is in its URL fragment), the epoch it names,
+    and the meta blob (b64u strings)."""
+
+    key: str | None
+    meta: str
+    epoch: int | None
+
+
+def sealed_from(encoding, key, meta, *, needs_key: bool = True) -> Sealed | None:
+    """The encryption of a write from its headers (X-Encrypted,
+    X-Encrypted-Key, X-Encrypted-Meta) or the socket's `set` fields; None
+    for a plaintext write. Only the blobs' aes128gcm headers are checked."""
+    if encoding is None:
+        return None
+    if encoding != ENCODING:
+        raise APIError(400, "invalid_ciphertext", f"The only encryption this server takes is {ENCODING}.")
+    epoch = check_key_blob(key) if needs_key else None
+    return Sealed(key if needs_key else None, check_meta(meta), epoch)
+
+
+def check_write_sync(conn, user_id: int, sealed: Sealed | None) -> None:
+    """Inside the write's transaction (plain sqlite3): plaintext only to a
+    plaintext account, ciphertext only to an encrypted one, under its
+    current epoch."""
+    _check_write(e2e_model.select_epoch_sync(conn, user_id), sealed)
+
+
+async def check_write(conn, user_id: int, sealed: Sealed | None) -> None:
+    """check_write_sync on an aiosqlite connection (or the reader, to refuse
+    before a body is read)."""
+    _check_write(await e2e_model.select_epoch(conn, user_id), sealed)
+
+
+def _check_write(epoch: int | None, sealed: Sealed | None) -> None:
+    if sealed is None:
+        if epoch is not None:
+            raise encrypted_account()
+        return
+    if epoch is None:
+        raise not_encrypted()
+    if sealed.epoch is not None and sealed.epoch != epoch:
+        raise stale_key(epoch)
 
 
 # --- the key state ---------------------------------------------------------------

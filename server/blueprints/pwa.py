@@ -33,7 +33,9 @@ from ..auth import current_principal, public
 from ..errors import APIError, wants_json
 from ..inflight import receives_body
 from ..storage import guess_mime, sanitize_filename
-from ..uploads import receive_form
+from ..uploads import receive_form, sealed_from_headers
+from .buffer import data_type_of_request, post_encrypted
+from .. import e2e
 
 blueprint = Blueprint("pwa", __name__)
 
@@ -391,6 +393,13 @@ async def post_share_target():
         if wants_json():
             raise APIError(401, "unauthorized", "Log in, then share again.")
         return redirect("/account/login?next=/&shared=lost", 303)
+    # The app's worker posts a share to an encrypted account encrypted, as
+    # /file/buffer takes it; a plaintext one (no worker) is refused before
+    # its form is read: the share sheet's text must not reach the server.
+    sealed = sealed_from_headers()
+    await e2e.check_write(current_app.db.reader, principal.user_id, sealed)
+    if sealed is not None:
+        return await post_encrypted(principal, data_type_of_request(), sealed)
     # Title, text and URL become one text item: one item's worth in all.
     form = await receive_form(principal, fields_limit=current_app.config["CLOUDBUFFER"]["MAX_TEXT_BYTES"])
     stored = []

@@ -111,16 +111,18 @@ async def select_items(
 
 def insert_text_and_trim_sync(
     conn: sqlite3.Connection, user_id: int, *, text: str, size: int, device_name: str, created_at: float,
-    expires_at: float, keep: int,
+    expires_at: float, keep: int, encrypted_key: str | None = None, encrypted_meta: str | None = None,
+    ciphertext: bytes | None = None,
 ) -> tuple[Item, int]:
     """insert_item + delete_items_beyond for a text, as plain sqlite3 calls for
     Database.run_transaction (one thread hop). Returns the item and how many
-    old items the history trim deleted."""
+    old items the history trim deleted. An encrypted text (docs/e2e.md) has
+    text "" and its body blob in `ciphertext`."""
     ((seq,),) = conn.execute("UPDATE users SET seq = seq + 1 WHERE id = ? RETURNING seq", (user_id,)).fetchall()
     ((item_id,),) = conn.execute(
-        "INSERT INTO items (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at)"
-        " VALUES (?, ?, 'text', ?, NULL, ?, ?, ?, ?) RETURNING id",
-        (user_id, seq, text, size, device_name, created_at, expires_at),
+        "INSERT INTO items (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at,"
+        " encrypted_key, encrypted_meta, ciphertext) VALUES (?, ?, 'text', ?, NULL, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (user_id, seq, text, size, device_name, created_at, expires_at, encrypted_key, encrypted_meta, ciphertext),
     ).fetchall()
     item = _item(conn.execute(f"{_SELECT} WHERE i.id = ?", (item_id,)).fetchone())
     trimmed = conn.execute(
