@@ -1,7 +1,7 @@
 // The landing page of an encrypted share link, for anyone with the link (no
 // account): the item key is the link's #k= fragment, which never reaches
-// the server. The meta blob (name, type, size) comes in the answer's
-// X-Encrypted-Meta header; the body is decrypted as it streams in.
+// the server. The meta blob (name, type, size) is in the page (data-meta);
+// the body is decrypted as it streams in.
 import {$, h} from "../dom.js";
 import {formatSize} from "../format.js";
 import {fromB64u} from "./b64u.js";
@@ -52,16 +52,9 @@ async function start() {
     fail("The key in this link (after #k=) is damaged: copy the whole link again.");
     return;
   }
-  // Only the head of the answer is needed for the name: ask for the header bytes.
-  const head = await fetch(url, {credentials: "omit", headers: {Range: "bytes=0-20"}});
-  if (!head.ok) {
-    fail(`The server answered ${head.status}: the link may have expired.`);
-    return;
-  }
-  await head.body?.cancel();
   let meta;
   try {
-    meta = await openMeta(key, head.headers.get("X-Encrypted-Meta") || "");
+    meta = await openMeta(key, page.dataset.meta || "");
   } catch {
     fail("The key in this link does not open this file: copy the whole link again.");
     return;
