@@ -207,7 +207,7 @@ class PairingState(Strict):
 
 
 class PairingApproval(Strict):
-    payload: str | None = Field(None, max_length=4096,
+    payload: str | None = Field(None, max_length=16384,
                                 description="Opaque, handed to the new device once (e.g. a key wrapped for it).")
 
 
@@ -227,8 +227,10 @@ class PairingClaim(Strict):
 
 
 class PairingStatus(Strict):
-    status: Literal["claimed", "approved", "refused"]
+    status: Literal["open", "claimed", "approved", "refused"] = Field(
+        description="`open` only for a new device's own request (docs/e2e.md, flow B) not yet taken.")
     expires_at: float
+    offer_payload: str | None = Field(None, description="The enrolled device's ephemeral key, for the SAS.")
 
 
 class PairingDone(Strict):
@@ -236,8 +238,16 @@ class PairingDone(Strict):
 
     id: int
     username: str
-    device: DeviceRef
+    device: "PairedDevice"
     payload: str | None
+    token: str | None = Field(None, description='With {"as": "token"}: the new API token, shown once.')
+
+
+class PairedDevice(DeviceRef):
+    kind: Literal["session", "token"]
+
+
+PairingDone.model_rebuild()
 
 
 class TokenCreated(Strict):

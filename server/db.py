@@ -162,6 +162,34 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE items ADD COLUMN ciphertext BLOB;
     ALTER TABLE files ADD COLUMN encrypted_meta TEXT
     """,
+    # 5: pairing with keys (docs/e2e.md). A pairing may now be opened by the
+    # new device (direction 'request', flow B: no account until a logged-in
+    # device takes it), and carries the enrolled device's ephemeral key
+    # (offer_payload) beside the new device's (request_payload). The table
+    # is made again rather than altered (SQLite cannot drop NOT NULL): its
+    # rows live two minutes, so an upgrade costs at most a code typed again.
+    """
+    DROP TABLE pairings;
+    CREATE TABLE pairings (
+        id               INTEGER PRIMARY KEY,
+        user_id          INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        session_id       INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+        direction        TEXT NOT NULL DEFAULT 'offer' CHECK (direction IN ('offer', 'request')),
+        code_digest      BLOB NOT NULL UNIQUE,
+        claim_digest     BLOB UNIQUE,
+        status           TEXT NOT NULL CHECK (status IN ('open', 'claimed', 'approved', 'refused')),
+        device_name      TEXT,
+        request_payload  TEXT,
+        offer_payload    TEXT,
+        approval_payload TEXT,
+        created_at       REAL NOT NULL,
+        expires_at       REAL NOT NULL,
+        CHECK (direction = 'request' OR (user_id IS NOT NULL AND session_id IS NOT NULL)),
+        CHECK (status = 'open' OR user_id IS NOT NULL)
+    );
+    CREATE INDEX pairings_user ON pairings(user_id);
+    CREATE INDEX pairings_expiry ON pairings(expires_at)
+    """,
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 
 from quart import Blueprint, current_app, jsonify, redirect, render_template, request
@@ -16,6 +17,7 @@ from ..auth import (clean_device_name, device_name_from_user_agent, login_requir
 from ..errors import APIError, wants_json
 from ..forms import read_input, string_field
 from ..models import pairings as pairings_model
+from ..models import sessions as sessions_model
 from ..models import users as users_model
 from ..ratelimits import rate_limit
 from ..share_links import public_base_url, qr_svg
@@ -46,12 +48,17 @@ async def get_pair_page():
 
 @blueprint.post("/account/pairings")
 @responds({201: schema.PairingCode})
-@openapi(errors=(403,))
+@openapi(errors=(403, 409))
 @rate_limit(limits=ratelimits.PAIR_CREATE)
 @login_required
+@accepts(schema.PairingOffer)
 async def post_pairing():
+    """A code to show; with this device's ephemeral key as `payload` the code
+    is derived from it (docs/e2e.md, flow A)."""
     principal = await _require_session()
-    code, made = await pairing.start(principal.user_id, principal.device_id)
+    data = await read_input()
+    payload = pairing.check_payload(data.get("payload"))
+    code, made = await pairing.start(principal.user_id, principal.device_id, payload)
     url = f"{public_base_url()}/pair?code={code}"
     svg = (await asyncio.to_thread(qr_svg, url)).decode()
     return jsonify(id=made.id, code=pairing.display_code(code), url=url, qr_svg=svg.split("?>", 1)[-1].strip(),
@@ -73,7 +80,7 @@ async def get_pairing(pairing_id: int):
 async def _decide(pairing_id: int, approve: bool):
     principal = await _require_session()
     data = await read_input()
-    payload = pairing.check_payload(data.get("payload")) if approve else None
+    payload = pairing.check_payload(data.get("payload"), pairing.MAX_APPROVAL_CHARS) if approve else None
     decided = await pairing.decide(principal.user_id, pairing_id, approve, payload)
     return jsonify(pairing.pairing_message(decided))
 
@@ -97,7 +104,63 @@ async def refuse_pairing(pairing_id: int):
     return await _decide(pairing_id, False)
 
 
+@blueprint.post("/account/pairings/claim")
+@responds({200: schema.PairingState})
+@openapi(errors=(403, 404))
+@rate_limit(limits=ratelimits.PAIR_CLAIM)
+@login_required
+@accepts(schema.PairingTake)
+async def take_request():
+    """Flow B (docs/e2e.md): take the code a new device shows, with this
+    device's ephemeral key; approve or refuse it next."""
+    principal = await _require_session()
+    data = await read_input()
+    code = string_field(data, "code", max_length=32)
+    payload = string_field(data, "payload", max_length=pairing.MAX_PAYLOAD_CHARS)
+    taken = await pairing.take_request(principal.user_id, principal.device_id, code, payload)
+    return jsonify(pairing.pairing_message(taken))
+
+
 # --- the new device ---------------------------------------------------------------
+
+@blueprint.get("/pair/payload")
+@responds({200: schema.PairingPayload})
+@openapi({"parameters": [{"name": "code", "in": "query", "required": True,
+                          "schema": {"type": "string", "minLength": 1, "maxLength": 32}}]}, errors=(404,))
+@rate_limit(limits=ratelimits.PAIR_CLAIM)
+@public
+async def get_shown_payload():
+    """The showing device's public key for a code, for a scanner that has no
+    URL fragment; it checks the key hashes to the code (docs/e2e.md)."""
+    found = await pairing.shown_payload(request.args.get("code", "")[:32])
+    return jsonify(payload=pairing.shown_key(found), expires_at=found.expires_at)
+
+
+@blueprint.post("/pair/requests")
+@responds({201: schema.PairingRequested})
+@openapi(errors=(409,))
+@rate_limit(limits=ratelimits.PAIR_CLAIM)
+@public
+@accepts(schema.PairingJoinRequest)
+async def post_join_request():
+    """Flow B: a new device, with no account, shows a code derived from its
+    ephemeral key; a logged-in device takes it (POST /account/pairings/claim)."""
+    data = await read_input()
+    name = clean_device_name(string_field(data, "device_name", max_length=64))
+    payload = string_field(data, "payload", max_length=pairing.MAX_PAYLOAD_CHARS)
+    code, claim, made = await pairing.request(name, payload)
+    url = f"{public_base_url()}/account/pair?code={code}"
+    svg = (await asyncio.to_thread(qr_svg, url)).decode()
+    response = jsonify(code=pairing.display_code(code), url=url, qr_svg=svg.split("?>", 1)[-1].strip(), claim=claim,
+                       expires_at=made.expires_at)
+    response.status_code = 201
+    _set_claim_cookie(response, claim)
+    return response
+
+
+def _set_claim_cookie(response, claim: str) -> None:
+    response.set_cookie(CLAIM_COOKIE, claim, max_age=pairing.PAIRING_SECONDS, path="/pair", httponly=True,
+                        samesite="Strict", secure=current_app.config["QUART_AUTH_COOKIE_SECURE"])
 
 @blueprint.get("/pair")
 @rate_limit(limits=ratelimits.PAGE)
@@ -132,8 +195,7 @@ async def post_join():
         response.status_code = 201
     else:
         response = redirect("/pair/wait", 303)
-    response.set_cookie(CLAIM_COOKIE, claim, max_age=pairing.PAIRING_SECONDS, path="/pair", httponly=True,
-                        samesite="Strict", secure=current_app.config["QUART_AUTH_COOKIE_SECURE"])
+    _set_claim_cookie(response, claim)
     return response
 
 
@@ -165,7 +227,7 @@ async def get_join_status():
                                                          time.time())
     if found is None:
         raise _expired_claim()
-    return jsonify(status=found.status, expires_at=found.expires_at)
+    return jsonify(status=found.status, expires_at=found.expires_at, offer_payload=found.offer_payload)
 
 
 @blueprint.post("/pair/complete")
@@ -173,8 +235,14 @@ async def get_join_status():
 @openapi(errors=(404, 409))
 @rate_limit(limits=ratelimits.PAIR_WAIT)
 @public
+@accepts(schema.PairingCompletion)
 async def post_join_complete():
-    """The approved device becomes a session of the account (its cookie is set)."""
+    """The approved device becomes a session of the account (its cookie is
+    set), or with `{"as": "token"}` an API token named as it asked (the CLI)."""
+    data = await read_input()
+    as_token = data.get("as") == "token"
+    if data.get("as") not in (None, "", "session", "token"):
+        raise APIError(400, "invalid_input", "'as' is session or token.")
     digest = pairing.claim_digest(_claim())
     async with current_app.db.transaction() as conn:
         taken = await pairings_model.take_approved_pairing(conn, digest, time.time())
@@ -186,8 +254,17 @@ async def post_join_complete():
             raise APIError(409, "refused", "The other device refused this one.")
         raise APIError(409, "not_approved", "The other device has not answered yet.")
     user = await users_model.select_user_by_id(current_app.db.reader, taken.user_id)
-    session = await start_session(user, taken.device_name)
-    response = jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name},
-                       payload=taken.approval_payload)
+    if as_token:
+        token = "cb_" + secrets.token_urlsafe(32)
+        async with current_app.db.transaction() as conn:
+            api_token = await sessions_model.insert_api_token(conn, user.id, taken.device_name, token)
+        response = jsonify(id=user.id, username=user.username,
+                           device={"id": api_token.id, "name": api_token.name, "kind": "token"},
+                           payload=taken.approval_payload, token=token)
+    else:
+        session = await start_session(user, taken.device_name)
+        response = jsonify(id=user.id, username=user.username,
+                           device={"id": session.id, "name": session.device_name, "kind": "session"},
+                           payload=taken.approval_payload)
     response.delete_cookie(CLAIM_COOKIE, path="/pair")
     return response
