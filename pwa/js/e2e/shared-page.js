@@ -5,7 +5,8 @@
 import {$, h} from "../dom.js";
 import {formatSize} from "../format.js";
 import {fromB64u} from "./b64u.js";
-import {CiphertextError, decryptStream} from "./ece.js";
+import {CiphertextError} from "./ece.js";
+import {fetchDecrypted} from "./ranged.js";
 import {openMeta} from "./keys.js";
 import {saveBlob} from "./download.js";
 
@@ -32,13 +33,12 @@ function fail(message) {
   $("shared-download").disabled = true;
 }
 
-async function decrypted(key, meta, onProgress) {
-  const response = await fetch(url, {credentials: "omit"});
-  if (!response.ok) throw new Error(`The server answered ${response.status}: the link may have expired.`);
-  return decryptStream(response.body, async (header) => {
-    if (header.keyid !== "") throw new CiphertextError("This file is not under the link's key.");
-    return key;
-  }, {type: meta.mime || "application/octet-stream", onProgress});
+function decrypted(key, meta, onProgress) {
+  return fetchDecrypted(async (range) => {
+    const response = await fetch(url, {credentials: "omit", headers: {Range: range}});
+    if (!response.ok) throw new Error(`The server answered ${response.status}: the link may have expired.`);
+    return response;
+  }, key, {type: meta.mime || "application/octet-stream", onProgress});
 }
 
 async function start() {
@@ -66,8 +66,8 @@ async function start() {
   const download = $("shared-download");
   download.disabled = false;
   let blob = null;
-  const progress = (received) => {
-    $("shared-progress").textContent = `Decrypting… ${formatSize(Math.min(received, meta.size))} of ${formatSize(meta.size)}`;
+  const progress = (received, total) => {
+    $("shared-progress").textContent = `Decrypting… ${Math.round((100 * received) / total)} %`;
   };
   download.addEventListener("click", async () => {
     download.disabled = true;

@@ -4,20 +4,20 @@
 // holds for this device's key; decrypted item keys stay in memory only.
 import {NetworkError, request, requestJSON} from "../api.js";
 import {fromB64u, toB64u, utf8} from "./b64u.js";
-import {CiphertextError, decryptBytes, decryptStream, encryptBlob, encryptBytes} from "./ece.js";
+import {decryptBytes, encryptBlob, encryptBytes} from "./ece.js";
 import {forgetAccount, loadAccount, saveAccount} from "./keystore.js";
 import {
   META_MAX_B64U, attest, formatRecoveryKey, itemsIKM, newItemKey, newKeyPair, newRecovery, openKeyBlob, openMeta,
   randomBytes, sealMeta, unwrapKey, wrapKey,
 } from "./keys.js";
 import {thumbnail} from "./thumbnail.js";
+import {fetchDecrypted} from "./ranged.js";
 
 export {ENCRYPTED, encryptedHeaders} from "./headers.js";
 import {ENCRYPTED} from "./headers.js";
 
 export class KeyMissingError extends Error {}
 
-const SMALL_BODY = 4 * 1024 * 1024; // bodies up to this are decrypted whole, bigger ones as they stream
 
 /** The account's key state from the server; null offline. */
 async function keyState() {
@@ -165,20 +165,11 @@ export class Vault {
     }
   }
 
-  /** The item's plaintext as a Blob, decrypted as it streams in. */
+  /** The item's plaintext as a Blob, decrypted a few records at a time. */
   async fetchPlain(url, keyBlob, {type, onProgress} = {}) {
     const {key} = await this.openKey(keyBlob);
-    const response = await request(url, {headers: {Accept: "application/octet-stream"}});
-    const length = Number(response.headers.get("Content-Length") || NaN);
-    if (length <= SMALL_BODY) {
-      // Small: read whole (a stream read to its end before the load settles shows as aborted in Chromium).
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      return new Blob([await decryptBytes(key, bytes, {expectKeyid: ""})], {type});
-    }
-    return decryptStream(response.body, async (header) => {
-      if (header.keyid !== "") throw new CiphertextError("This body is not under its item's key.");
-      return key;
-    }, {type, onProgress});
+    return fetchDecrypted((range) => request(url, {headers: {Accept: "application/octet-stream", Range: range}}), key,
+      {type, onProgress});
   }
 
   async fetchText(url, keyBlob) {
