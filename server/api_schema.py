@@ -338,7 +338,7 @@ class DeviceKey(Strict):
 class EnableWrap(Strict):
     recipient: Literal["self", "recovery"]
     epoch: Literal[1]
-    blob: str = Field(min_length=1, max_length=400, description="A wrap of the epoch-1 key (docs/e2e.md).")
+    blob: str = Field(min_length=1, max_length=256, description="A wrap of the epoch-1 key (docs/e2e.md).")
 
 
 class E2EEnable(Strict):
@@ -351,22 +351,25 @@ class E2EEnable(Strict):
 
 class EpochWrap(Strict):
     epoch: int = Field(ge=1)
-    blob: str = Field(min_length=1, max_length=400)
+    blob: str = Field(min_length=1, max_length=256)
 
 
 class E2EDeviceRegistration(DeviceKey):
-    wraps: list[EpochWrap] | None = Field(None, max_length=200,
+    wraps: list[EpochWrap] | None = Field(None, max_length=100,
                                           description="The caller's own wraps of each epoch's key, to its own key.")
 
 
 class RecipientWrap(Strict):
-    recipient: str = Field(pattern=r"^(session:[0-9]+|token:[0-9]+|recovery)$")
-    blob: str = Field(min_length=1, max_length=400)
+    recipient: str = Field(max_length=32, pattern=r"^(session:[0-9]+|token:[0-9]+|recovery)$")
+    blob: str = Field(min_length=1, max_length=256)
 
 
 class E2ERotation(Strict):
     epoch: int = Field(ge=2, description="The current epoch + 1 (else 409 stale_key).")
-    wraps: list[RecipientWrap] = Field(min_length=1, max_length=200,
+    proof: str = Field(min_length=43, max_length=43, pattern=_B64U,
+                       description='b64u(HMAC-SHA256(IKM_e, "epoch " || (e+1) || " " || b64u(K_e+1))): devices '
+                                   "accept the new key only if it verifies under the key they hold.")
+    wraps: list[RecipientWrap] = Field(min_length=1, max_length=100,
                                        description="One per registered device and one for recovery.")
 
 
@@ -387,6 +390,15 @@ class E2EState(Strict):
     recovery: RecoveryKey | None = None
     devices: list[E2EDevice] | None = None
     wraps: list[EpochWrap] | None = Field(None, description="The wrapped keys addressed to the caller.")
+    epochs: list["EpochProof"] | None = Field(None, description="Each rotation's proof, epoch 2 onwards.")
+
+
+class EpochProof(Strict):
+    epoch: int
+    proof: str
+
+
+E2EState.model_rebuild()
 
 
 class PairingPayload(Strict):

@@ -182,15 +182,18 @@ async def store_encrypted_text(principal: Principal, sealed: e2e.Sealed, body: b
     return item
 
 
-async def upload_allowance(user_id: int) -> tuple[int, Any]:
-    """How many bytes the next upload may have, and the error past that."""
+async def upload_allowance(user_id: int, *, encrypted: bool = False) -> tuple[int, Any]:
+    """How many bytes the next upload may have, and the error past that. An
+    encrypted file may be as big as MAX_UPLOAD_BYTES of plaintext in
+    aes128gcm; the quota counts the bytes stored, ciphertext and all."""
     settings = _settings()
     used = await files_model.select_used_bytes(current_app.db.reader, user_id, time.time())
     room = settings["QUOTA_BYTES"] - used
-    if room < settings["MAX_UPLOAD_BYTES"]:
+    largest = settings["MAX_UPLOAD_BYTES"]
+    limit = max_body_bytes(largest) if encrypted else largest
+    if room < limit:
         return max(room, 0), lambda: _quota_error(used)
-    limit = settings["MAX_UPLOAD_BYTES"]
-    return limit, lambda: APIError(413, "too_large", f"Files are limited to {limit} bytes on this server.")
+    return limit, lambda: APIError(413, "too_large", f"Files are limited to {largest} bytes on this server.")
 
 
 def _quota_error(used: int) -> APIError:
@@ -360,3 +363,7 @@ async def publish_revoked(user_id: int, device_keys: list[str], by: str | None =
     if by:
         event["by"] = by
     await publish(user_id, event)
+    if device_keys:
+        # Every way of revoking a device ends here: an encrypted account now
+        # needs a new key (its wraps went with the device's row; server/e2e.py).
+        await e2e.settle_revoked(user_id)

@@ -155,6 +155,14 @@ MIGRATIONS: tuple[str, ...] = (
                                 WHEN token_id IS NOT NULL THEN 'token:' || token_id
                                 ELSE 'recovery' END)
     );
+    CREATE TABLE e2e_epochs (
+        id          INTEGER PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        epoch       INTEGER NOT NULL,
+        proof       TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        UNIQUE (user_id, epoch)
+    );
     CREATE INDEX e2e_wraps_session ON e2e_wraps(session_id);
     CREATE INDEX e2e_wraps_token ON e2e_wraps(token_id);
     ALTER TABLE items ADD COLUMN encrypted_key TEXT;

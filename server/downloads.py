@@ -99,14 +99,13 @@ async def blob_response(data: bytes) -> Response:
     """Bytes held in memory (an encrypted text's body blob) served like a
     file: DOWNLOAD_HEADERS and Range over the bytes."""
     response = Response(data, content_type="application/octet-stream")
-    status, size = 200, len(data)
     if "Range" in request.headers:
-        span = byte_range(request.headers["Range"], size)
+        span = byte_range(request.headers["Range"], len(data))
         if span is not None:
             start, stop = span
             response.set_data(data[start:stop])
-            response.status_code = status = 206
-            response.content_range = ContentRange("bytes", start, stop, size)
+            response.status_code = 206
+            response.content_range = ContentRange("bytes", start, stop, len(data))
     response.headers.update(DOWNLOAD_HEADERS)
     response.headers["Accept-Ranges"] = "bytes"
     return response

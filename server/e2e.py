@@ -21,7 +21,7 @@ from .errors import APIError
 from .models import e2e as e2e_model
 from .models import users as users_model
 
-MAX_WRAPS = 200  # a rotation wraps for every device; far more than anyone enrolls
+MAX_WRAPS = 100  # a rotation wraps for every device; far more than anyone enrolls, and 100 fit a 64 KiB body
 MAX_SEALED_CHARS = 1024  # nonce, a PKCS#8 P-256 key and a tag: ~230 characters
 ATTEST_BYTES = 32  # HMAC-SHA256
 
@@ -119,6 +119,8 @@ async def state(principal: Principal) -> dict[str, Any]:
         "devices": [{"device": d.device, "name": d.name, "public_key": d.public_key,
                      "attest": d.attest} for d in devices],
         "wraps": [{"epoch": wrap.epoch, "blob": wrap.blob} for wrap in wraps],
+        "epochs": [{"epoch": epoch, "proof": proof}
+                   for epoch, proof in await e2e_model.select_epoch_proofs(reader, principal.user_id)],
     }
 
 
@@ -178,7 +180,7 @@ async def enable(principal: Principal, data: dict) -> dict[str, Any]:
         await e2e_model.upsert_wrap(conn, principal.user_id, 1, me, wraps["self"])
         await e2e_model.upsert_wrap(conn, principal.user_id, 1, "recovery", wraps["recovery"])
     await current_app.storage.remove(removed)
-    from .buffer import publish_current
+    from .buffer import publish_current  # here: buffer.py checks every write with this module
 
     await publish_current(principal.user_id)
     await publish_state(principal.user_id)
@@ -210,6 +212,7 @@ async def rotate(principal: Principal, data: dict) -> dict[str, Any]:
     """A new epoch, accepted only on top of the current one and only with a
     wrap for every registered device and the recovery key."""
     new_epoch = _epoch_field(data.get("epoch"))
+    proof = check_opaque(data.get("proof"), "proof", 43, min_bytes=32)
     wraps: dict[str, str] = {}
     for entry in _wrap_list(data.get("wraps")):
         recipient = entry.get("recipient")
@@ -239,6 +242,7 @@ async def rotate(principal: Principal, data: dict) -> dict[str, Any]:
             raise stale_key(current)
         for recipient, blob in wraps.items():
             await e2e_model.upsert_wrap(conn, principal.user_id, new_epoch, recipient, blob)
+        await e2e_model.insert_epoch_proof(conn, principal.user_id, new_epoch, proof)
     await publish_state(principal.user_id)
     return await state(principal)
 

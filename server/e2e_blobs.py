@@ -26,6 +26,7 @@ BASE_HEADER = 21  # salt 16, rs 4, idlen 1
 MAX_META_CHARS = 6144  # b64u of the meta blob; docs/e2e.md says why
 MAX_KEY_BLOB_CHARS = 1024  # JSON of a 16-byte key, an id and a time: ~200 characters
 MAX_EPOCH_DIGITS = 9
+MAX_WRAP_CHARS = 256  # b64u of a 91-byte SPKI, a 12-byte nonce and 48 bytes: 204 characters
 ENCODING = "aes128gcm"
 
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
@@ -189,7 +190,7 @@ def check_wrap(value, what: str = "A wrap") -> str:
     ephemeral key on the curve, a 12-byte nonce, and a ciphertext of a
     32-byte key and its tag."""
     error = lambda message: APIError(400, "invalid_wraps", message)  # noqa: E731
-    parts = value.split(".") if isinstance(value, str) and len(value) <= 400 else []
+    parts = value.split(".") if isinstance(value, str) and len(value) <= MAX_WRAP_CHARS else []
     if len(parts) != 3:
         raise error(f"{what} is b64u(ephemeral SPKI).b64u(nonce).b64u(ciphertext) (docs/e2e.md).")
     try:

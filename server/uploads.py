@@ -109,7 +109,7 @@ async def receive_encrypted_file(principal):
     comes, its aes128gcm header checked on the way and its last record at
     the end. The upload is open; the caller stores or closes it."""
     refuse_multipart_ciphertext()
-    limit, too_large = await buffer.upload_allowance(principal.user_id)
+    limit, too_large = await buffer.upload_allowance(principal.user_id, encrypted=True)
     upload = current_app.storage.new_upload(limit, too_large)
     await upload.__aenter__()
     try:

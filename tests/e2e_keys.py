@@ -78,6 +78,12 @@ def attest(account_key: bytes, user_id: int, device: str, public_key_b64u: str) 
     return b64u(hmac.new(ikm(account_key, user_id), message, hashlib.sha256).digest())
 
 
+def epoch_proof(previous_key: bytes, user_id: int, epoch: int, new_key: bytes) -> str:
+    """docs/e2e.md: the new epoch's key, vouched for by a holder of the one before."""
+    message = f"epoch {epoch} {b64u(new_key)}".encode()
+    return b64u(hmac.new(ikm(previous_key, user_id), message, hashlib.sha256).digest())
+
+
 def seal_recovery(recovery_key: bytes, recovery_pair: KeyPair) -> str:
     pkcs8 = recovery_pair.private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                                 serialization.NoEncryption())

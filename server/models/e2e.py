@@ -61,7 +61,7 @@ _ACCOUNT = ("SELECT a.user_id, a.epoch, (a.rotation_needed OR EXISTS (SELECT 1 F
 def _account(row) -> E2EAccount | None:
     if row is None:
         return None
-    values = dict(row) if not isinstance(row, tuple) else dict(zip(E2EAccount.__dataclass_fields__, row))
+    values = dict(row)
     values["rotation_needed"] = bool(values["rotation_needed"])
     return E2EAccount(**values)
 
@@ -178,15 +178,14 @@ async def settle_revoked(conn: aiosqlite.Connection, user_id: int) -> E2EAccount
     return await select_account(conn, user_id)
 
 
-async def select_recipients_alive(conn, user_id: int, recipients: list[str]) -> set[str]:
-    """Which of these session:/token: names are devices of the user now."""
-    alive: set[str] = set()
-    for recipient in recipients:
-        session_id, token_id = recipient_ids(recipient)
-        table, number = ("sessions", session_id) if session_id is not None else ("api_tokens", token_id)
-        if number is None:
-            continue
-        async with conn.execute(f"SELECT 1 FROM {table} WHERE id = ? AND user_id = ?", (number, user_id)) as cursor:
-            if await cursor.fetchone() is not None:
-                alive.add(recipient)
-    return alive
+async def insert_epoch_proof(conn: aiosqlite.Connection, user_id: int, epoch: int, proof: str) -> None:
+    """The rotating device's proof that the key of `epoch` was made by a
+    holder of the key before it (docs/e2e.md); devices check it."""
+    await conn.execute("INSERT INTO e2e_epochs (user_id, epoch, proof, created_at) VALUES (?, ?, ?, ?)",
+                       (user_id, epoch, proof, time.time()))
+
+
+async def select_epoch_proofs(conn, user_id: int) -> list[tuple[int, str]]:
+    async with conn.execute("SELECT epoch, proof FROM e2e_epochs WHERE user_id = ? ORDER BY epoch",
+                            (user_id,)) as cursor:
+        return [(row[0], row[1]) for row in await cursor.fetchall()]

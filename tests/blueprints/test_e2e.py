@@ -4,12 +4,13 @@ real keys and wraps made by tests/e2e_keys.py."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
 from tests.blueprints.test_account import error_of
 from tests.conftest import PASSWORD, make_token
-from tests.e2e_keys import Account, KeyPair, attest, b64u, unwrap, wrap
+from tests.e2e_keys import Account, KeyPair, attest, b64u, epoch_proof, unwrap, wrap
 from tests.helpers import stored_files
 
 
@@ -112,7 +113,7 @@ async def test_key_calls_on_an_account_without_encryption_are_409(client):
     pair = KeyPair()
     await error_of(await client.put("/account/e2e/device", json={"public_key": pair.public_b64u,
                                                                  "attest": b64u(bytes(32))}), 409, "not_encrypted")
-    await error_of(await client.post("/account/e2e/epochs", json={"epoch": 2, "wraps": [
+    await error_of(await client.post("/account/e2e/epochs", json={"epoch": 2, "proof": b64u(bytes(32)), "wraps": [
         {"recipient": "recovery", "blob": wrap(bytes(32), 2, pair.public_b64u)}]}), 409, "not_encrypted")
 
 
@@ -137,9 +138,12 @@ async def test_a_second_device_registers_its_key_and_its_own_wraps(client):
 
 
 def rotation(account: Account, epoch: int, recipients: dict[str, str]) -> dict:
-    account.keys[epoch] = bytes(range(32)) if epoch not in account.keys else account.keys[epoch]
-    return {"epoch": epoch, "wraps": [{"recipient": name, "blob": wrap(account.keys[epoch], epoch, key)}
-                                      for name, key in recipients.items()]}
+    if epoch not in account.keys:
+        account.keys[epoch] = os.urandom(32)
+    previous = account.keys.get(epoch - 1, bytes(32))
+    return {"epoch": epoch, "proof": epoch_proof(previous, account.user_id, epoch, account.keys[epoch]),
+            "wraps": [{"recipient": name, "blob": wrap(account.keys[epoch], epoch, key)}
+                      for name, key in recipients.items()]}
 
 
 async def test_a_rotation_needs_the_next_epoch_and_a_wrap_for_everyone(client):
@@ -153,7 +157,7 @@ async def test_a_rotation_needs_the_next_epoch_and_a_wrap_for_everyone(client):
     message = await error_of(await client.post("/account/e2e/epochs", json=rotation(
         account, 2, {**everyone, "session:999": account.device.public_b64u})), 409, "wraps_mismatch")
     assert "session:999" in message
-    await error_of(await client.post("/account/e2e/epochs", json={"epoch": 2, "wraps": [
+    await error_of(await client.post("/account/e2e/epochs", json={"epoch": 2, "proof": b64u(bytes(32)), "wraps": [
         {"recipient": "recovery", "blob": "x"}, {"recipient": "recovery", "blob": "y"}]}), 400, "invalid_wraps")
     assert (await state_of(client))["epoch"] == 1
 
@@ -163,6 +167,12 @@ async def test_a_rotation_needs_the_next_epoch_and_a_wrap_for_everyone(client):
     assert state["epoch"] == 2 and state["rotation_needed"] is False
     assert [w["epoch"] for w in state["wraps"]] == [1, 2]
     assert unwrap(state["wraps"][1]["blob"], 2, account.device) == account.keys[2]
+    # The proof is kept for every device to check the new key against the old one.
+    assert state["epochs"] == [{"epoch": 2, "proof": epoch_proof(account.keys[1], account.user_id, 2,
+                                                                   account.keys[2])}]
+    body = rotation(account, 3, everyone)
+    del body["proof"]
+    await error_of(await client.post("/account/e2e/epochs", json=body), 400, "invalid_input")
 
 
 async def test_a_device_without_a_registered_key_cannot_rotate(client):
@@ -188,3 +198,113 @@ async def test_e2e_routes_need_a_login(client):
     for method, path in (("GET", "/account/e2e"), ("POST", "/account/e2e/enable"), ("PUT", "/account/e2e/device"),
                          ("POST", "/account/e2e/epochs")):
         await error_of(await client.open(path, method=method, json={}), 401, "unauthorized")
+
+
+# --- revoking a device of an encrypted account ---------------------------------------------------
+
+
+async def enrolled_token(client, account: Account, name: str = "cli",
+                         password: str = PASSWORD) -> tuple[str, str, KeyPair]:
+    """An API token that registered its key and its wraps: (token, device, its key pair)."""
+    token = await make_token(client, name, password)
+    bearer = {"Authorization": f"Bearer {token}"}
+    device = (await state_of(client, **bearer))["device"]
+    pair = KeyPair()
+    response = await client.put("/account/e2e/device", headers=bearer, json={
+        "public_key": pair.public_b64u, "attest": attest(account.keys[1], account.user_id, device, pair.public_b64u),
+        "wraps": [{"epoch": 1, "blob": wrap(account.keys[1], 1, pair.public_b64u)}]})
+    assert response.status_code == 200
+    return token, device, pair
+
+
+async def e2e_rows(app, column: str, value: int) -> list:
+    async with app.db.reader.execute(f"SELECT id FROM e2e_wraps WHERE {column} = ?", (value,)) as cursor:
+        wraps = list(await cursor.fetchall())
+    async with app.db.reader.execute(f"SELECT id FROM e2e_devices WHERE {column} = ? OR"
+                                     " (session_id IS NULL AND token_id IS NULL)", (value,)) as cursor:
+        return wraps + list(await cursor.fetchall())
+
+
+async def test_revoking_a_token_deletes_its_key_and_wraps_and_asks_for_a_rotation(app, client):
+    account, device = await enabled(client)
+    token, token_device, pair = await enrolled_token(client, account)
+    token_id = int(token_device.split(":")[1])
+    assert len((await state_of(client))["devices"]) == 2
+
+    assert (await client.delete(f"/account/tokens/{token_id}")).status_code == 200
+    state = await state_of(client)
+    assert state["rotation_needed"] is True
+    assert [d["device"] for d in state["devices"]] == [device]
+    assert await e2e_rows(app, "token_id", token_id) == []
+    async with app.db.reader.execute("SELECT COUNT(*) FROM e2e_devices WHERE public_key = ?",
+                                     (pair.public_b64u,)) as cursor:
+        assert (await cursor.fetchone())[0] == 0
+
+    # The rotation needs no wrap for the revoked token, and clears the flag.
+    body = rotation(account, 2, {device: account.device.public_b64u, "recovery": account.recovery.public_b64u})
+    response = await client.post("/account/e2e/epochs", json=body)
+    assert response.status_code == 200
+    assert (await response.get_json())["rotation_needed"] is False
+
+
+async def test_logging_out_other_devices_and_a_session_of_its_own_ask_for_a_rotation(app, client):
+    account, device = await enabled(client)
+    other = app.test_client()
+    login = await other.post("/account/login", json={"username": "alice", "password": PASSWORD})
+    other_device = f"session:{(await login.get_json())['device']['id']}"
+    pair = KeyPair()
+    await other.put("/account/e2e/device", json={"public_key": pair.public_b64u, "attest": attest(
+        account.keys[1], account.user_id, other_device, pair.public_b64u)})
+    assert (await client.post("/account/sessions/log-out-others")).status_code == 200
+    state = await state_of(client)
+    assert state["rotation_needed"] is True and [d["device"] for d in state["devices"]] == [device]
+
+    body = rotation(account, 2, {device: account.device.public_b64u, "recovery": account.recovery.public_b64u})
+    assert (await client.post("/account/e2e/epochs", json=body)).status_code == 200
+    assert (await state_of(client))["rotation_needed"] is False
+    # Logging out (the device itself) is a revoke too.
+    third = app.test_client()
+    await third.post("/account/login", json={"username": "alice", "password": PASSWORD})
+    assert (await third.post("/account/logout")).status_code == 200
+    assert (await state_of(client))["rotation_needed"] is True
+
+
+async def test_a_password_change_that_ends_devices_asks_for_a_rotation_one_that_ends_none_does_not(client):
+    account, _ = await enabled(client)
+    changed = await client.post("/account/password", json={"current_password": PASSWORD,
+                                                           "new_password": "another long passphrase"})
+    assert (await changed.get_json())["sessions_ended"] == 0
+    assert (await state_of(client))["rotation_needed"] is False
+    await enrolled_token(client, account, password="another long passphrase")
+    await client.post("/account/password", json={"current_password": "another long passphrase",
+                                                 "new_password": "a third long passphrase"})
+    assert (await state_of(client))["rotation_needed"] is True
+
+
+async def test_revoking_a_device_of_an_account_without_encryption_changes_no_e2e_state(app, client):
+    await register_user(client, "alice")
+    token = await make_token(client)
+    token_id = (await state_of(client, Authorization=f"Bearer {token}"))["device"].split(":")[1]
+    assert (await client.delete(f"/account/tokens/{token_id}")).status_code == 200
+    assert (await state_of(client))["enabled"] is False
+
+
+async def test_registering_a_device_refuses_bad_keys_attestations_and_wraps(client):
+    account, _ = await enabled(client)
+    pair = KeyPair()
+    good = {"public_key": pair.public_b64u, "attest": attest(account.keys[1], account.user_id, "x", pair.public_b64u)}
+    for body, code in (({**good, "public_key": KeyPair().public_b64u[:-3] + "AAA"}, "invalid_key"),
+                       ({**good, "attest": b64u(bytes(31))}, "invalid_input"),
+                       ({**good, "wraps": [{"epoch": 1, "blob": "x.y.z"}]}, "invalid_wraps"),
+                       ({**good, "wraps": [{"epoch": 1, "blob": wrap(bytes(32), 1, pair.public_b64u)}] * 2},
+                        "invalid_wraps")):
+        await error_of(await client.put("/account/e2e/device", json=body), 400, code)
+    assert len((await state_of(client))["devices"]) == 1
+
+
+async def test_enabling_from_a_form_is_refused_in_words(client):
+    await register_user(client, "alice")
+    response = await client.post("/account/e2e/enable", form={"password": PASSWORD, "recovery": "x"},
+                                 headers={"Accept": "text/html"})
+    assert response.status_code == 400
+    assert (await state_of(client))["enabled"] is False

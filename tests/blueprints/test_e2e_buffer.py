@@ -257,3 +257,18 @@ async def test_a_plaintext_write_is_refused_inside_its_transaction_too(app, clie
             await buffer.store_text(principal, "slipped past the early check")
     assert refused.value.code == "encrypted_account"
     assert (await client.get("/file/buffer")).status_code == 204
+
+
+@pytest.fixture
+async def small_uploads(tmp_path):
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path / "small"), "MAX_UPLOAD_BYTES": 100_000})
+    async with app.test_app():
+        yield app.test_client()
+
+
+async def test_an_encrypted_file_may_hold_the_upload_limit_in_plaintext(small_uploads):
+    account, _ = await enabled(small_uploads)
+    assert (await post(small_uploads, account.item(b"f" * 100_000, "file"), "file")).status_code == 201
+    await error_of(await post(small_uploads, account.item(b"f" * 100_001, "file"), "file"), 413, "too_large")
