@@ -205,3 +205,9 @@ export async function attest(ikm, device, publicKeyB64u) {
   const key = await crypto.subtle.importKey("raw", ikm, {name: "HMAC", hash: "SHA-256"}, false, ["sign"]);
   return toB64u(new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8(`device ${device} ${publicKeyB64u}`))));
 }
+
+/** proof = b64u(HMAC-SHA256(IKM_e, "epoch " || (e+1) || " " || b64u(K_{e+1}))): the next epoch's key vouched for by the last. */
+export async function epochProof(previousIKM, epoch, accountKey) {
+  const key = await crypto.subtle.importKey("raw", previousIKM, {name: "HMAC", hash: "SHA-256"}, false, ["sign"]);
+  return toB64u(new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8(`epoch ${epoch} ${toB64u(accountKey)}`))));
+}

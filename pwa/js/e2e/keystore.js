@@ -3,7 +3,8 @@
 // key is a CryptoKey that cannot be exported) and the account key of every
 // epoch it knows. Logging out deletes them with the rest of the account's data.
 
-const DB_NAME = "cloudbuffer-e2e";
+export const E2E_DB_NAME = "cloudbuffer-e2e";
+const DB_NAME = E2E_DB_NAME;
 const STORE = "accounts";
 
 function openDB() {

@@ -7,7 +7,7 @@ import {fromB64u, toB64u, utf8} from "./b64u.js";
 import {decryptBytes, encryptBlob, encryptBytes} from "./ece.js";
 import {forgetAccount, loadAccount, saveAccount} from "./keystore.js";
 import {
-  META_MAX_B64U, attest, formatRecoveryKey, itemsIKM, newItemKey, newKeyPair, newRecovery, openKeyBlob, openMeta,
+  META_MAX_B64U, attest, epochProof, formatRecoveryKey, itemsIKM, newItemKey, newKeyPair, newRecovery, openKeyBlob, openMeta,
   randomBytes, sealMeta, unwrapKey, wrapKey,
 } from "./keys.js";
 import {thumbnail} from "./thumbnail.js";
@@ -43,6 +43,31 @@ export async function unwrapAll(wraps, owner, keys = {}) {
 }
 
 /**
+ * Keys of the server's wraps for this device, each new epoch accepted only
+ * if its proof verifies under the key of the epoch before (docs/e2e.md): a
+ * wrap alone proves nothing, since the server can wrap a key of its own to
+ * any public key. The first epoch has no proof; it is taken only by a
+ * device that holds no key yet.
+ */
+async function acceptWraps(state, record) {
+  const proofs = new Map((state.epochs || []).map(({epoch, proof}) => [epoch, proof]));
+  const wraps = [...(state.wraps || [])].sort((a, b) => a.epoch - b.epoch);
+  for (const wrap of wraps) {
+    if (record.keys[wrap.epoch]) continue;
+    const [key] = Object.values(await unwrapAll([wrap], record.device));
+    if (!key) continue;
+    if (wrap.epoch === 1 || !Object.keys(record.keys).length) {
+      if (wrap.epoch === 1 || !proofs.has(wrap.epoch)) record.keys[wrap.epoch] = key;
+      continue;
+    }
+    const previous = record.keys[wrap.epoch - 1];
+    if (!previous) continue;
+    const expected = await epochProof(await itemsIKM(previous, record.userId), wrap.epoch, key);
+    if (proofs.get(wrap.epoch) === expected) record.keys[wrap.epoch] = key;
+  }
+}
+
+/**
  * The vault of `username` on this device, or null when the account is not
  * encrypted. Online it asks the server (and learns keys from new wraps);
  * offline it trusts the key store.
@@ -61,7 +86,7 @@ export async function openVault(username, userId) {
     record.enabled = true;
     record.epoch = state.epoch;
     record.self = state.device;
-    if (record.device) await unwrapAll(state.wraps, record.device, record.keys);
+    if (record.device) await acceptWraps(state, record);
     await saveAccount(record);
   }
   return new Vault(record, state);
@@ -203,8 +228,11 @@ export class Vault {
       wraps.push({recipient: device.device, blob: await wrapKey(key, next, fromB64u(device.public_key))});
     }
     wraps.push({recipient: "recovery", blob: await wrapKey(key, next, fromB64u(state.recovery.public_key))});
+    const current = await this.ikmFor(state.epoch);
+    if (!current) throw new KeyMissingError("This device does not have the current key: it cannot make the next.");
+    const proof = await epochProof(current, next, key);
     await requestJSON("/account/e2e/epochs", {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({epoch: next, wraps})});
+      body: JSON.stringify({epoch: next, proof, wraps})});
     this.record.keys[next] = key;
     this.record.epoch = next;
     await saveAccount(this.record);
@@ -225,7 +253,7 @@ export class Vault {
     if (!state.enabled) return false;
     this.state = state;
     this.record.epoch = state.epoch;
-    if (this.record.device) await unwrapAll(state.wraps, this.record.device, this.record.keys);
+    if (this.record.device) await acceptWraps(state, this.record);
     await saveAccount(this.record);
     return true;
   }
