@@ -13,6 +13,7 @@ function describe(vault) {
   if (!vault) {
     $("e2e-state").textContent = "Off: the server can read what you send.";
     form.hidden = false;
+    $("e2e-enable").disabled = false; // the keys can be made here now
     return;
   }
   form.hidden = true;
