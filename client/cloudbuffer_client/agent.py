@@ -89,7 +89,12 @@ class Agent:
 
     async def watch_buffer(self) -> None:
         async for event, baseline in buffer_events(self.login):
-            if baseline or event.get("kind") is None:
+            if baseline:
+                # Until this first snapshot, a post elsewhere would be taken
+                # for what the buffer already held (and never pasted here).
+                note("agent: live: what your other devices copy now reaches this clipboard")
+                continue
+            if event.get("kind") is None:
                 continue
             content = await self.fetch(event)
             if content is None or digest(content) == self.current:
