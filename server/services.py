@@ -1,7 +1,7 @@
 """The app's services, in one registry that create_app builds.
 
 Every long-lived object a request or a socket needs (the settings, the
-database, file storage, the broker, presence, the rate limiter, the bodies
+database, file storage, the broker, presence, the principal cache, the rate limiter, the bodies
 in flight, the live sockets' bookkeeping, the background tasks) is a field
 of `Services`, built once by the app factory and kept in
 `app.extensions["cloudbuffer"]`; code reaches it through `services()`
