@@ -13,7 +13,8 @@ from .broker import create_broker
 from .compression import compress_response
 from .config import load_settings
 from .data_dir import ensure_data_dir, load_or_create_secret_key
-from .db import Database
+from .db import database_for
+from .instance import check_same_secret_key
 from .errors import register_error_handlers
 from .inflight import BodiesInFlight
 from .log_safety import request_for_log
@@ -63,7 +64,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     broker.watch_accounts(principals)
     registry = app.extensions[EXTENSION] = Services(
         settings=settings,
-        db=Database(settings.data_dir / "cloudbuffer.sqlite3"),
+        db=database_for(settings),
         storage=Storage(settings.data_dir, settings.min_free_bytes, settings.upload_nice),
         broker=broker,
         presence=create_presence(settings.redis_url),
@@ -95,6 +96,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     @app.before_serving
     async def startup() -> None:
         await registry.db.open()
+        await check_same_secret_key(registry.db, app.secret_key)
         await registry.broker.start()
         await warm_up_password_checks()
         registry.background_tasks.append(asyncio.create_task(

@@ -21,11 +21,11 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 async def _with_db(action):
-    from .db import Database
+    from .db import database_for
 
     settings = load_settings()
     ensure_data_dir(settings.data_dir)
-    db = Database(settings.data_dir / "cloudbuffer.sqlite3")
+    db = database_for(settings)
     await db.open()
     try:
         return await action(db, settings)

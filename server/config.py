@@ -54,6 +54,12 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _database_url(raw: str) -> str:
+    if urlsplit(raw).scheme not in ("postgresql", "postgres"):
+        raise ValueError("must be a postgresql:// URL (leave it unset for the SQLite file in DATA_DIR)")
+    return raw
+
+
 def _patch_names(raw: str) -> tuple[str, ...]:
     from .patches import NAMES  # here: the patches import this module
 
@@ -134,6 +140,7 @@ class Settings:
     public_url: str | None = _setting(None, _url, "Base URL of share links (e.g. https://buffer.example.com); else taken from the request. "
                                       "An https URL also turns on Secure cookies and Strict-Transport-Security.")
     redis_url: str | None = _setting(None, _redis_url, "Redis URL for live sync across workers and hosts; unset means in-process only (one worker).")
+    database_url: str | None = _setting(None, _database_url, "PostgreSQL URL (postgresql://user:password@host:5432/db) for the data, shared by every host; unset means the SQLite file in DATA_DIR (one host). See docs/operations.md, Scale out.")
     allowed_origins: tuple[str, ...] = _setting((), _origins, "Extra origins (comma-separated) allowed to use cookie sessions and the WebSocket.")
     ws_max_per_user: int = _setting(20, _positive_int, "Live sockets one user may hold open, counted across all workers and hosts (with Redis, through presence); the next is closed with 1013.")
     ws_compression: bool = _setting(False, _bool, "Accept permessage-deflate on live sockets when a client offers it (browsers do). Off by default: each compressed socket keeps zlib state, about 130 KiB more per idle socket (docs/benchmarks.md), for messages that are small JSON.")

@@ -47,6 +47,16 @@ from .dialect import SQLITE, Dialect
 T = TypeVar("T")
 
 
+class DatabaseUnavailable(Exception):
+    """The database server cannot be reached, or the connection to it went
+    while a job ran (PostgreSQL restarted, the network cut). The job's
+    transaction did not commit, unless the connection went during the COMMIT
+    itself, which no client can tell (the sweeper then finds a file row
+    whose upload was removed and drops it). The next job opens a new
+    connection, so the database coming back needs no restart; the error path
+    answers 503 meanwhile (errors.py)."""
+
+
 class Connection:
     """What a model function is given: one statement at a time, fully
     fetched, with the dialect at hand (`conn.dialect`). `sql` is written with
@@ -132,11 +142,9 @@ class _ConnectionThread:
                         self._connection.dialect.close(self._connection.raw)
                         self._connection = None
                 else:
-                    if self._connection is None:
-                        self._connection = self._connect()
-                    job.result = job.call(self._connection, *job.args)
+                    job.result = self._call(job)
             except BaseException as error:  # handed to the awaiting task, never lost in this thread
-                job.error = error
+                job.error = self._lost(error)
             try:
                 job.loop.call_soon_threadsafe(job.deliver)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
@@ -144,9 +152,53 @@ class _ConnectionThread:
             if job.call is _CLOSE:
                 return
 
+    def _call(self, job: _Job) -> Any:
+        if self._connection is None:
+            self._connection = self._connect()
+        try:
+            return job.call(self._connection, *job.args)
+        except _NotBegun as not_begun:
+            # The connection had gone while idle (the server restarted since
+            # the last job): nothing of this job ran, so it may run again on
+            # a new connection, once.
+            error = self._lost(not_begun.__cause__)
+            if not isinstance(error, DatabaseUnavailable):
+                raise not_begun.__cause__ from None
+            self._connection = self._connect()
+            return job.call(self._connection, *job.args)
+
+    def _lost(self, error: BaseException) -> BaseException:
+        """A connection the server dropped is closed here (the next job opens
+        a new one) and its job told DatabaseUnavailable; any other error is
+        the job's own."""
+        if isinstance(error, _NotBegun):
+            error = error.__cause__
+        conn = self._connection
+        if conn is None or isinstance(error, DatabaseUnavailable) or not conn.dialect.lost(conn.raw, error):
+            return error
+        self._connection = None
+        try:
+            conn.dialect.close(conn.raw)
+        except Exception:  # already half-closed by the failure
+            pass
+        unavailable = DatabaseUnavailable(f"the connection to the database was lost: {error}".strip())
+        unavailable.__cause__ = error
+        return unavailable
+
+
+class _NotBegun(Exception):
+    """The transaction's BEGIN failed: nothing of the job ran."""
+
+
+def _begin(conn: Connection, begin: Callable[[Any], None]) -> None:
+    try:
+        begin(conn.raw)
+    except Exception as error:
+        raise _NotBegun() from error
+
 
 def _read(conn: Connection, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
-    conn.dialect.begin_read(conn.raw)
+    _begin(conn, conn.dialect.begin_read)
     try:
         return fn(conn, *args, **kwargs)
     finally:
@@ -154,7 +206,7 @@ def _read(conn: Connection, fn: Callable[..., T], args: tuple, kwargs: dict) -> 
 
 
 def _write(conn: Connection, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
-    conn.dialect.begin_write(conn.raw)
+    _begin(conn, conn.dialect.begin_write)
     try:
         result = fn(conn, *args, **kwargs)
         conn.dialect.commit(conn.raw)
@@ -182,8 +234,10 @@ def _ping(conn: Connection) -> bool:
 
 
 class Database:
-    def __init__(self, path: Path, dialect: Dialect = SQLITE) -> None:
-        self.path = path
+    """`target` is what the dialect connects to: SQLite's file, PostgreSQL's URL."""
+
+    def __init__(self, target: Path | str, dialect: Dialect = SQLITE) -> None:
+        self.path = target
         self.dialect = dialect
         self._writer: _ConnectionThread | None = None
         self._reader: _ConnectionThread | None = None
@@ -231,10 +285,29 @@ class Database:
                 raise job.error from cancelled
             raise
 
+    @property
+    def shared(self) -> bool:
+        """Whether several hosts may use this database (a server, not a file)."""
+        return not self.dialect.serializes_writes
+
     async def ping(self) -> bool:
         if self._reader is None:
             return False
-        try:
-            return await self._reader.submit(_ping).future
-        except Exception:
-            return False
+        for _ in range(2):  # once more on a new connection if the reader's had gone
+            try:
+                return await self._reader.submit(_ping).future
+            except DatabaseUnavailable:
+                continue
+            except Exception:
+                return False
+        return False
+
+
+def database_for(settings) -> Database:
+    """The database the settings name: CLOUDBUFFER_DATABASE_URL's PostgreSQL,
+    or by default the SQLite file in the data dir."""
+    if settings.database_url:
+        from .pg_dialect import POSTGRES  # psycopg is imported only by servers that use it
+
+        return Database(settings.database_url, POSTGRES)
+    return Database(settings.data_dir / "cloudbuffer.sqlite3")

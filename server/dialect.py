@@ -19,8 +19,8 @@ a dialect object that db.py hands to every connection:
 - the schema and its version (`migrations`, `schema_version`): DDL is the
   one part of SQL that is an engine's own.
 
-A PostgreSQL engine (issue 20) is a second class with these members, not a
-second copy of any query. SQLAlchemy Core would give this seam ready-made,
+PostgreSQL (server/pg_dialect.py, CLOUDBUFFER_DATABASE_URL) is a second
+class with these members, not a second copy of any query. SQLAlchemy Core would give this seam ready-made,
 at 2.2 to 9.7 times the CPU of a text post's transaction
 (docs/architecture.md, Data; `python -m bench.data_layer`).
 """
@@ -43,6 +43,7 @@ class Dialect(Protocol):
     name: str
     serializes_writes: bool  # a write transaction holds the whole database (no row locks needed)
     migrations: tuple[str, ...]
+    integrity_errors: tuple[type[Exception], ...]  # what a broken constraint raises
 
     def connect(self, path: Path, *, read_only: bool) -> Any: ...
     def executor(self, conn: Any) -> Callable[[str, Sequence], Any]: ...  # runs one statement, `?` placeholders
@@ -54,6 +55,8 @@ class Dialect(Protocol):
     def set_schema_version(self, conn: Any, version: int) -> None: ...
     def ping(self, conn: Any) -> bool: ...
     def close(self, conn: Any) -> None: ...
+    def lost(self, conn: Any, error: BaseException) -> bool: ...  # the connection is gone, not the statement refused
+
 
 BUSY_TIMEOUT = 10.0  # seconds a transaction waits for another process's write lock
 _BUSY_POLL = 0.0002
@@ -67,6 +70,7 @@ class SQLiteDialect:
     name = "sqlite"
     serializes_writes = True  # BEGIN IMMEDIATE takes the database's one write lock
     migrations: tuple[str, ...] = SQLITE_MIGRATIONS
+    integrity_errors = (sqlite3.IntegrityError,)
 
     def connect(self, path: Path, *, read_only: bool) -> sqlite3.Connection:
         # SQLite gives the WAL, SHM and journal files the database file's
@@ -146,6 +150,9 @@ class SQLiteDialect:
 
     def close(self, conn: sqlite3.Connection) -> None:
         conn.close()
+
+    def lost(self, conn: sqlite3.Connection, error: BaseException) -> bool:
+        return False  # a file: nothing to lose a connection to
 
 
 SQLITE = SQLiteDialect()

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import NotFound as NoRoute
 from werkzeug.routing import WebsocketMismatch
 
+from .db import DatabaseUnavailable
 from .log_safety import request_for_log
 from .problems import Conflict, InvalidCredentials, InvalidInput, NotFound, Problem, WrongPassword
 from .redirects import safe_next
@@ -48,6 +49,10 @@ _HTTP_MESSAGES = {
     429: "Too many requests. Please wait a little before trying again.",
     500: "Something went wrong on our side. Nothing you sent was half-saved; please try again.",
 }
+
+
+DATABASE_UNAVAILABLE = ("The server cannot reach its database right now. Nothing you sent was saved; "
+                        "please try again in a few seconds.")
 
 
 class APIError(Exception):
@@ -179,6 +184,13 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(APIError)
     async def handle_api_error(error: APIError) -> Response:
         return await error_response(error.status, error.code, error.message, error.headers)
+
+    @app.errorhandler(DatabaseUnavailable)
+    async def handle_database_unavailable(error: DatabaseUnavailable) -> Response:
+        # Said once per failure, without the request's data; the transaction
+        # did not commit (db.py), so the client may simply try again.
+        log.warning("database unavailable on %s: %s", request_for_log(incoming()), error)
+        return await error_response(503, "database_unavailable", DATABASE_UNAVAILABLE, {"Retry-After": "5"})
 
     @app.errorhandler(Problem)
     async def handle_problem(error: Problem) -> Response:

@@ -30,14 +30,15 @@ from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
 from .live.protocol import max_message_chars
 from .config import ConfigError, load_settings
-from .data_dir import ensure_data_dir
+from .data_dir import ensure_data_dir, load_or_create_secret_key
+from .instance import check_database
 from .log_safety import LogSafeFormatter, escaped, log_safe_path, log_safe_text, redacted_query
 from .patches import apply_server_patches
 from .services import services
 
 log = logging.getLogger(__name__)
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "hypercorn.toml"
-_SECRET_ENV = re.compile(r"secret|key|token|pass|redis_url|dsn|auth|credential", re.IGNORECASE)
+_SECRET_ENV = re.compile(r"secret|key|token|pass|redis_url|database_url|dsn|auth|credential", re.IGNORECASE)
 HYPERCORN_LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"  # Hypercorn's own
 HYPERCORN_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 _SECRET_HEADERS = ("{authorization}i", "{proxy-authorization}i", "{cookie}i", "{set-cookie}o")
@@ -328,8 +329,12 @@ def run(config: Config) -> int:
     _configure_logging()
     sockets = listen(config)
     # Here, before any worker starts, so that tightening an old data dir is
-    # said once (each worker's create_app then finds nothing left to do).
-    ensure_data_dir(load_settings().data_dir)
+    # said once (each worker's create_app then finds nothing left to do),
+    # and a database this host cannot use, or whose other hosts have another
+    # secret key, stops it with one line before it listens to anyone.
+    settings = load_settings()
+    ensure_data_dir(settings.data_dir)
+    asyncio.run(check_database(settings, settings.secret_key or load_or_create_secret_key(settings.data_dir)))
     if config.workers <= 1:
         _worker(config, sockets)
         return 0

@@ -7,6 +7,7 @@ from argon2 import PasswordHasher
 import server.auth
 from server import create_app
 from server.api_schema import check_responses
+from tests.pg_server import pg_cluster, pg_server, postgres_url  # noqa: F401  (fixtures)
 from tests.redis_server import redis_server  # noqa: F401  (fixture)
 
 PASSWORD = "correct horse battery"
@@ -34,10 +35,27 @@ def slow_password_hasher(monkeypatch):
     monkeypatch.setattr(server.auth, "_dummy_hash", lambda: dummy_hash)
 
 
+ENGINES = ("sqlite", "postgresql")
+
+
 @pytest.fixture
-def settings(tmp_path):
+def engine() -> str:
+    """The SQL engine under the app: SQLite unless a test module (or a
+    folder's conftest: tests/models, tests/blueprints) asks for both with
+    `engine = both_engines`."""
+    return "sqlite"
+
+
+both_engines = pytest.fixture(params=ENGINES)(lambda request: request.param)
+
+
+@pytest.fixture
+def settings(tmp_path, engine, request):
     """Overrides for create_app; tests may change them before `app` is built."""
-    return {"DATA_DIR": str(tmp_path / "data")}
+    overrides = {"DATA_DIR": str(tmp_path / "data")}
+    if engine == "postgresql":
+        overrides["DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    return overrides
 
 
 @pytest.fixture

@@ -62,6 +62,35 @@ def database_bytes(data_dir: Path) -> bytes:
     return blob
 
 
+def table_names(conn) -> list[str]:
+    """The app's tables, on either engine (a plain function of a connection)."""
+    if conn.dialect.name == "sqlite":
+        return conn.column("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                           " ORDER BY name")
+    return conn.column("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+                       " ORDER BY table_name")
+
+
+def _every_value(conn) -> bytes:
+    blob = bytearray()
+    for table in table_names(conn):
+        for row in conn.all(f"SELECT * FROM {table}"):
+            for value in row:
+                blob += value if isinstance(value, bytes) else str(value).encode()
+                blob += b"\x00"
+    return bytes(blob)
+
+
+async def database_content(app, settings: dict) -> bytes:
+    """Every byte the database keeps for the app: SQLite's files as they are
+    on disk (WAL and journal too), or every value of every PostgreSQL table."""
+    from server.services import services
+
+    if "DATABASE_URL" not in settings:
+        return database_bytes(settings["DATA_DIR"])
+    return await services(app).db.read(_every_value)
+
+
 def stored_files(data_dir: Path) -> list[str]:
     return sorted(p.name for p in (Path(data_dir) / "files").iterdir())
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.conftest import PASSWORD, make_token, register
-from tests.helpers import BROWSER_ACCEPT, COOKIE_NAME, cookie_value, database_bytes, session_key_of_cookie
+from tests.helpers import BROWSER_ACCEPT, COOKIE_NAME, cookie_value, database_content, session_key_of_cookie
 from server.services import services
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
@@ -404,7 +404,7 @@ async def test_the_database_holds_no_plaintext_secrets(app, settings, alice):
                                 b"filename=\"a.txt\"\r\n\r\nhello\r\n--b--\r\n",
                                 headers={"Content-Type": "multipart/form-data; boundary=b"})
     share_token = (await response.get_json())["token"]
-    raw = database_bytes(settings["DATA_DIR"])
+    raw = await database_content(app, settings)
     assert raw, "the database files were not found"
     for secret in (token, session_key, share_token):
         assert len(secret) >= 22

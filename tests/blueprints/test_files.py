@@ -9,7 +9,7 @@ import pytest
 
 from tests.blueprints.test_account import error_of
 from tests.conftest import make_token, register
-from tests.helpers import BROWSER_ACCEPT, database_bytes, multipart, stored_files, temp_files
+from tests.helpers import BROWSER_ACCEPT, database_content, multipart, stored_files, table_names, temp_files
 from server.services import services
 
 JSON = {"Accept": "application/json"}
@@ -26,10 +26,8 @@ async def dump(app) -> list[str]:
     """The whole database as SQL, to prove a request changed nothing."""
     def read_all(conn) -> list[str]:
         lines = []
-        tables = conn.column(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        for table in tables:
-            lines += [f"{table}: {tuple(row)}" for row in conn.all(f"SELECT * FROM {table} ORDER BY id")]
+        for table in table_names(conn):
+            lines += [f"{table}: {tuple(row)}" for row in conn.all(f"SELECT * FROM {table} ORDER BY 1")]
         return lines
 
     return await services(app).db.read(read_all)
@@ -222,9 +220,9 @@ async def test_the_file_cap_never_ends_a_link(file_cap_settings, alice, settings
     assert len(stored_files(settings["DATA_DIR"])) == 3
 
 
-async def test_share_tokens_are_stored_hashed(alice, settings):
+async def test_share_tokens_are_stored_hashed(app, alice, settings):
     body = await share(alice)
-    assert body["token"].encode() not in database_bytes(settings["DATA_DIR"])
+    assert body["token"].encode() not in await database_content(app, settings)
 
 
 async def test_a_file_whose_disk_copy_vanished_is_404_not_500(app, alice, settings):

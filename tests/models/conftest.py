@@ -7,11 +7,19 @@ import pytest
 
 from server.db import Database
 from server.models import users as users_model
+from tests.conftest import both_engines
+
+engine = both_engines  # every model test runs on SQLite and on PostgreSQL
 
 
 @pytest.fixture
-async def db(tmp_path):
-    database = Database(tmp_path / "cloudbuffer.sqlite3")
+async def db(tmp_path, engine, request):
+    if engine == "postgresql":
+        from server.pg_dialect import POSTGRES
+
+        database = Database(request.getfixturevalue("postgres_url"), POSTGRES)
+    else:
+        database = Database(tmp_path / "cloudbuffer.sqlite3")
     await database.open()
     yield database
     await database.close()

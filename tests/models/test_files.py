@@ -74,7 +74,7 @@ async def test_a_reusable_share_is_the_live_one_with_a_nonce_and_most_time_left(
         files_model.insert_share(conn, user.id, stored.id, "short", b"n1", 500.0)
         longest = files_model.insert_share(conn, user.id, stored.id, "long", b"n2", 900.0)
         conn.run("INSERT INTO shares (user_id, file_id, token_hash, created_at, expires_at)"
-                 " VALUES (?, ?, x'00', 0, 2000)", (user.id, stored.id))  # from before migration 2
+                 " VALUES (?, ?, ?, 0, 2000)", (user.id, stored.id, b"\x00"))  # from before migration 2
         return longest
 
     longest = await db.write(add_shares)

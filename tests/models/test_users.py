@@ -1,7 +1,8 @@
 """users: case-insensitive names, the seq counter, cascading deletes."""
 from __future__ import annotations
 
-import sqlite3
+import asyncio
+import threading
 
 import pytest
 
@@ -9,7 +10,9 @@ from server.models import files as files_model
 from server.models import items as items_model
 from server.models import sessions as sessions_model
 from server.models import users as users_model
+from server.db import Database
 from server.models.schema import SQLITE_MIGRATIONS
+from server.models.schema_postgres import POSTGRES_MIGRATIONS
 from tests.models.conftest import add_user, count_rows
 
 
@@ -63,10 +66,52 @@ async def test_a_failed_transaction_rolls_back_the_seq(db):
     assert await db.read(users_model.select_user_seq, user.id) == 0
 
 
-async def test_lock_user_is_nothing_more_under_sqlites_one_write_lock(db):
+async def test_lock_user_is_nothing_more_under_sqlites_one_write_lock(db, engine):
+    if engine != "sqlite":
+        return  # PostgreSQL: test_lock_user_holds_the_row_against_another_host below
     user = await add_user(db)
     assert db.dialect.serializes_writes
     assert await db.write(users_model.lock_user, user.id) is None
+
+
+def _waiting_for_a_lock(conn) -> int:
+    return conn.value("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+
+
+async def test_lock_user_holds_the_row_against_another_host(postgres_url):
+    """Two Database objects are two hosts: while one holds the user's row,
+    the other's transaction on that user waits for it, then sees its commit."""
+    from server.pg_dialect import POSTGRES
+
+    host_a, host_b = Database(postgres_url, POSTGRES), Database(postgres_url, POSTGRES)
+    await host_a.open()
+    await host_b.open()
+    try:
+        user = await add_user(host_a)
+        locked, release = threading.Event(), threading.Event()
+
+        def hold(conn):
+            users_model.lock_user(conn, user.id)
+            locked.set()
+            release.wait(30)
+            return users_model.increment_user_seq(conn, user.id)
+
+        def check_then_bump(conn):
+            users_model.lock_user(conn, user.id)
+            return users_model.select_user_seq(conn, user.id), users_model.increment_user_seq(conn, user.id)
+
+        holding = asyncio.create_task(host_a.write(hold))
+        await asyncio.to_thread(locked.wait, 30)
+        waiting = asyncio.create_task(host_b.write(check_then_bump))
+        while await host_a.read(_waiting_for_a_lock) == 0:
+            await asyncio.sleep(0.01)
+        assert not waiting.done()
+        release.set()
+        assert await holding == 1
+        assert await waiting == (1, 2)  # it read the seq only after the other's commit
+    finally:
+        await host_a.close()
+        await host_b.close()
 
 
 async def test_deleting_a_user_deletes_everything_they_own(db):
@@ -90,10 +135,10 @@ async def test_deleting_a_user_deletes_everything_they_own(db):
 
 async def test_schema_enforces_item_kinds(db):
     user = await add_user(db)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(db.dialect.integrity_errors):
         await db.write(items_model.insert_item, user.id, kind="text", size=0, device_name="x", created_at=1,
                        expires_at=2)  # a text item without text
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(db.dialect.integrity_errors):
         await db.write(items_model.insert_item, user.id, kind="image", text="x", size=1, device_name="x",
                        created_at=1, expires_at=2)
     assert await db.read(count_rows, "items") == 0
@@ -104,17 +149,36 @@ def _pragmas(conn) -> tuple:
     return tuple(conn.value(f"PRAGMA {name}") for name in ("journal_mode", "foreign_keys", "busy_timeout"))
 
 
-async def test_database_settings(db):
-    journal_mode, foreign_keys, busy_timeout = await db.read(_pragmas)
-    assert journal_mode == "wal" and foreign_keys == 1 and busy_timeout >= 5000
+def _read_only(conn) -> str:
+    return conn.value("SHOW transaction_read_only")
+
+
+async def test_database_settings(db, engine):
+    if engine == "sqlite":
+        journal_mode, foreign_keys, busy_timeout = await db.read(_pragmas)
+        assert journal_mode == "wal" and foreign_keys == 1 and busy_timeout >= 5000
+    else:
+        assert await db.read(_read_only) == "on" and await db.write(_read_only) == "off"
     assert await db.ping()
 
 
 async def test_migrations_run_once(tmp_path):
-    from server.db import Database
-
     for _ in range(2):  # reopening an up-to-date database changes nothing
         database = Database(tmp_path / "db.sqlite3")
         await database.open()
         assert await database.read(lambda conn: conn.value("PRAGMA user_version")) == len(SQLITE_MIGRATIONS)
         await database.close()
+
+
+async def test_postgres_migrations_match_sqlites_and_hosts_starting_together_run_them_once(postgres_url):
+    from server.pg_dialect import POSTGRES
+
+    # One PostgreSQL migration for each of SQLite's: a version number means one schema on both.
+    assert len(POSTGRES_MIGRATIONS) == len(SQLITE_MIGRATIONS)
+    hosts = [Database(postgres_url, POSTGRES) for _ in range(3)]
+    await asyncio.gather(*(host.open() for host in hosts))  # the advisory lock puts them in a row
+    for host in hosts:
+        assert await host.read(lambda conn: conn.value("SELECT version FROM cloudbuffer_schema")) \
+            == len(POSTGRES_MIGRATIONS)
+        assert await host.read(lambda conn: conn.value("SELECT COUNT(*) FROM cloudbuffer_schema")) == 1
+        await host.close()
