@@ -25,7 +25,7 @@ What differs from SQLite, all of it here:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import psycopg
 from psycopg import pq

@@ -51,6 +51,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 class PostgresServer:
     def __init__(self) -> None:
         self.bin_dir = find_pg_bin_dir()
@@ -91,8 +99,11 @@ class PostgresServer:
                 self._as_user + [
                     os.path.join(self.bin_dir, "postgres"), "-D", self.data_dir, "-p", str(self.port),
                     "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self._dir}",
-                    # A test cluster: durability is not what is tested, speed is wanted.
-                    "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                    # Nothing is flushed to the disk (the page cache outlives a killed
+                    # server, not a machine crash), but each commit is written
+                    # out before it returns, so killing the server loses no
+                    # commit, as with a production one.
+                    "-c", "fsync=off", "-c", "full_page_writes=off",
                     "-c", "max_connections=300", "-c", "shared_buffers=32MB"],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self._dir,
                 start_new_session=True,
@@ -149,12 +160,18 @@ class PostgresServer:
         if process is None or process.poll() is not None:
             return
         os.kill(process.pid, signal.SIGSTOP)  # no new backends while the list is taken
-        for pid in self._children(process.pid) + [process.pid]:
+        children = self._children(process.pid)
+        for pid in children + [process.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         process.wait()
+        # A new postmaster refuses to start while a backend of the old one is
+        # still attached to its shared memory: wait until each has exited.
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def stop(self) -> None:
         process, self._process = self._process, None

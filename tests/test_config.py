@@ -16,6 +16,7 @@ BAD_VALUES = {
     "_non_negative_int": ["-1", "many", "2.5"],
     "_url": ["buffer.example.com", "ftp://buffer.example.com", "https://", "/relative"],
     "_redis_url": ["http://127.0.0.1:6379", "127.0.0.1:6379"],
+    "_database_url": ["sqlite:///x.db", "mysql://db/x", "127.0.0.1:5432"],
     "_origins": ["evil.example", "https://ok.example, not-a-url"],
     "_bool": ["maybe", "2", "yess"],
     "_secret": ["short", " " * 40, "x" * 31],
