@@ -130,6 +130,9 @@ class PostgresServer:
         except psycopg.OperationalError:
             return False
 
+    def version(self) -> str:
+        return os.path.basename(os.path.dirname(self.bin_dir))
+
     def create_database(self) -> str:
         """A fresh, empty database; returns its URL."""
         import psycopg
