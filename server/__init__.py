@@ -23,7 +23,7 @@ from .principal_cache import PrincipalCache
 from .api_schema import init_openapi
 from .ratelimits import init_rate_limits
 from .reveal_once import init_reveal_once
-from .storage import Storage
+from .storage import storage_for
 from .services import EXTENSION, Services, services
 from .sweeper import run_sweeper
 from .patches import apply_app_patches
@@ -65,7 +65,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     registry = app.extensions[EXTENSION] = Services(
         settings=settings,
         db=database_for(settings),
-        storage=Storage(settings.data_dir, settings.min_free_bytes, settings.upload_nice),
+        storage=storage_for(settings),
         broker=broker,
         presence=create_presence(settings.redis_url),
         bodies_in_flight=BodiesInFlight(settings.uploads_in_flight),
@@ -97,6 +97,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     async def startup() -> None:
         await registry.db.open()
         await check_same_secret_key(registry.db, app.secret_key)
+        await registry.storage.start()
         await registry.broker.start()
         await warm_up_password_checks()
         registry.background_tasks.append(asyncio.create_task(
@@ -114,7 +115,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         await registry.broker.stop()
         await registry.presence.close()
         await registry.db.close()
-        registry.storage.close()
+        await registry.storage.stop()
 
     return app
 

@@ -116,7 +116,7 @@ def cmd_user_del(args: argparse.Namespace) -> int:
     from .models import files as files_model
     from .models import sessions as sessions_model
     from .models import users as users_model
-    from .storage import Storage
+    from .storage import storage_for
 
     def remove(conn, user_id: int) -> list[str]:
         names = files_model.select_user_stored_names(conn, user_id)  # the rows cascade, the files are unlinked after
@@ -130,7 +130,12 @@ def cmd_user_del(args: argparse.Namespace) -> int:
         devices = [f"s{session.id}" for session in await db.read(sessions_model.select_sessions, user.id)]
         devices += [f"t{token.id}" for token in await db.read(sessions_model.select_api_tokens, user.id)]
         names = await db.write(remove, user.id)
-        await Storage(settings.data_dir).remove(names)
+        storage = storage_for(settings)
+        await storage.start()
+        try:
+            await storage.remove(names)
+        finally:
+            await storage.stop()
         # Running servers refuse its credentials at once and close its sockets.
         await _announce_revoked(settings, user.id, devices)
         return True

@@ -60,6 +60,20 @@ def _database_url(raw: str) -> str:
     return raw
 
 
+def _storage_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError("must be an s3://bucket/prefix URL (leave it unset for the files dir in DATA_DIR)")
+    return raw
+
+
+def _endpoint(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL such as https://s3.example.com:9000")
+    return raw.rstrip("/")
+
+
 def _patch_names(raw: str) -> tuple[str, ...]:
     from .patches import NAMES  # here: the patches import this module
 
@@ -141,6 +155,8 @@ class Settings:
                                       "An https URL also turns on Secure cookies and Strict-Transport-Security.")
     redis_url: str | None = _setting(None, _redis_url, "Redis URL for live sync across workers and hosts; unset means in-process only (one worker).")
     database_url: str | None = _setting(None, _database_url, "PostgreSQL URL (postgresql://user:password@host:5432/db) for the data, shared by every host; unset means the SQLite file in DATA_DIR (one host). See docs/operations.md, Scale out.")
+    storage_url: str | None = _setting(None, _storage_url, "Object storage for the files, shared by every host: s3://bucket/prefix in any S3-compatible store (credentials from the standard AWS_* variables; a missing bucket is created at start-up when they allow it). Unset means the files dir in DATA_DIR.")
+    s3_endpoint: str | None = _setting(None, _endpoint, "Endpoint URL of the S3-compatible store (e.g. http://minio:9000); unset means AWS's own for AWS_REGION.")
     allowed_origins: tuple[str, ...] = _setting((), _origins, "Extra origins (comma-separated) allowed to use cookie sessions and the WebSocket.")
     ws_max_per_user: int = _setting(20, _positive_int, "Live sockets one user may hold open, counted across all workers and hosts (with Redis, through presence); the next is closed with 1013.")
     ws_compression: bool = _setting(False, _bool, "Accept permessage-deflate on live sockets when a client offers it (browsers do). Off by default: each compressed socket keeps zlib state, about 130 KiB more per idle socket (docs/benchmarks.md), for messages that are small JSON.")

@@ -63,9 +63,14 @@ async def file_response(stored: StoredFile, *, data_type: str | None = None, dis
                         csp: str | None = None) -> Response:
     """The file with DOWNLOAD_HEADERS. Only the share page's PDF frame asks
     for `disposition="inline"` and its own `csp` (server/previews.py)."""
-    path = services().storage.path_of(stored.stored_name)
+    storage = services().storage
     try:
-        response = await send_file(path, mimetype=served_mime(stored.mime), conditional=False)
+        if storage.local:
+            response = await send_file(storage.path_of(stored.stored_name), mimetype=served_mime(stored.mime),
+                                       conditional=False)
+        else:
+            response = await storage.object_response(stored.stored_name, stored.size, served_mime(stored.mime),
+                                                     stored.created_at)
     except FileNotFoundError:
         # The row outlived its file (a sweep in between): same answer as expiry.
         raise APIError(404, "not_found", "That file is gone. It may have expired.") from None

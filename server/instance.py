@@ -35,8 +35,12 @@ async def check_same_secret_key(db: Database, secret_key: str) -> None:
 
 async def check_database(settings, secret_key: str) -> None:
     """Before any worker starts (serving.run): the database is reachable,
-    migrated, and shares this host's key. Each failure is one ConfigError
-    naming what to fix."""
+    migrated, and shares this host's key, and the file storage is usable
+    (its bucket made if missing). Each failure is one ConfigError naming
+    what to fix."""
+    from .object_storage import StorageStartError
+    from .storage import storage_for
+
     db = database_for(settings)
     try:
         await db.open()
@@ -45,3 +49,10 @@ async def check_database(settings, secret_key: str) -> None:
         raise ConfigError(f"cannot use the database (CLOUDBUFFER_DATABASE_URL): {error}") from None
     finally:
         await db.close()
+    storage = storage_for(settings)
+    try:
+        await storage.start()
+    except StorageStartError as error:
+        raise ConfigError(f"cannot use the file storage (CLOUDBUFFER_STORAGE_URL): {error}") from None
+    finally:
+        await storage.stop()

@@ -4,6 +4,14 @@ An upload goes to DATA_DIR/tmp/<pid>-<random>.part, is fsynced and renamed into
 DATA_DIR/files/<random> — only then may the caller commit the DB row. A refused
 or broken upload removes its temp file; the pid in the name lets the sweeper
 remove the leftovers of a process that was killed mid-upload.
+
+Storage (this files dir) is one of two backends behind one interface; the
+other is object_storage.S3Storage (CLOUDBUFFER_STORAGE_URL=s3://…), and
+`storage_for(settings)` picks. Both have: `new_upload(limit, too_large)`
+(an upload to `async with`, `write`, `commit` → stored name), `remove`,
+`check_free`, `text_preview`, `start`/`stop`, and for the sweeper `scan`
+and `sweep_temporaries`. `local` tells downloads.py whether to send a path
+(`path_of`) or the object store's streamed answer (`object_response`).
 """
 from __future__ import annotations
 
@@ -172,6 +180,16 @@ async def iter_body(body: AsyncIterable[bytes], idle_seconds: float,
             pending.cancel()
 
 
+class StorageUnavailable(APIError):
+    """The object store cannot be reached or refused (object_storage.py): a
+    503, nothing was stored, the client may try again."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(503, "storage_unavailable",
+                         f"The server cannot reach its file storage right now ({action}). Nothing was stored; "
+                         "please try again in a few seconds.", {"Retry-After": "5"})
+
+
 def disk_full_error() -> APIError:
     return APIError(507, "insufficient_storage",
                     "The server is running low on disk space and is not accepting uploads right now. "
@@ -190,7 +208,67 @@ def _open_private(path: Path):
     return os.fdopen(create_private_file(path), "wb")
 
 
+def storage_for(settings):
+    """The file storage the settings name: the object store of STORAGE_URL,
+    or by default the files dir in DATA_DIR."""
+    if settings.storage_url:
+        from .object_storage import S3Storage  # aiobotocore is imported only by servers that use it
+
+        return S3Storage(settings.storage_url, settings.s3_endpoint, settings.data_dir, settings.min_free_bytes)
+    return Storage(settings.data_dir, settings.min_free_bytes, settings.upload_nice)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale_temp_files(tmp_dir: Path, idle_seconds: float, now: float) -> list[Path]:
+    """Temp files of a dead process, or idle far longer than any live upload."""
+    stale = []
+    for path in tmp_dir.glob("*.part"):
+        pid_text = path.name.split("-", 1)[0]
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        dead = pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+        if dead or now - mtime > 2 * idle_seconds:
+            stale.append(path)
+    return stale
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _scan_files(files_dir: Path, now: float, grace_seconds: float) -> tuple[set[str], list[str]]:
+    """Every stored file's name, and those old enough to judge as orphans."""
+    names: set[str] = set()
+    old = []
+    for entry in os.scandir(files_dir):
+        try:
+            if entry.is_file():
+                names.add(entry.name)
+                if now - entry.stat().st_mtime > grace_seconds:
+                    old.append(entry.name)
+        except FileNotFoundError:
+            continue
+    return names, old
+
+
 class Storage:
+    local = True
+
     def __init__(self, data_dir: Path, min_free_bytes: int = 0, upload_nice: int = 0) -> None:
         self.files_dir = data_dir / "files"
         self.tmp_dir = data_dir / "tmp"
@@ -211,6 +289,26 @@ class Storage:
                 BULK_THREADS, thread_name_prefix="cloudbuffer-upload",
                 initializer=_lower_thread_priority, initargs=(self.upload_nice,))
         return await asyncio.get_running_loop().run_in_executor(self._bulk, function, *args)
+
+    async def start(self) -> None:
+        pass  # the dirs exist (data_dir.ensure_data_dir)
+
+    async def stop(self) -> None:
+        self.close()
+
+    async def text_preview(self, stored_name: str, limit: int) -> tuple[str, bool] | None:
+        from .previews import text_preview
+
+        return await text_preview(self.path_of(stored_name), limit)
+
+    async def scan(self, now: float, grace_seconds: float) -> tuple[set[str], list[str]]:
+        return await asyncio.to_thread(_scan_files, self.files_dir, now, grace_seconds)
+
+    async def sweep_temporaries(self, idle_seconds: float, now: float) -> int:
+        """Remove the temp files of dead processes and of long-idle uploads."""
+        stale = await asyncio.to_thread(_stale_temp_files, self.tmp_dir, idle_seconds, now)
+        await asyncio.to_thread(_unlink_all, stale)
+        return len(stale)
 
     def close(self) -> None:
         """Let the upload threads end once their work is done (after serving)."""

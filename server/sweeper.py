@@ -7,67 +7,19 @@ the sweeper only reclaims space; being late never exposes anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import time
-from pathlib import Path
 
-from .db import Database
+from .db import Database, DatabaseUnavailable
 from .models import files as files_model
-from .storage import Storage
+from .models import instance as instance_model
+from .storage import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 ORPHAN_GRACE_SECONDS = 600  # a file renamed into place whose row is still being committed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stale_temp_files(tmp_dir: Path, idle_seconds: float, now: float) -> list[Path]:
-    """Temp files of a dead process, or idle far longer than any live upload."""
-    stale = []
-    for path in tmp_dir.glob("*.part"):
-        pid_text = path.name.split("-", 1)[0]
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        dead = pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
-        if dead or now - mtime > 2 * idle_seconds:
-            stale.append(path)
-    return stale
-
-
-def _unlink_all(paths: list[Path]) -> None:
-    for path in paths:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def _scan_files(files_dir: Path, now: float) -> tuple[set[str], list[str]]:
-    """Every stored file's name, and those old enough to judge as orphans."""
-    names: set[str] = set()
-    old = []
-    for entry in os.scandir(files_dir):
-        try:
-            if entry.is_file():
-                names.add(entry.name)
-                if now - entry.stat().st_mtime > ORPHAN_GRACE_SECONDS:
-                    old.append(entry.name)
-        except FileNotFoundError:
-            continue
-    return names, old
 
 
 async def _delete_rows_without_files(db: Database, present: set[str], now: float) -> int:
@@ -93,8 +45,8 @@ async def _delete_rows_without_files(db: Database, present: set[str], now: float
     return len(missing)
 
 
-async def sweep_once(db: Database, storage: Storage, idle_seconds: float) -> dict[str, int]:
-    now = time.time()
+async def sweep_once(db: Database, storage: Storage, idle_seconds: float, now: float | None = None) -> dict[str, int]:
+    now = time.time() if now is None else now
     rows = files = 0
     while True:
         deleted, names = await db.write(files_model.delete_expired_batch, now, BATCH)
@@ -105,27 +57,45 @@ async def sweep_once(db: Database, storage: Storage, idle_seconds: float) -> dic
             break
         await asyncio.sleep(0)  # let requests at the write lock in between batches
 
-    stale = await asyncio.to_thread(_stale_temp_files, storage.tmp_dir, idle_seconds, now)
-    await asyncio.to_thread(_unlink_all, stale)
-
-    present, candidates = await asyncio.to_thread(_scan_files, storage.files_dir, now)
+    stale = await storage.sweep_temporaries(idle_seconds, now)
+    present, candidates = await storage.scan(now, ORPHAN_GRACE_SECONDS)
     known = await db.read(files_model.select_stored_names, candidates)
     orphans = [name for name in candidates if name not in known]
     await storage.remove(orphans)
     missing = await _delete_rows_without_files(db, present, now)
-    result = {"rows": rows, "files": files, "temp_files": len(stale), "orphans": len(orphans),
+    result = {"rows": rows, "files": files, "temp_files": stale, "orphans": len(orphans),
               "missing_files": missing}
     if any(result.values()):
         log.info("sweep: %s", result)
     return result
 
 
+@contextlib.asynccontextmanager
+async def _sweepers_turn(db: Database):
+    """Whether this process sweeps now: always on a SQLite file (one host);
+    on a database that hosts share, only the one holding its advisory lock,
+    which PostgreSQL frees by itself if that host dies."""
+    if not db.shared:
+        yield True
+        return
+    mine = await db.write(instance_model.try_lock, instance_model.SWEEPER_LOCK)
+    try:
+        yield mine
+    finally:
+        if mine:
+            await db.write(instance_model.unlock, instance_model.SWEEPER_LOCK)
+
+
 async def run_sweeper(db: Database, storage: Storage, interval: float, idle_seconds: float) -> None:
     while True:
         try:
-            await sweep_once(db, storage, idle_seconds)
+            async with _sweepers_turn(db) as mine:
+                if mine:
+                    await sweep_once(db, storage, idle_seconds)
         except asyncio.CancelledError:
             raise
+        except (DatabaseUnavailable, StorageUnavailable) as error:
+            log.warning("sweep skipped, retrying at the next interval: %s", error)
         except Exception:
             log.exception("sweep failed; retrying at the next interval")
         await asyncio.sleep(interval)

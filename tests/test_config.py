@@ -16,6 +16,8 @@ BAD_VALUES = {
     "_non_negative_int": ["-1", "many", "2.5"],
     "_url": ["buffer.example.com", "ftp://buffer.example.com", "https://", "/relative"],
     "_redis_url": ["http://127.0.0.1:6379", "127.0.0.1:6379"],
+    "_storage_url": ["file:///srv/files", "s3:///no-bucket", "bucket/prefix"],
+    "_endpoint": ["minio:9000", "ftp://minio"],
     "_database_url": ["sqlite:///x.db", "mysql://db/x", "127.0.0.1:5432"],
     "_origins": ["evil.example", "https://ok.example, not-a-url"],
     "_bool": ["maybe", "2", "yess"],

@@ -19,7 +19,7 @@ from ..inflight import receives_body
 from ..pages import or_page
 from ..models import files as files_model
 from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
-from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
+from ..previews import PDF_PREVIEW_CSP, TEXT_PREVIEW_BYTES, preview_kind
 from ..storage import served_mime
 from ..uploads import receive_single_file
 from ..services import services
@@ -122,7 +122,7 @@ async def _landing_page(share, base: str) -> Response:
     kind = preview_kind(mime)
     text = None
     if kind == "text":
-        text = await text_preview(services().storage.path_of(stored.stored_name))
+        text = await services().storage.text_preview(stored.stored_name, TEXT_PREVIEW_BYTES)
         if text is None:
             raise APIError(404, "not_found", "That file is gone. It may have expired.")
     page = await render_template("file/shared.html", share=share, file=stored, mime=mime, kind=kind, text=text,

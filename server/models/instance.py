@@ -18,3 +18,17 @@ def claim_value(conn: Connection, name: str, value: str) -> str:
     conn.run("INSERT INTO cloudbuffer_instance (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
              (name, value))
     return conn.value("SELECT value FROM cloudbuffer_instance WHERE name = ?", (name,))
+
+
+SWEEPER_LOCK = 0x636C6F7564737770  # any constant: the advisory lock only one host's sweeper holds
+
+
+def try_lock(conn: Connection, key: int) -> bool:
+    """Take a session-level advisory lock if it is free: held by this
+    connection until unlock() or until the connection ends (a dead host's
+    lock goes with it)."""
+    return bool(conn.value("SELECT pg_try_advisory_lock(?)", (key,)))
+
+
+def unlock(conn: Connection, key: int) -> None:
+    conn.value("SELECT pg_advisory_unlock(?)", (key,))
