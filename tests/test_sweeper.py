@@ -176,3 +176,33 @@ async def test_the_app_sweeps_at_start_up(tmp_path):
                 break
             await asyncio.sleep(0.02)
         assert os.listdir(data_dir / "files") == []
+
+
+async def test_only_one_host_sweeps_a_shared_database_at_a_time(postgres_url):
+    from server.pg_dialect import POSTGRES
+
+    host_a, host_b = Database(postgres_url, POSTGRES), Database(postgres_url, POSTGRES)
+    await host_a.open()
+    await host_b.open()
+    try:
+        async with sweeper._sweepers_turn(host_a) as a_sweeps:
+            async with sweeper._sweepers_turn(host_b) as b_sweeps:
+                assert a_sweeps and not b_sweeps
+        async with sweeper._sweepers_turn(host_b) as b_sweeps:  # A's turn has ended
+            assert b_sweeps
+        # A host that dies holding the lock frees it with its connection.
+        async with sweeper._sweepers_turn(host_a) as a_sweeps:
+            assert a_sweeps
+            await host_a.close()
+            async with sweeper._sweepers_turn(host_b) as b_sweeps:
+                assert b_sweeps
+            await host_a.open()
+    finally:
+        await host_a.close()
+        await host_b.close()
+
+
+async def test_a_sqlite_file_is_always_this_hosts_to_sweep(env):
+    db, _, _ = env
+    async with sweeper._sweepers_turn(db) as mine:
+        assert mine
