@@ -91,7 +91,8 @@ def test_the_list_is_what_the_ci_and_the_readme_rely_on():
     text = SCRIPT.read_text()
     packages = text.split("PACKAGES='", 1)[1].split("'\n", 1)[0]
     names = [line.split()[0] for line in packages.splitlines() if line.strip()]
-    assert names == ["redis-server", "chromium", "curl", "make", "python3-venv", "npm", "caddy", "xvfb", "xclip"]
+    assert names == ["redis-server", "chromium", "curl", "make", "python3-venv", "npm", "caddy", "xvfb", "xclip",
+                     "postgresql"]
     ci = (REPO / ".ci" / "run").read_text()
     assert "tools/setup-test-deps" in ci and "apt-get" not in ci
     assert "\t@tools/setup-test-deps" in (REPO / "Makefile").read_text()
