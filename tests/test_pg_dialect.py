@@ -179,3 +179,38 @@ def test_an_unreachable_database_stops_the_server_with_one_line(tmp_path):
     assert refused.returncode != 0
     assert refused.stderr.startswith("error: cannot use the database (CLOUDBUFFER_DATABASE_URL)")
     assert "hunter2" not in refused.stderr and "Traceback" not in refused.stderr
+
+
+async def test_a_socket_across_an_outage_is_told_and_stays(live_server_factory, pg_server):  # noqa: F811
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    server = live_server_factory(env={"CLOUDBUFFER_DATABASE_URL": pg_server.create_database()})
+    token = await asyncio.to_thread(new_user, server, "alice")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def reply_of(ws, kinds: tuple[str, ...]) -> dict:
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if message["type"] in kinds:
+                return message
+
+    ws = await connect(server.ws_url + "/ws", additional_headers=headers, open_timeout=10, close_timeout=1)
+    try:
+        await reply_of(ws, ("buffer",))
+        pg_server.kill()
+        await ws.send(json.dumps({"type": "set", "id": 1, "text": "while down"}))
+        refused = await reply_of(ws, ("error", "ack"))
+        assert refused["type"] == "error" and refused["code"] == "database_unavailable"
+        with pytest.raises(InvalidStatus) as handshake:
+            await connect(server.ws_url + "/ws", additional_headers=headers, open_timeout=10)
+        assert handshake.value.response.status_code == 503
+        pg_server.start()
+        await ws.send(json.dumps({"type": "set", "id": 2, "text": "back"}))
+        assert (await reply_of(ws, ("error", "ack"))) == {"type": "ack", "id": 2, "seq": 1}
+    finally:
+        await ws.close()
+    assert "Traceback" not in server.log_text()

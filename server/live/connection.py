@@ -35,7 +35,8 @@ from ..asgi_socket import ASGISocket, Disconnected
 from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials, public,
                     principal_still_valid, session_cookie_name)
 from ..broker import RESYNC
-from ..errors import APIError, RateLimited, internal_error
+from ..db import DatabaseUnavailable
+from ..errors import DATABASE_UNAVAILABLE, APIError, RateLimited, internal_error
 from . import protocol
 from .keepalive import KeepAlive
 from .protocol import (CLOSE_INTERNAL_ERROR, CLOSE_POLICY, CLOSE_REVOKED, CLOSE_TRY_AGAIN, SNAPSHOT, ClientState,
@@ -103,6 +104,9 @@ class LiveConnection(ClientState):
         except APIError as error:
             raise Refused(error.code, error.message,
                           error.retry_after if isinstance(error, RateLimited) else None) from None
+        except DatabaseUnavailable:
+            # The socket stays: the client is told, as an HTTP post would be (503).
+            raise Refused("database_unavailable", DATABASE_UNAVAILABLE, 5) from None
 
 
 REFUSAL = "cloudbuffer.refusal"  # the scope key that hands a refused handshake's error to Quart
