@@ -33,7 +33,9 @@ from ..errors import APIError
 from ..inflight import receives_body
 from ..pages import or_page
 from ..storage import guess_mime, sanitize_filename
-from ..uploads import receive_form
+from ..uploads import receive_form, sealed_from_headers
+from .buffer import data_type_of_request, post_encrypted
+from .. import e2e
 from ..services import services
 
 blueprint = Blueprint("pwa", __name__)
@@ -366,7 +368,20 @@ async def _shared_page():
         # Without a worker there is nowhere to keep the share until the person
         # has logged in; the page tells them to share again.
         return redirect("/account/login?next=/&shared=lost", 303)
+    if (encrypted := await _post_if_encrypted(principal)) is not None:
+        return encrypted
     return redirect(f"/?shared={len(await _store_shared(principal))}", 303)
+
+
+async def _post_if_encrypted(principal):
+    """The app's worker posts a share to an encrypted account encrypted, as
+    /file/buffer takes it; a plaintext one (no worker) is refused before
+    its form is read: the share sheet's text must not reach the server."""
+    sealed = sealed_from_headers()
+    await services().db.read(e2e.check_write, principal.user_id, sealed)
+    if sealed is not None:
+        return await post_encrypted(principal, data_type_of_request(), sealed)
+    return None
 
 
 async def _store_shared(principal) -> list:
@@ -406,4 +421,6 @@ async def post_share_target():
     principal = await current_principal()
     if principal is None:
         raise APIError(401, "unauthorized", "Log in, then share again.")
+    if (encrypted := await _post_if_encrypted(principal)) is not None:
+        return encrypted
     return jsonify(items=[buffer.item_json(item) for item in await _store_shared(principal)]), 201
