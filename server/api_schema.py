@@ -418,14 +418,19 @@ class E2EDevice(Strict):
     attest: str
 
 
+class RecoveryState(RecoveryKey):
+    wraps: list["EpochWrap"] = Field(description="Each epoch's key wrapped to the recovery key (for a recovery).")
+
+
 class E2EState(Strict):
     """The account's key state as the calling device sees it."""
 
     enabled: bool
     device: str = Field(description="The caller as a recipient: session:<id> or token:<id>.")
+    user_id: int = Field(description="The account's id, which the item keys are bound to (docs/e2e.md).")
     epoch: int | None = None
     rotation_needed: bool | None = None
-    recovery: RecoveryKey | None = None
+    recovery: RecoveryState | None = None
     devices: list[E2EDevice] | None = None
     wraps: list[EpochWrap] | None = Field(None, description="The wrapped keys addressed to the caller.")
     epochs: list["EpochProof"] | None = Field(None, description="Each rotation's proof, epoch 2 onwards.")

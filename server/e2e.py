@@ -102,12 +102,17 @@ def _read_state(conn, user_id: int, device: str) -> dict[str, Any]:
     """The key state as one snapshot: epoch, devices and wraps agree."""
     account = e2e_model.select_account(conn, user_id)
     if account is None:
-        return {"enabled": False, "device": device}
+        return {"enabled": False, "device": device, "user_id": user_id}
     devices = e2e_model.select_devices(conn, user_id)
     wraps = e2e_model.select_wraps_for(conn, user_id, device)
+    # The recovery key's wraps go to every device: useless without the
+    # recovery key, and a device recovering has nothing else to unwrap.
+    recovery_wraps = e2e_model.select_wraps_for(conn, user_id, "recovery")
     return {
         "enabled": True, "epoch": account.epoch, "rotation_needed": account.rotation_needed, "device": device,
-        "recovery": {"public_key": account.recovery_public_key, "sealed_private_key": account.recovery_sealed_key},
+        "user_id": user_id,
+        "recovery": {"public_key": account.recovery_public_key, "sealed_private_key": account.recovery_sealed_key,
+                     "wraps": [{"epoch": wrap.epoch, "blob": wrap.blob} for wrap in recovery_wraps]},
         "devices": [{"device": d.device, "name": d.name, "public_key": d.public_key,
                      "attest": d.attest} for d in devices],
         "wraps": [{"epoch": wrap.epoch, "blob": wrap.blob} for wrap in wraps],

@@ -147,16 +147,19 @@ def shown_key(pairing: Pairing) -> str | None:
     return pairing.offer_payload if pairing.direction == "offer" else pairing.request_payload
 
 
-async def take_request(user_id: int, session_id: int, typed_code: str, payload: str) -> Pairing:
+async def take_request(user_id: int, device_kind: str, device_id: int, typed_code: str, payload: str) -> Pairing:
     """Flow B: the logged-in device takes the new device's request with its
-    own ephemeral key; it approves (with the wraps) or refuses next."""
+    own ephemeral key; it approves (with the wraps) or refuses next. A
+    terminal's API token may take one too: the new device then joins as an
+    API token only (blueprints/pairing.py, /pair/complete)."""
     code = normalize_code(typed_code)
     if code is None:
         raise invalid_code()
     check_public_key(payload, "payload")
     now = time.time()
+    session_id, token_id = (device_id, None) if device_kind == "session" else (None, device_id)
     pairing = await services().db.write(pairings_model.take_request, code_digest(code), user_id, session_id,
-                                         payload, now, now + PAIRING_SECONDS)
+                                        token_id, payload, now, now + PAIRING_SECONDS)
     if pairing is None:
         raise invalid_code()
     await publish(user_id, pairing_message(pairing))
@@ -177,16 +180,23 @@ async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple
     return secret, pairing
 
 
-def _write_decision(conn, user_id: int, pairing_id: int, approve: bool, payload: str | None,
+def _write_decision(conn, user_id: int, token_id: int | None, pairing_id: int, approve: bool, payload: str | None,
                     now: float) -> Pairing | None:
-    if pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
+    found = pairings_model.select_pairing(conn, user_id, pairing_id, now)
+    if found is None:
         raise no_such_pairing()
+    if token_id is not None and found.token_id != token_id:
+        # Else a token could approve a session's code, and the device that
+        # claimed it would become a browser session minted by a token.
+        raise APIError(403, "session_required", "An API token answers only the requests it took itself; "
+                                                "answer this one on a logged-in device.")
     return pairings_model.decide_pairing(conn, user_id, pairing_id, "approved" if approve else "refused",
                                          payload if approve else None, now)
 
 
-async def decide(user_id: int, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
-    pairing = await services().db.write(_write_decision, user_id, pairing_id, approve, payload, time.time())
+async def decide(user_id: int, token_id: int | None, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
+    """`token_id`: the deciding API token's, None for a session."""
+    pairing = await services().db.write(_write_decision, user_id, token_id, pairing_id, approve, payload, time.time())
     if pairing is None:
         raise APIError(409, "not_waiting", "No device is waiting on that code any more: it may have expired "
                                            "or been answered already.")

@@ -78,8 +78,11 @@ async def get_pairing(pairing_id: int):
 
 
 async def _decide(pairing_id: int, approve: bool, payload: str | None = None):
-    principal = await _require_session()
-    decided = await pairing.decide(principal.user_id, pairing_id, approve, payload or None)
+    # A token decides only what it could have taken: a request (flow B),
+    # whose device then joins as a token (post_join_complete).
+    principal = await require_principal()
+    token_id = principal.device_id if principal.device_kind == "token" else None
+    decided = await pairing.decide(principal.user_id, token_id, pairing_id, approve, payload or None)
     return jsonify(pairing.pairing_message(decided))
 
 
@@ -110,9 +113,12 @@ async def refuse_pairing(pairing_id: int):
 @accepts(schema.PairingTake)
 async def take_request(data: schema.PairingTake):
     """Flow B (docs/e2e.md): take the code a new device shows, with this
-    device's ephemeral key; approve or refuse it next."""
-    principal = await _require_session()
-    taken = await pairing.take_request(principal.user_id, principal.device_id, data.code, data.payload)
+    device's ephemeral key; approve or refuse it next. A terminal's API
+    token may, for a terminal joining: that device becomes an API token
+    too, never a browser session (see /pair/complete)."""
+    principal = await require_principal()
+    taken = await pairing.take_request(principal.user_id, principal.device_kind, principal.device_id, data.code,
+                                       data.payload)
     return jsonify(pairing.pairing_message(taken))
 
 
@@ -230,6 +236,10 @@ async def get_join_status():
 def _take_approved(conn, digest: bytes, now: float, token: str | None):
     """The approval taken and, for the CLI, its API token made, in one
     transaction: a token is never left without its pairing used up."""
+    found = pairings_model.select_pairing_by_claim(conn, digest, now)
+    if found is not None and found.status == "approved" and found.token_id is not None and token is None:
+        raise APIError(403, "session_required", "A terminal's API token approved this device, so it can join "
+                                                'as an API token only ({"as": "token"}), not as a logged-in browser.')
     taken = pairings_model.take_approved_pairing(conn, digest, now)
     if taken is None or token is None:
         return taken, None

@@ -21,10 +21,11 @@ class Pairing:
     expires_at: float
     direction: str = "offer"  # offer: the logged-in device shows the code; request: the new device does
     offer_payload: str | None = None  # the logged-in device's ephemeral public key
+    token_id: int | None = None  # a terminal's API token took the request (flow B) instead of a session
 
 
 _COLUMNS = ("id, user_id, session_id, status, device_name, request_payload, approval_payload,"
-            " created_at, expires_at, direction, offer_payload")
+            " created_at, expires_at, direction, offer_payload, token_id")
 
 
 def _pairing(row) -> Pairing | None:
@@ -71,14 +72,15 @@ def select_open_pairing_by_code(conn: Connection, code_digest: bytes, now: float
     ))
 
 
-def take_request(conn: Connection, code_digest: bytes, user_id: int, session_id: int, payload: str, now: float,
-                 expires_at: float) -> Pairing | None:
-    """A logged-in device takes a new device's open request, once."""
+def take_request(conn: Connection, code_digest: bytes, user_id: int, session_id: int | None, token_id: int | None,
+                 payload: str, now: float, expires_at: float) -> Pairing | None:
+    """A logged-in device (a session, or a terminal's API token) takes a new
+    device's open request, once."""
     return _pairing(conn.one(
-        "UPDATE pairings SET user_id = ?, session_id = ?, status = 'claimed', offer_payload = ?, expires_at = ?"
-        " WHERE code_digest = ? AND direction = 'request' AND status = 'open' AND expires_at > ?"
+        "UPDATE pairings SET user_id = ?, session_id = ?, token_id = ?, status = 'claimed', offer_payload = ?,"
+        " expires_at = ? WHERE code_digest = ? AND direction = 'request' AND status = 'open' AND expires_at > ?"
         f" RETURNING {_COLUMNS}",
-        (user_id, session_id, payload, expires_at, code_digest, now),
+        (user_id, session_id, token_id, payload, expires_at, code_digest, now),
     ))
 
 

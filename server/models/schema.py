@@ -169,6 +169,7 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         id               INTEGER PRIMARY KEY,
         user_id          INTEGER REFERENCES users(id) ON DELETE CASCADE,
         session_id       INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+        token_id         INTEGER REFERENCES api_tokens(id) ON DELETE CASCADE,
         direction        TEXT NOT NULL DEFAULT 'offer' CHECK (direction IN ('offer', 'request')),
         code_digest      BLOB NOT NULL UNIQUE,
         claim_digest     BLOB UNIQUE,
@@ -179,7 +180,9 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         approval_payload TEXT,
         created_at       REAL NOT NULL,
         expires_at       REAL NOT NULL,
+        CHECK (session_id IS NULL OR token_id IS NULL),
         CHECK (direction = 'request' OR (user_id IS NOT NULL AND session_id IS NOT NULL)),
+        CHECK (status = 'open' OR direction = 'offer' OR session_id IS NOT NULL OR token_id IS NOT NULL),
         CHECK (status = 'open' OR user_id IS NOT NULL)
     );
     CREATE INDEX pairings_user ON pairings(user_id);

@@ -38,8 +38,8 @@ async def state_of(client, **headers) -> dict:
 
 
 async def test_an_account_without_encryption_says_so_and_names_the_caller(client):
-    _, device = await register_user(client, "alice")
-    assert await state_of(client) == {"enabled": False, "device": device}
+    user_id, device = await register_user(client, "alice")
+    assert await state_of(client) == {"enabled": False, "device": device, "user_id": user_id}
     token = await make_token(client)
     token_state = await state_of(client, Authorization=f"Bearer {token}")
     assert token_state["enabled"] is False and token_state["device"].startswith("token:")

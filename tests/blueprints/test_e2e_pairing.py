@@ -163,15 +163,73 @@ async def test_each_flow_takes_only_its_own_codes(app, client):
                    404, "invalid_code")
 
 
-async def test_a_random_code_has_no_key_to_fetch_and_tokens_cannot_take_requests(app, client):
+async def test_a_random_code_has_no_key_to_fetch(app, client):
     await register_user(client, "alice")
     plain = await (await client.post("/account/pairings")).get_json()
     await error_of(await app.test_client().get(f"/pair/payload?code={plain['code']}"), 404, "invalid_code")
     await error_of(await app.test_client().get("/pair/payload?code=nonsense"), 404, "invalid_code")
-    token = await make_token(client)
-    await error_of(await app.test_client().post("/account/pairings/claim", json={
-        "code": "ABCDE-FGHJK", "payload": KeyPair().public_b64u}, headers={"Authorization": f"Bearer {token}"}),
-        403, "session_required")
+
+
+async def open_request(app, name: str = "laptop") -> tuple[KeyPair, dict, dict]:
+    shower = KeyPair()
+    request = await (await app.test_client().post("/pair/requests", json={"device_name": name,
+                                                                          "payload": shower.public_b64u})).get_json()
+    return shower, request, {"X-Pairing-Claim": request["claim"]}
+
+
+async def test_a_terminals_token_takes_a_request_and_its_device_joins_as_a_token_only(app, client):
+    """An enrolled terminal (an API token) approves a terminal joining (flow
+    B); the device it lets in is an API token, never a browser session, so a
+    token is no way to mint sessions."""
+    account, _ = await enabled(client)
+    bearer = {"Authorization": f"Bearer {await make_token(client)}"}
+    terminal = app.test_client()
+    shower, request, claim = await open_request(app)
+    taken = await terminal.post("/account/pairings/claim", headers=bearer,
+                                json={"code": request["code"], "payload": KeyPair().public_b64u})
+    assert taken.status_code == 200, await taken.get_data(as_text=True)
+    pairing = await taken.get_json()
+    approved = await terminal.post(f"/account/pairings/{pairing['id']}/approve", headers=bearer,
+                                   json={"payload": wraps_for(account, shower)})
+    assert approved.status_code == 200 and (await approved.get_json())["status"] == "approved"
+
+    newcomer = app.test_client()
+    await error_of(await newcomer.post("/pair/complete", headers=claim, json={}), 403, "session_required")
+    done = await newcomer.post("/pair/complete", headers=claim, json={"as": "token"})  # still there after the 403
+    assert done.status_code == 200, await done.get_data(as_text=True)
+    body = await done.get_json()
+    assert body["device"]["kind"] == "token" and body["token"].startswith("cb_")
+    state = await state_of(app.test_client(), Authorization=f"Bearer {body['token']}")
+    assert state["device"] == f"token:{body['device']['id']}"
+
+
+async def test_a_token_answers_only_the_requests_it_took(app, client):
+    """A session's own code (flow A) or a request a session took stays the
+    session's to answer: else the device that claimed it would become a
+    browser session let in by a token."""
+    await enabled(client)
+    bearer = {"Authorization": f"Bearer {await make_token(client)}"}
+    offer = await (await client.post("/account/pairings", json={"payload": KeyPair().public_b64u})).get_json()
+    await app.test_client().post("/pair", json={"code": offer["code"], "device_name": "phone",
+                                                "payload": KeyPair().public_b64u})
+    _, request, _ = await open_request(app)
+    taken = await (await client.post("/account/pairings/claim", json={"code": request["code"],
+                                                                      "payload": KeyPair().public_b64u})).get_json()
+    for pairing_id in (offer["id"], taken["id"]):
+        for verb in ("approve", "refuse"):
+            await error_of(await app.test_client().post(f"/account/pairings/{pairing_id}/{verb}", headers=bearer,
+                                                        json={}), 403, "session_required")
+        assert (await (await client.get(f"/account/pairings/{pairing_id}")).get_json())["status"] == "claimed"
+    await error_of(await app.test_client().post("/account/pairings", headers=bearer, json={}),
+                   403, "session_required")
+
+
+async def test_the_recovery_wraps_and_the_user_id_are_in_the_state(app, client):
+    account, device = await enabled(client)
+    state = await state_of(client)
+    assert state["user_id"] == account.user_id
+    assert [wrap["epoch"] for wrap in state["recovery"]["wraps"]] == [1]
+    assert unwrap(state["recovery"]["wraps"][0]["blob"], 1, account.recovery) == account.keys[1]
 
 
 async def test_complete_takes_only_session_or_token(app, client):
