@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub["get"].add_argument("number", type=int, metavar="N", help="1 is the newest item")
     _add_save_options(sub["get"])
     sub["history"].add_argument("--json", action="store_true", help="the items as JSON")
+    sub["history"].add_argument("--search", metavar="TEXT",
+                                help="only the items whose text or file name holds TEXT, in any case (on an "
+                                     "encrypted account the search runs here, over what this computer decrypts)")
 
     sub["watch"].add_argument("--json", action="store_true", help="one JSON object per line")
     sub["watch"].add_argument("--exec", metavar="CMD", dest="exec_command",

@@ -79,6 +79,27 @@ def test_copy_and_paste_text_encrypted(logged_in, server):
     assert item["type"] == "text" and item["size"] == len(secret) and item["encrypted"] == "aes128gcm"
 
 
+def test_history_search_runs_here_over_what_this_computer_decrypts(logged_in, server):
+    """The server cannot search ciphertext (409 for `?q=`): `--search` finds
+    texts and file names by decrypting them here, and the history numbers it
+    shows are the ones `cloudbuffer get N` takes."""
+    enable(logged_in)
+    assert logged_in.run("copy", input="the Invoice for March").returncode == 0
+    (logged_in.cwd / "invoice-april.pdf").write_bytes(b"%PDF not really")
+    assert logged_in.run("copy", "invoice-april.pdf").returncode == 0
+    assert logged_in.run("copy", input="nothing to see").returncode == 0
+    found = logged_in.run("history", "--search", "INVOICE")
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.decode().splitlines()
+    assert [line.split()[0] for line in lines] == ["2", "3"] and "invoice-april.pdf" in lines[0]
+    assert logged_in.run("get", "3").stdout == b"the Invoice for March"
+    listed = json.loads(logged_in.run("history", "--json", "--search", "march").stdout)
+    assert [item["type"] for item in listed] == ["text"]
+    none = logged_in.run("history", "--search", "zebra")
+    assert none.returncode == 1 and b"nothing in the history holds that" in none.stderr
+    assert b"INVOICE" not in server.log_path.read_bytes() and b"zebra" not in server.log_path.read_bytes()
+
+
 def test_files_round_trip_encrypted_with_their_names(logged_in, server):
     enable(logged_in)
     body = os.urandom(3 * 65519 + 11)

@@ -123,6 +123,15 @@ def test_history_and_get(logged_in):
     assert logged_in.run("get", "0").returncode == 2
 
 
+def test_history_search_on_a_plaintext_account_asks_the_server(logged_in):
+    for text in ("Grocery list", "meeting at noon", "grocery receipt"):
+        logged_in.run("copy", input=text)
+    found = logged_in.run("history", "--search", "GROCERY")
+    assert found.returncode == 0, found.stderr
+    assert [line.split()[0] for line in found.stdout.decode().splitlines()] == ["1", "3"]
+    assert logged_in.run("history", "--search", "  ").returncode == 2
+
+
 def test_paste_into_a_closed_pipe_is_not_an_error(logged_in):
 
     (logged_in.cwd / "big.bin").write_bytes(b"x\n" * (4 * 1024 * 1024))
