@@ -11,6 +11,7 @@ import re
 from playwright.sync_api import expect
 
 from .conftest import register, open_app
+from .qr_reader import read_qr
 from .test_e2e_enable import enable
 
 
@@ -33,6 +34,7 @@ def test_an_uploaded_link_decrypts_logged_out_and_says_when_its_key_is_missing(n
     link = page.locator("#result-url").input_value()
     assert re.fullmatch(r".*/file/get\?token=[^#]+#k=[A-Za-z0-9_-]{22}", link), link
     assert page.locator("#result-qr-local svg").get_attribute("data-link") == link
+    assert read_qr(page.locator("#result-qr-local svg")) == link  # what a camera reads, fragment and all
     expect(page.locator("#result-qr")).to_be_hidden()
     expect(page.locator("#result-name")).to_have_text("minutes.txt")
     # The server's copy has neither the name nor the words.
@@ -71,6 +73,7 @@ def test_the_apps_share_link_of_an_encrypted_file_carries_its_key(new_context, u
     expect(app.locator("#share-url")).to_have_value(re.compile(r"/file/get\?token=[^#]+#k=[A-Za-z0-9_-]{22}$"))
     link = app.locator("#share-url").input_value()
     assert app.locator("#share-qr-local svg").get_attribute("data-link") == link
+    assert read_qr(app.locator("#share-qr-local svg")) == link
     expect(app.locator("#share-name")).to_have_text("backup.tar")
 
     stranger = new_context(accept_downloads=True)
