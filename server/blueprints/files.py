@@ -13,7 +13,8 @@ from ..ratelimits import rate_limit, spends_write_budget
 from ..api_schema import openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, public, require_principal
-from ..downloads import file_response
+from .. import e2e
+from ..downloads import encrypted_headers, file_response
 from ..errors import APIError
 from ..inflight import receives_body
 from ..pages import or_page
@@ -21,7 +22,7 @@ from ..models import files as files_model
 from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
 from ..previews import PDF_PREVIEW_CSP, TEXT_PREVIEW_BYTES, preview_kind
 from ..storage import served_mime
-from ..uploads import receive_single_file
+from ..uploads import receive_encrypted_file, receive_single_file, sealed_from_headers
 from ..services import services
 
 blueprint = Blueprint("files", __name__)
@@ -49,10 +50,16 @@ async def _store_share() -> dict:
     principal = await require_principal()
     # Both checked before a byte of the file is read.
     lifetime = buffer.share_lifetime(request.args.get("expires_in"))
+    # A share link's key is in its URL fragment, so no key blob (docs/e2e.md).
+    sealed = sealed_from_headers(needs_key=False)
+    await services().db.read(e2e.check_write, principal.user_id, sealed)
     await buffer.check_share_room(principal.user_id)
-    upload, filename, mime = await receive_single_file(principal)
+    if sealed is not None:
+        upload, filename, mime = await receive_encrypted_file(principal), buffer.ENCRYPTED_FILENAME, buffer.ENCRYPTED_MIME
+    else:
+        upload, filename, mime = await receive_single_file(principal)
     async with upload:
-        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime)
+        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime, sealed)
     return share_json(token, stored)
 
 
@@ -105,7 +112,9 @@ async def _shared_answer(share, base: str) -> Response:
     """The landing page, the file, or (?preview=1, PDFs only) the file inline
     for the page's frame. Reading changes nothing: link-preview bots fetch links."""
     stored = share.file
-    if _wants_landing_page():
+    if stored.encrypted_meta is not None:
+        response = await _encrypted_answer(share, base)
+    elif _wants_landing_page():
         response = await _landing_page(share, base)
     elif "preview" in request.args and preview_kind(served_mime(stored.mime)) == "pdf":
         response = await file_response(stored, disposition="inline", csp=PDF_PREVIEW_CSP)
@@ -114,6 +123,19 @@ async def _shared_answer(share, base: str) -> Response:
         response = await file_response(stored)
     response.vary.add("Accept")
     return response
+
+
+async def _encrypted_answer(share, base: str) -> Response:
+    """An encrypted link: the page that decrypts in the browser with the key
+    of the URL fragment (which never reaches us), or the body blob with its
+    meta blob in a header."""
+    if _wants_landing_page():
+        page = await render_template("file/shared_encrypted.html", share=share, file=share.file,
+                                     download_url=base + "download=1")
+        return Response(page, content_type="text/html; charset=utf-8", headers={
+            "Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer",
+            "X-Robots-Tag": "noindex, nofollow"})
+    return encrypted_headers(await file_response(share.file), "file", share.file.encrypted_meta, None)
 
 
 async def _landing_page(share, base: str) -> Response:
