@@ -78,7 +78,7 @@ async def test_a_file_goes_to_the_bucket_and_comes_back_whole_and_in_ranges(app,
     assert response.status_code == 201
     stored = objects(s3_service, bucket_url)
     assert list(stored.values()) == [len(data)]
-    assert not os.listdir(os.path.join(app.config.get("DATA_DIR", services(app).settings.data_dir), "files"))
+    assert not os.listdir(services(app).settings.data_dir / "files")  # nothing on the local disk
     response = await client.get("/file/buffer")
     assert await response.get_data() == data
     assert response.headers["Accept-Ranges"] == "bytes" and response.headers["ETag"]
@@ -108,7 +108,6 @@ async def test_a_big_file_is_a_multipart_upload_holding_at_most_a_part_in_memory
 
 async def test_an_upload_refused_midway_is_aborted_and_leaves_nothing(app, client, s3_service, bucket_url):  # noqa: F811
     await register(client)
-    services(app).settings  # the quota is 5 GiB; the per-file limit is what refuses here
     storage = services(app).storage
     upload = storage.new_upload(10 * MIB, lambda: APIError(413, "too_large", "too large"))
     with pytest.raises(APIError):

@@ -16,7 +16,7 @@ import pytest
 from server.db import Database, DatabaseUnavailable
 from server.models import users as users_model
 from server.pg_dialect import POSTGRES, to_pyformat
-from tests.live_server import LiveServer, cloudbuffer_executable, live_server_factory, new_user, wait_for  # noqa: F401
+from tests.live_server import cloudbuffer_executable, live_server_factory, new_user, wait_for  # noqa: F401
 
 MIB = 1024 * 1024
 
