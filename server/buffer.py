@@ -306,6 +306,31 @@ async def store_shared_file(principal: Principal, upload: Upload, filename: str,
     return link.token, share
 
 
+def _write_claimed(conn, new: _NewFile, limits: _Limits, now: float, claim, write, *args):
+    claim.before(conn, now)
+    result = write(conn, new, limits, now, *args)
+    claim.after(conn, result)
+    return result
+
+
+async def store_claimed_upload(principal: Principal, upload, filename: str, mime: str, claim,
+                               lifetime: int | None = None):
+    """A finished resumable upload (server/resumable.py): a buffer item, or
+    with `lifetime` a share link, as store_file_item and store_shared_file
+    make them; `claim.before(conn, now)` and `claim.after(conn, result)`
+    run in the same transaction, around the rows. `upload` is anything with
+    commit(), stored_name and size. Returns the item, or (token, share)."""
+    if lifetime is None:
+        item = await _commit_upload_row(upload, principal, filename, mime, _write_claimed, claim,
+                                        _write_file_item, principal.device_name)
+        await publish(principal.user_id, buffer_message(item.seq, item))
+        return item
+    link = _NewLink.make(lifetime)
+    share = await _commit_upload_row(upload, principal, filename, mime, _write_claimed, claim,
+                                     _write_shared_file, link)
+    return link.token, share
+
+
 def _write_item_share(conn, user_id: int, item_id: int, now: float, link: _NewLink, new: bool, secret_key: str,
                       max_shares: int):
     item = items_model.select_item(conn, user_id, item_id, now)

@@ -137,6 +137,9 @@ WRITES = _limit(60, MINUTE, user_key)
 # Changing the password needs the current one: guessing it is limited per
 # user like logins (and per address).
 PASSWORD = [_limit(20, MINUTE, ip_key), _limit(10, 5 * MINUTE, user_key)]
+# A resumable upload's own requests (PATCH, HEAD) per user: an upload spent
+# one write at its creation and then sends many pieces.
+UPLOAD_CHUNKS = [_limit(600, MINUTE, user_key)]
 # Other account changes (tokens, devices, logout) per user.
 ACCOUNT_WRITE = [_limit(60, MINUTE, user_key)]
 # Reads of one's own buffer, history and profile.

@@ -1,4 +1,4 @@
-"""Deletes expired items, share links and files, and reconciles the disk.
+"""Deletes expired items, share links, files and resumable uploads, and reconciles the disk.
 
 Runs at start-up and then every SWEEP_SECONDS, in batches so a big backlog
 never holds the write lock for long. Every read already filters on expiry, so
@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 from .db import Database
+from . import resumable
 from .models import files as files_model
+from .partials import PartialStore
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -113,8 +115,9 @@ async def sweep_once(db: Database, storage: Storage, idle_seconds: float) -> dic
     orphans = [name for name in candidates if name not in known]
     await storage.remove(orphans)
     missing = await _delete_rows_without_files(db, present, now)
+    uploads = await resumable.sweep(db, PartialStore(storage.files_dir.parent / "uploads"), now)
     result = {"rows": rows, "files": files, "temp_files": len(stale), "orphans": len(orphans),
-              "missing_files": missing}
+              "missing_files": missing, **uploads}
     if any(result.values()):
         log.info("sweep: %s", result)
     return result

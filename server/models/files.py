@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..db import Connection
 from .sessions import hash_secret
+from .uploads import select_reserved_bytes
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,11 @@ def select_file(conn: Connection, user_id: int, file_id: int, now: float) -> Sto
 
 
 def select_used_bytes(conn: Connection, user_id: int, now: float) -> int:
-    return conn.value("SELECT COALESCE(SUM(size), 0) FROM files WHERE user_id = ? AND expires_at > ?", (user_id, now))
+    """The user's files, and the whole length of each unfinished resumable
+    upload (it counts from its creation: models/uploads.py)."""
+    stored = conn.value("SELECT COALESCE(SUM(size), 0) FROM files WHERE user_id = ? AND expires_at > ?",
+                        (user_id, now))
+    return stored + select_reserved_bytes(conn, user_id, now)
 
 
 def delete_items_of_files_over_cap(conn: Connection, user_id: int, keep: int) -> int:
