@@ -674,6 +674,13 @@ _UPLOAD_HEADERS = {
                        "schema": {"type": "string"}},
 }
 
+TUS_OPTIONS = {
+    "description": "tus discovery: the version, extensions, largest upload and checksum algorithm served.",
+    "responses": {"204": {"description": "In the headers.", "headers": {
+        name: {"schema": {"type": "string"}}
+        for name in ("Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm")}}},
+}
+
 TUS_CREATE = {
     "description": "Creates a resumable upload (tus creation, creation-with-upload). Upload-Metadata holds "
                    "`filename` (required), `filetype`, `target` (`buffer`, the default, or `share`) and, for a "

@@ -44,14 +44,30 @@ USERNAME = "fuzzer"
 #   repeated pattern or the username (server/credentials.py): a list and a
 #   comparison with another field, which no JSON Schema keyword expresses.
 SCHEMA_VALID_BUT_400 = ["2xx", "400", "401", "403", "404", "409", "429"]
+# tus (resumable uploads) has statuses of its own: 412 for a request
+# without Tus-Resumable: 1.0.0 (the protocol says so, where a missing header
+# elsewhere is 400), 460 for a body whose random Upload-Checksum does not
+# match it, 409 for a random Upload-Offset; and a schema-valid Upload-Metadata
+# (a filename's base64) may decode to no valid name (400).
+TUS_NEGATIVE = ["400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422", "428", "429", "460"]
+TUS_POSITIVE = ["2xx", "400", "401", "403", "404", "409", "413", "429", "460"]
 CONFIG = {
     "operations": [
+        *({"include-path": path, "include-method": method,
+           "checks": {"negative_data_rejection": {"expected-statuses": TUS_NEGATIVE},
+                      "positive_data_acceptance": {"expected-statuses": TUS_POSITIVE}}}
+          for path, method in (("/file/uploads", "POST"), ("/file/uploads/{upload_id}", "PATCH"),
+                               ("/file/uploads/{upload_id}", "DELETE"), ("/file/uploads/{upload_id}", "GET"))),
         {"include-path": "/file/buffer", "include-method": "POST",
          "checks": {"positive_data_acceptance": {"expected-statuses": SCHEMA_VALID_BUT_400}}},
         {"include-path": "/account/register", "include-method": "POST",
          "checks": {"positive_data_acceptance": {"expected-statuses": SCHEMA_VALID_BUT_400}}},
     ],
 }
+
+# A tus PATCH body (docs/api.md, resumable uploads) is raw bytes like any
+# file's; schemathesis knows the type only by its generic name.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 
 
 class Credentials:

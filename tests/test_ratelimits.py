@@ -32,7 +32,9 @@ EXEMPT = {
 
 # Every way of writing the buffer spends the one write budget (and no
 # per-route limit besides). The live socket's `set` spends it too.
-WRITES = {"buffer.post_buffer", "files.post_load", "pwa.post_share_target", "buffer.post_item_share"}
+# A resumable upload spends one write at its creation; its pieces have their own limit (UPLOAD_CHUNKS).
+WRITES = {"buffer.post_buffer", "files.post_load", "pwa.post_share_target", "buffer.post_item_share",
+          "uploads.post_upload"}
 
 
 def limits_of(app: Quart, endpoint: str) -> list:
@@ -63,6 +65,8 @@ def test_every_route_has_a_limit_or_is_exempt_on_purpose(tmp_path):
     keys = {limit.key_function for limit in ratelimits.LOGIN + ratelimits.REGISTER}
     assert keys == {ratelimits.ip_key, ratelimits.username_key}
     assert ratelimits.WRITES.key_function is ratelimits.user_key
+    for endpoint in ("uploads.patch_upload", "uploads.get_upload"):
+        assert limits_of(app, endpoint) == ratelimits.UPLOAD_CHUNKS
 
 
 def from_address(address: str, **headers) -> dict:

@@ -72,9 +72,12 @@ async def walk(app, client):
     # A device claiming the code: its claim cookie lets /pair/status answer.
     claimed = await client.post("/pair", json={"code": pairing["code"], "device_name": "phone"})
     assert claimed.status_code == 201
+    resumable = await client.post("/file/uploads", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "5",
+                                                             "Upload-Metadata": "filename YS5iaW4="})
+    assert resumable.status_code == 201
     values = {"item_id": item_id, "token": share["token"], "version": js_version(), "name": module,
               "filename": "icons/icon.svg", "session_id": 1, "token_id": 1, "share_id": 1,
-              "pairing_id": pairing["id"]}
+              "pairing_id": pairing["id"], "upload_id": resumable.headers["Location"].rsplit("/", 1)[1]}
     values_for = {"static": {"filename": "style.css"}}
 
     answers = []

@@ -127,6 +127,7 @@ def _public_id(upload_id: str) -> str:
 
 
 @blueprint.route("/file/uploads", methods=["OPTIONS"])
+@openapi(schema.TUS_OPTIONS)
 @rate_limit(limits=ratelimits.PAGE)
 @public
 async def options_uploads():
@@ -191,10 +192,10 @@ def _state_json(upload, offset: int, result: dict | None) -> dict:
 async def get_upload(upload_id: str):
     """HEAD is tus's offset query; GET says the same as JSON, and once the
     upload is finished, what it became."""
-    if request.method == "HEAD":
-        _require_tus()
     principal = await require_principal()
     upload, result = await resumable.state(principal, _public_id(upload_id))
+    if request.method == "HEAD":
+        _require_tus()
     offset = upload.length if upload.finished else upload.offset
     headers = {**_state_headers(upload, offset, result), "Upload-Length": str(upload.length)}
     if upload.metadata:
@@ -208,9 +209,10 @@ async def get_upload(upload_id: str):
 @login_required
 @receives_body
 async def patch_upload(upload_id: str):
-    _require_tus()
     principal = await require_principal()
     public_id = _public_id(upload_id)
+    await resumable.state(principal, public_id)  # someone else's upload is none, whatever the headers
+    _require_tus()
     _require_offset_stream()
     offset = _whole_number("Upload-Offset")
     checksum = resumable.parse_checksum(request.headers.get("Upload-Checksum"))
@@ -223,7 +225,9 @@ async def patch_upload(upload_id: str):
 @rate_limit(limits=ratelimits.ACCOUNT_WRITE)
 @login_required
 async def delete_upload(upload_id: str):
-    _require_tus()
     principal = await require_principal()
-    await resumable.terminate(principal, _public_id(upload_id))
+    public_id = _public_id(upload_id)
+    await resumable.state(principal, public_id)
+    _require_tus()
+    await resumable.terminate(principal, public_id)
     return Response(status=204)
