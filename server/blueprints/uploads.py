@@ -21,6 +21,7 @@ from ..errors import APIError
 from ..inflight import receives_body
 from ..ratelimits import rate_limit, spends_write_budget
 from ..services import services
+from ..share_links import public_base_url
 from ..storage import guess_mime, iter_body, sanitize_filename
 
 blueprint = Blueprint("uploads", __name__)
@@ -102,7 +103,7 @@ def _state_headers(upload, offset: int, result: dict | None) -> dict[str, str]:
 
 
 def _upload_url(public_id: str) -> str:
-    return f"{request.host_url.rstrip('/')}/file/uploads/{public_id}"
+    return f"{public_base_url()}/file/uploads/{public_id}"
 
 
 def _body_chunks():

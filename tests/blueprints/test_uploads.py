@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import time
 
 import pytest
@@ -244,3 +245,36 @@ async def test_a_leftover_partial_file_without_a_row_is_swept(alice, app):
     assert result["partial_files"] == 0  # too young to judge: its row may be committing
     result = await resumable.sweep(registry.db, store, time.time() + resumable.LEFTOVER_GRACE_SECONDS + 1)
     assert result["partial_files"] == 1 and list(partial_dir.iterdir()) == []
+
+
+async def test_cookie_writes_from_another_site_are_refused(alice):
+    url = await create(alice, 10)
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    await error_of(await alice.post("/file/uploads", headers={
+        **TUS, **evil, "Upload-Length": "5", "Upload-Metadata": metadata(filename="x")}), 403, "cross_origin")
+    await error_of(await patch(alice, url, 0, b"x", **evil), 403, "cross_origin")
+    await error_of(await alice.delete(url, headers={**TUS, **evil}), 403, "cross_origin")
+    assert await offset_of(alice, url) == 0
+
+
+async def test_a_finish_refused_meanwhile_can_be_retried(app, alice):
+    settings_max = services(app).settings.max_shares
+    url = await create(alice, 4, filename="s.txt", target="share")
+    for n in range(settings_max):  # the link limit is reached while the upload is under way
+        assert (await create(alice, 1, body=b"x", filename=f"{n}.txt", target="share"))
+    await error_of(await patch(alice, url, 0, b"abcd"), 409, "too_many_links")
+    assert await offset_of(alice, url) == 4  # whole, waiting
+    profile = await (await alice.get("/account/profile", headers={"Accept": "application/json"})).get_json()
+    first = profile["shares"][0]["id"]
+    assert (await alice.delete(f"/account/shares/{first}", headers={"Accept": "application/json"})).status_code == 200
+    done = await patch(alice, url, 4, b"")
+    assert done.status_code == 204 and "X-Share-Url" in done.headers
+    again = await patch(alice, url, 4, b"")  # a client that missed that answer
+    assert again.status_code == 204 and again.headers["X-Share-Url"] == done.headers["X-Share-Url"]
+
+
+async def test_a_resumable_upload_to_the_buffer_is_pushed_to_the_devices(app, alice):
+    async with services(app).broker.subscribe(1) as events:
+        await create(alice, 3, body=b"abc", filename="p.txt")
+        message = json.loads(await asyncio.wait_for(events.__anext__(), 5))
+    assert message["type"] == "buffer" and message["filename"] == "p.txt" and message["size"] == 3
