@@ -183,6 +183,10 @@ class Items(Strict):
     items: list[Item]
 
 
+_MAX_DOWNLOADS = Field(None, ge=1, description="Downloads the link allows (1: burn after reading); null: no limit.")
+_DOWNLOADS_LEFT = Field(None, ge=0, description="Downloads it has left; null: no limit.")
+
+
 class LiveLink(Strict):
     """A live share link of a file. url and token are missing only for links
     made before this server could hand a link out again."""
@@ -190,6 +194,8 @@ class LiveLink(Strict):
     id: int
     created_at: float
     expires_at: float
+    max_downloads: int | None = _MAX_DOWNLOADS
+    downloads_left: int | None = _DOWNLOADS_LEFT
     url: str | None = None
     token: str | None = None
 
@@ -203,6 +209,10 @@ class ShareRequest(Strict):
         None, description="Seconds the link lives, up to CLOUDBUFFER_SHARE_MAX_SECONDS; "
                                  "default CLOUDBUFFER_EXPIRE_SECONDS. Ignored when a live link is reused.")
     new: bool = Field(False, description="Make a new link even when the file has a live one.")
+    max_downloads: Annotated[int, Field(ge=1, le=1_000_000), coded(
+        "invalid_max_downloads", "max_downloads is a whole number of downloads from 1 to 1000000.")] | None = Field(
+        None, description="Downloads the new link allows; then it is gone (a limited link is always a new one).")
+    burn: bool = Field(False, description="Burn after reading: one download (max_downloads 1).")
 
 
 class Share(Strict):
@@ -217,6 +227,8 @@ class Share(Strict):
     created_at: float
     expires_at: float = Field(description="When the link ends; the file is kept at least this long.")
     reused: bool = Field(description="True when this is the file's existing live link (200), not a new one (201).")
+    max_downloads: int | None = _MAX_DOWNLOADS
+    downloads_left: int | None = _DOWNLOADS_LEFT
 
 
 class UploadState(Strict):
@@ -330,6 +342,8 @@ class ShareInfo(Strict):
     size: int
     created_at: float
     expires_at: float
+    max_downloads: int | None = _MAX_DOWNLOADS
+    downloads_left: int | None = _DOWNLOADS_LEFT
 
 
 class Profile(Strict):
@@ -624,7 +638,13 @@ UPLOAD_FORM = {
     "parameters": [{"name": "expires_in", "in": "query", "required": False,
                     "description": "Seconds the link lives (60 up to CLOUDBUFFER_SHARE_MAX_SECONDS); "
                                    "default CLOUDBUFFER_EXPIRE_SECONDS.",
-                    "schema": {"type": "integer", "minimum": 60}}],
+                    "schema": {"type": "integer", "minimum": 60}},
+                   {"name": "max_downloads", "in": "query", "required": False,
+                    "description": "Downloads the link allows (1 up); then it is gone. Also a form field.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000000}},
+                   {"name": "burn", "in": "query", "required": False,
+                    "description": "`1`: burn after reading (one download). Also a form field.",
+                    "schema": {"type": "string", "enum": ["1", "true", "on"]}}],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},

@@ -18,7 +18,7 @@ from ..errors import APIError
 from ..inflight import receives_body
 from ..pages import or_page
 from ..models import files as files_model
-from ..share_links import MAX_TOKEN_CHARS, public_base_url, qr_svg, share_json
+from ..share_links import MAX_TOKEN_CHARS, continued_download, download_etag, public_base_url, qr_svg, share_json
 from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
 from ..storage import served_mime
 from ..uploads import receive_single_file
@@ -47,12 +47,19 @@ async def get_load():
 async def _store_share() -> dict:
     """The posted file, stored as a share link: the link's JSON."""
     principal = await require_principal()
-    # Both checked before a byte of the file is read.
-    lifetime = buffer.share_lifetime(request.args.get("expires_in"))
+    # Checked before a byte of the file is read, when they come in the
+    # query; the form's own fields (before or after the file) are read with it.
+    options = dict(request.args)
+    buffer.share_lifetime(options.get("expires_in"))
+    buffer.share_max_downloads(options.get("max_downloads"), options.get("burn"))
     await buffer.check_share_room(principal.user_id)
-    upload, filename, mime = await receive_single_file(principal)
+    fields: dict = {}
+    upload, filename, mime = await receive_single_file(principal, fields)
     async with upload:
-        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime)
+        options.update({name: value for name, value in fields.items() if value != ""})
+        lifetime = buffer.share_lifetime(options.get("expires_in"))
+        max_downloads = buffer.share_max_downloads(options.get("max_downloads"), options.get("burn"))
+        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime, max_downloads)
     return share_json(token, stored)
 
 
@@ -103,8 +110,11 @@ def _wants_landing_page() -> bool:
 
 async def _shared_answer(share, base: str) -> Response:
     """The landing page, the file, or (?preview=1, PDFs only) the file inline
-    for the page's frame. Reading changes nothing: link-preview bots fetch links."""
+    for the page's frame. Reading changes nothing: link-preview bots fetch links
+    (a link with a download limit counts the bytes it hands out: _limited_answer)."""
     stored = share.file
+    if share.max_downloads is not None:
+        return await _limited_answer(share, base)
     if _wants_landing_page():
         response = await _landing_page(share, base)
     elif "preview" in request.args and preview_kind(served_mime(stored.mime)) == "pdf":
@@ -116,10 +126,45 @@ async def _shared_answer(share, base: str) -> Response:
     return response
 
 
+# How long continuations of a limited link's last download still work
+# (docs/api.md): then the link and, unless the buffer holds it, its file go.
+LAST_DOWNLOAD_GRACE_SECONDS = 3600
+
+
+async def _limited_answer(share, base: str) -> Response:
+    """A link with a download limit. Its landing page is free; bytes count
+    one download each, in one UPDATE that cannot pass the limit, unless the
+    request continues a download already counted (a Range request whose
+    If-Range is that download's ETag). Once none is left the link answers
+    as a missing one, but to continuations."""
+    continued = continued_download(share, request.headers.get("Range"), request.headers.get("If-Range"))
+    if continued is None and share.exhausted:
+        raise _missing_link()
+    if continued is None and _wants_landing_page():
+        response = await _landing_page(share, base)
+    elif continued is None and request.method == "HEAD":
+        response = await file_response(share.file)  # what a download would be, without taking one
+    else:
+        number = continued
+        if number is None:
+            number = await services().db.write(files_model.take_download, share.id, time.time(),
+                                               LAST_DOWNLOAD_GRACE_SECONDS)
+            if number is None:
+                raise _missing_link()  # the last one went to someone else just now
+        response = await file_response(share.file, etag=download_etag(share, number))
+    response.vary.add("Accept")
+    return response
+
+
+def _missing_link() -> APIError:
+    return APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
+
+
 async def _landing_page(share, base: str) -> Response:
     stored = share.file
     mime = served_mime(stored.mime)
-    kind = preview_kind(mime)
+    # A limited link shows no preview: each would spend one of its downloads.
+    kind = preview_kind(mime) if share.max_downloads is None else None
     text = None
     if kind == "text":
         text = await text_preview(services().storage.path_of(stored.stored_name))
@@ -141,7 +186,8 @@ async def _landing_page(share, base: str) -> Response:
 @public
 async def get_qr():
     token = request.args.get("token")
-    await _share_from_request(token)
+    if (await _share_from_request(token)).exhausted:
+        raise _missing_link()
     svg = await asyncio.to_thread(qr_svg, f"{public_base_url()}/file/get?token={token}")
     return Response(svg, content_type="image/svg+xml",
                     headers={"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer",

@@ -88,9 +88,12 @@ def _new_upload(length: int, header: str | None) -> resumable.NewUpload:
     filename = sanitize_filename(metadata.get("filename", ""))
     if not filename:
         raise APIError(400, "missing_filename", "A file needs a name: send it as `filename` in Upload-Metadata.")
-    share_seconds = buffer.share_lifetime(metadata.get("expires_in")) if target == "share" else None
+    share_seconds = max_downloads = None
+    if target == "share":
+        share_seconds = buffer.share_lifetime(metadata.get("expires_in"))
+        max_downloads = buffer.share_max_downloads(metadata.get("max_downloads"), metadata.get("burn"))
     return resumable.NewUpload(length, filename, guess_mime(filename, metadata.get("filetype")), target,
-                               share_seconds, header or "")
+                               share_seconds, header or "", max_downloads)
 
 
 def _state_headers(upload, offset: int, result: dict | None) -> dict[str, str]:

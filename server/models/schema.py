@@ -117,6 +117,7 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         mime           TEXT NOT NULL,
         target         TEXT NOT NULL CHECK (target IN ('buffer', 'share')),
         share_seconds  INTEGER,
+        share_max_downloads INTEGER,
         metadata       TEXT NOT NULL,
         encrypted_key  TEXT,
         encrypted_meta TEXT,
@@ -128,5 +129,12 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX uploads_user ON uploads(user_id);
     CREATE INDEX uploads_expiry ON uploads(expires_at);
+    """,
+    # 7: share links with a download limit (1 is "burn after reading"):
+    # downloads counts those taken, each in one UPDATE that cannot pass the
+    # limit (models/files.take_download). NULL: no limit.
+    """
+    ALTER TABLE shares ADD COLUMN max_downloads INTEGER;
+    ALTER TABLE shares ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0;
     """,
 )
