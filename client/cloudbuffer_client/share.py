@@ -63,6 +63,12 @@ def cmd_share(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ClientError(USAGE, f"{path}: not a readable file; give the file to share")
     params = {"expires_in": parse_duration(args.expires)} if args.expires else {}
+    if args.max_downloads is not None:
+        if args.max_downloads < 1:
+            raise ClientError(USAGE, "--max-downloads: give a number of downloads, 1 or more")
+        params["max_downloads"] = args.max_downloads
+    if args.burn:
+        params["burn"] = "1"
     login = current_login()
     with open(path, "rb") as file, Api.for_login(login) as api:
         size = os.fstat(file.fileno()).st_size
@@ -71,8 +77,10 @@ def cmd_share(args: argparse.Namespace) -> int:
         share = api.json("POST", "/file/load", params=params, files={"file": (path.name, body, mime)})
     print(share["url"], flush=True)
     left = max(0, int(share["expires_at"] - time.time()))
-    print(f"{share['filename']}, {share['size']} bytes; the link works for {left // 3600} h {left % 3600 // 60} min",
-          file=sys.stderr)
+    limit = share.get("max_downloads")
+    downloads = "" if limit is None else f", {limit} download{'' if limit == 1 else 's'}"
+    print(f"{share['filename']}, {share['size']} bytes; the link works for {left // 3600} h {left % 3600 // 60} min"
+          f"{downloads}", file=sys.stderr)
     if not args.no_qr:
         sys.stderr.write(qr_text(share["url"]))
     return 0
