@@ -1,5 +1,5 @@
 // "Share link" on a file: the file's live link (the server hands the same
-// one back), or a new one with the lifetime the person picks; shown with its
+// one back), or a new one with the lifetime and download limit the person picks; shown with its
 // QR code, expiry and time left, Copy link and, on phones, the share sheet.
 import {$} from "./dom.js";
 import {qrURL, shareItem} from "./api.js";
@@ -38,7 +38,9 @@ if (nativeShare && typeof navigator.share === "function") {
 $("share-make-new")?.addEventListener("click", async () => {
   if (!shown) return;
   try {
-    const share = await shareItem(shown.item.id, {new: true, expiresIn: Number($("share-lifetime").value)});
+    const downloads = Number($("share-downloads").value) || undefined;
+    const share = await shareItem(shown.item.id, {new: true, expiresIn: Number($("share-lifetime").value),
+                                                  maxDownloads: downloads});
     show(share);
     showToast(`New link, valid for ${relativeTime(share.expires_at).replace(/^in /, "")}.`);
     shown.onChange?.();
@@ -55,6 +57,10 @@ function show(share) {
   $("share-expiry").dateTime = isoTime(share.expires_at);
   $("share-left").textContent = `expires ${relativeTime(share.expires_at)}`;
   $("share-reused").hidden = !share.reused;
+  const left = share.downloads_left;
+  $("share-downloads-left").hidden = left == null;
+  $("share-downloads-left").textContent = left === 1 ? "One download, then the link is gone."
+    : `${left} downloads, then the link is gone.`;
   $("share-url").value = share.url;
   $("share-qr").src = qrURL(share.token);
 }
