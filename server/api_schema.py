@@ -185,6 +185,7 @@ class Items(Strict):
 
 _MAX_DOWNLOADS = Field(None, ge=1, description="Downloads the link allows (1: burn after reading); null: no limit.")
 _DOWNLOADS_LEFT = Field(None, ge=0, description="Downloads it has left; null: no limit.")
+_PASSWORD = Field(False, description="Whether the link asks for a password.")
 
 
 class LiveLink(Strict):
@@ -196,6 +197,7 @@ class LiveLink(Strict):
     expires_at: float
     max_downloads: int | None = _MAX_DOWNLOADS
     downloads_left: int | None = _DOWNLOADS_LEFT
+    password: bool = _PASSWORD
     url: str | None = None
     token: str | None = None
 
@@ -213,6 +215,12 @@ class ShareRequest(Strict):
         "invalid_max_downloads", "max_downloads is a whole number of downloads from 1 to 1000000.")] | None = Field(
         None, description="Downloads the new link allows; then it is gone (a limited link is always a new one).")
     burn: bool = Field(False, description="Burn after reading: one download (max_downloads 1).")
+    password: str | None = Field(None, max_length=200, description="A password the link asks for (kept as its "
+                                                                  "argon2id hash); a link with one is always new.")
+
+
+class LinkPassword(Strict):
+    password: str = Field(min_length=1, max_length=200, description="The link's password.")
 
 
 class Share(Strict):
@@ -229,6 +237,7 @@ class Share(Strict):
     reused: bool = Field(description="True when this is the file's existing live link (200), not a new one (201).")
     max_downloads: int | None = _MAX_DOWNLOADS
     downloads_left: int | None = _DOWNLOADS_LEFT
+    password: bool = _PASSWORD
 
 
 class UploadState(Strict):
@@ -344,6 +353,7 @@ class ShareInfo(Strict):
     expires_at: float
     max_downloads: int | None = _MAX_DOWNLOADS
     downloads_left: int | None = _DOWNLOADS_LEFT
+    password: bool = _PASSWORD
 
 
 class Profile(Strict):
@@ -669,6 +679,13 @@ SHARED_FILE = {
                    "?download=1; ?preview=1 is the landing page's inline frame of a PDF.",
     "responses": {"200": {"description": "The file (its own type; Range requests honoured).",
                           "content": {"*/*": _ANY_FILE}}},
+}
+
+UNLOCK = {
+    "description": "Opens a link that has a password: the right one is 303 to the link (its page, or for a "
+                   "script its bytes) with `unlock=` good for an hour. A wrong password and a link that does "
+                   "not exist (or has none) are the same 404. Limited per address and per link.",
+    "responses": {"303": {"description": "The right password.", "headers": {"Location": {"schema": {"type": "string"}}}}},
 }
 
 QR_CODE = {"responses": {"200": {"description": "The link's QR code.",

@@ -15,7 +15,7 @@ from typing import Any
 
 from quart import current_app
 
-from .auth import Principal
+from .auth import Principal, hash_password
 from .config import Settings
 from .errors import APIError
 from .models import files as files_model
@@ -277,6 +277,18 @@ def share_max_downloads(raw: Any, burn: Any = None) -> int | None:
     return count
 
 
+MAX_SHARE_PASSWORD = 200
+
+
+async def share_password_hash(raw: Any) -> str | None:
+    """A new link's password (optional), hashed with argon2id on a thread."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_SHARE_PASSWORD:
+        raise APIError(400, "invalid_password", f"A link's password is text of at most {MAX_SHARE_PASSWORD} characters.")
+    return await hash_password(raw)
+
+
 def _too_many_links(limit: int) -> APIError:
     return APIError(409, "too_many_links",
                     f"You have {limit} live share links, the most this server allows. "
@@ -298,11 +310,12 @@ class _NewLink:
     nonce: bytes
     lifetime: int
     max_downloads: int | None = None
+    password_hash: str | None = None
 
     @classmethod
-    def make(cls, lifetime: int, max_downloads: int | None = None) -> "_NewLink":
+    def make(cls, lifetime: int, max_downloads: int | None = None, password_hash: str | None = None) -> "_NewLink":
         nonce = new_nonce()
-        return cls(derive_token(nonce), nonce, lifetime, max_downloads)
+        return cls(derive_token(nonce), nonce, lifetime, max_downloads, password_hash)
 
 
 def _insert_share(conn, user_id: int, file_id: int, now: float, link: _NewLink, max_shares: int):
@@ -315,7 +328,7 @@ def _insert_share(conn, user_id: int, file_id: int, now: float, link: _NewLink, 
     # and trims no longer decide for it.
     files_model.extend_file_expiry(conn, file_id, now + link.lifetime)
     return files_model.insert_share(conn, user_id, file_id, link.token, link.nonce, now + link.lifetime,
-                                    link.max_downloads)
+                                    link.max_downloads, link.password_hash)
 
 
 def _write_shared_file(conn, new: _NewFile, limits: _Limits, now: float, link: _NewLink):
@@ -324,9 +337,9 @@ def _write_shared_file(conn, new: _NewFile, limits: _Limits, now: float, link: _
 
 
 async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str, lifetime: int,
-                            max_downloads: int | None = None):
+                            max_downloads: int | None = None, password_hash: str | None = None):
     """A /file/load upload: a stored file with a share link, not a buffer item."""
-    link = _NewLink.make(lifetime, max_downloads)
+    link = _NewLink.make(lifetime, max_downloads, password_hash)
     share = await _commit_upload_row(upload, principal, filename, mime, _write_shared_file, link)
     return link.token, share
 
@@ -339,7 +352,8 @@ def _write_claimed(conn, new: _NewFile, limits: _Limits, now: float, claim, writ
 
 
 async def store_claimed_upload(principal: Principal, upload, filename: str, mime: str, claim,
-                               lifetime: int | None = None, max_downloads: int | None = None):
+                               lifetime: int | None = None, max_downloads: int | None = None,
+                               password_hash: str | None = None):
     """A finished resumable upload (server/resumable.py): a buffer item, or
     with `lifetime` a share link, as store_file_item and store_shared_file
     make them; `claim.before(conn, now)` and `claim.after(conn, result)`
@@ -350,7 +364,7 @@ async def store_claimed_upload(principal: Principal, upload, filename: str, mime
                                         _write_file_item, principal.device_name)
         await publish(principal.user_id, buffer_message(item.seq, item))
         return item
-    link = _NewLink.make(lifetime, max_downloads)
+    link = _NewLink.make(lifetime, max_downloads, password_hash)
     share = await _commit_upload_row(upload, principal, filename, mime, _write_claimed, claim,
                                      _write_shared_file, link)
     return link.token, share
@@ -361,7 +375,7 @@ def _write_item_share(conn, user_id: int, item_id: int, now: float, link: _NewLi
     item = items_model.select_item(conn, user_id, item_id, now)
     if item is None or item.kind != "file":
         raise APIError(404, "not_found", "No file with that id is in your buffer history.")
-    if not new and link.max_downloads is None:
+    if not new and link.max_downloads is None and link.password_hash is None:
         for existing in files_model.select_reusable_shares(conn, user_id, item.file_id, now):
             token = reusable_token(existing, secret_key)
             if token is not None:
@@ -370,12 +384,13 @@ def _write_item_share(conn, user_id: int, item_id: int, now: float, link: _NewLi
 
 
 async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: bool = False,
-                     max_downloads: int | None = None):
+                     max_downloads: int | None = None, password_hash: str | None = None):
     """A share link for a file in the history: its live link if it has one
-    (unless `new`, or a limit is asked for: a limited link is always its
-    own), else a new one. Returns (token, share, reused)."""
+    (unless `new`, or a limit or password is asked for: such a link is
+    always its own), else a new one. Returns (token, share, reused)."""
     return await services().db.write(
-        _write_item_share, principal.user_id, item_id, time.time(), _NewLink.make(lifetime, max_downloads), new,
+        _write_item_share, principal.user_id, item_id, time.time(),
+        _NewLink.make(lifetime, max_downloads, password_hash), new,
         current_app.secret_key, _settings().max_shares)
 
 

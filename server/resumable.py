@@ -92,6 +92,7 @@ class NewUpload:
     share_seconds: int | None
     metadata: str  # the Upload-Metadata header as sent, echoed by HEAD
     share_max_downloads: int | None = None
+    share_password_hash: str | None = None
     encrypted_key: str | None = None
     encrypted_meta: str | None = None
 
@@ -110,7 +111,8 @@ def _insert(conn, user_id: int, public_id: str, new: NewUpload, quota: int, now:
     if used + new.length > quota:
         raise _quota_error(used, quota)
     return uploads_model.insert_upload(conn, user_id, public_id, new.length, new.filename, new.mime, new.target,
-                                       new.share_seconds, new.share_max_downloads, new.metadata, new.encrypted_key, new.encrypted_meta,
+                                       new.share_seconds, new.share_max_downloads, new.share_password_hash,
+                                       new.metadata, new.encrypted_key, new.encrypted_meta,
                                        now, expires_at)
 
 
@@ -312,7 +314,8 @@ async def _finish(principal: Principal, upload: ResumableUpload, partial: Partia
         return {"item": buffer.item_json(item)}
     token, share = await buffer.store_claimed_upload(principal, linked, upload.filename, upload.mime, claim,
                                                      lifetime=upload.share_seconds,
-                                                     max_downloads=upload.share_max_downloads)
+                                                     max_downloads=upload.share_max_downloads,
+                                                     password_hash=upload.share_password_hash)
     return {"share": share_json(token, share)}
 
 

@@ -54,7 +54,8 @@ def reusable_token(share: Share, secret_key: str | None = None) -> str | None:
 
 
 def limits_json(share: Share) -> dict:
-    return {"max_downloads": share.max_downloads, "downloads_left": share.downloads_left}
+    return {"max_downloads": share.max_downloads, "downloads_left": share.downloads_left,
+            "password": share.protected}
 
 
 # --- downloads of limited links (docs/api.md, "What counts as a download") ---
@@ -81,6 +82,27 @@ def continued_download(share: Share, range_header: str | None, if_range: str | N
         return None
     number = int(number_text)
     return number if hmac.compare_digest(if_range.encode(), download_etag(share, number).encode()) else None
+
+
+# --- links with a password ---
+
+UNLOCK_SECONDS = 3600  # how long the right password opens a link's page and bytes
+
+
+def unlock_key(share: Share, expires: int) -> str:
+    """What the right password buys: `?unlock=` for an hour, signed over the
+    link and its password's hash (a changed link does not open)."""
+    mac = hmac.new(current_app.secret_key.encode(),
+                   b"cloudbuffer unlock\0%d\0%d\0" % (share.id, expires) + (share.password_hash or "").encode(),
+                   hashlib.sha256).digest()
+    return f"{expires}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+
+
+def is_unlocked(share: Share, key: str | None, now: float) -> bool:
+    expires_text = (key or "").partition(".")[0]
+    if not expires_text.isdigit() or int(expires_text) < now:
+        return False
+    return hmac.compare_digest(key.encode(), unlock_key(share, int(expires_text)).encode())
 
 
 def share_json(token: str, share: Share, *, reused: bool = False) -> dict:

@@ -60,6 +60,8 @@ def test_every_route_has_a_limit_or_is_exempt_on_purpose(tmp_path):
     assert limits_of(app, "account.post_register") == ratelimits.REGISTER
     for endpoint in ("files.get_file", "files.get_file_by_path", "files.get_qr"):
         assert limits_of(app, endpoint) == ratelimits.SHARE_LOOKUP
+    for endpoint in ("files.post_file", "files.post_file_by_path"):
+        assert limits_of(app, endpoint) == ratelimits.SHARE_PASSWORD
     for endpoint in WRITES:
         assert limits_of(app, endpoint) == []
     keys = {limit.key_function for limit in ratelimits.LOGIN + ratelimits.REGISTER}

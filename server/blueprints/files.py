@@ -5,20 +5,21 @@ import asyncio
 import time
 from urllib.parse import quote
 
-from quart import Blueprint, Response, jsonify, render_template, request
+from quart import Blueprint, Response, jsonify, redirect, render_template, request
 
 from .. import buffer
 from .. import ratelimits
 from ..ratelimits import rate_limit, spends_write_budget
-from ..api_schema import openapi, responds
+from ..api_schema import accepts, openapi, responds
 from .. import api_schema as schema
-from ..auth import login_required, public, require_principal
+from ..auth import login_required, public, require_principal, verify_password
 from ..downloads import file_response
 from ..errors import APIError
 from ..inflight import receives_body
 from ..pages import or_page
 from ..models import files as files_model
-from ..share_links import MAX_TOKEN_CHARS, continued_download, download_etag, public_base_url, qr_svg, share_json
+from ..share_links import (MAX_TOKEN_CHARS, UNLOCK_SECONDS, continued_download, download_etag, is_unlocked,
+                           public_base_url, qr_svg, share_json, unlock_key)
 from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
 from ..storage import served_mime
 from ..uploads import receive_single_file
@@ -50,6 +51,9 @@ async def _store_share() -> dict:
     # Checked before a byte of the file is read, when they come in the
     # query; the form's own fields (before or after the file) are read with it.
     options = dict(request.args)
+    if "password" in options:
+        # A query string reaches access logs and browser histories.
+        raise APIError(400, "invalid_password", "Send a link's password as a form field, not in the address.")
     buffer.share_lifetime(options.get("expires_in"))
     buffer.share_max_downloads(options.get("max_downloads"), options.get("burn"))
     await buffer.check_share_room(principal.user_id)
@@ -59,7 +63,9 @@ async def _store_share() -> dict:
         options.update({name: value for name, value in fields.items() if value != ""})
         lifetime = buffer.share_lifetime(options.get("expires_in"))
         max_downloads = buffer.share_max_downloads(options.get("max_downloads"), options.get("burn"))
-        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime, max_downloads)
+        password_hash = await buffer.share_password_hash(options.get("password"))
+        token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime, max_downloads,
+                                                       password_hash)
     return share_json(token, stored)
 
 
@@ -100,6 +106,60 @@ async def get_file_by_path(token: str):
     return await _shared_answer(share, f"/file/get/{quote(token, safe='')}?")
 
 
+@blueprint.post("/file/get")
+@openapi({**schema.TOKEN_QUERY, **schema.UNLOCK}, errors=(404,))
+@rate_limit(limits=ratelimits.SHARE_PASSWORD)
+@public
+@accepts(schema.LinkPassword)
+async def post_file(data: schema.LinkPassword):
+    token = request.args.get("token") or ""
+    return await _unlock(token, data.password, f"/file/get?token={quote(token, safe='')}&")
+
+
+@blueprint.post("/file/get/<token>")
+@openapi(schema.UNLOCK, errors=(404,))
+@rate_limit(limits=ratelimits.SHARE_PASSWORD)
+@public
+@accepts(schema.LinkPassword)
+async def post_file_by_path(token: str, data: schema.LinkPassword):
+    return await _unlock(token, data.password, f"/file/get/{quote(token, safe='')}?")
+
+
+# Said alike for a wrong password and for a link that does not exist (or
+# has no password), and after the same argon2 work: from outside, the two
+# cannot be told apart.
+WRONG_PASSWORD = "This link is not valid, or that is not its password."
+
+
+async def _unlock(token: str, password: str, base: str) -> Response:
+    """The right password: 303 to the link's page (or, for scripts, its
+    bytes) with an unlock key good for an hour."""
+    share = None
+    if 0 < len(token) <= MAX_TOKEN_CHARS:
+        share = await services().db.read(files_model.select_share_by_token, token, time.time())
+    expected = share.password_hash if share is not None and share.protected and not share.exhausted else None
+    if not await verify_password(expected, password):
+        if _wants_landing_page():
+            page = await render_template("file/password.html", action=base.rstrip("?&"), error=WRONG_PASSWORD)
+            return Response(page, status=404, content_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+        raise APIError(404, "not_found", WRONG_PASSWORD)
+    key = unlock_key(share, int(time.time()) + UNLOCK_SECONDS)
+    return redirect(f"{base}unlock={quote(key, safe='')}", 303)
+
+
+_PAGE_HEADERS = {
+    "Cache-Control": "private, no-store",
+    # The page's URL holds the token: it must not reach other sites or an index.
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+async def _password_page(base: str) -> Response:
+    page = await render_template("file/password.html", action=base.rstrip("?&"), error=None)
+    return Response(page, content_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+
 def _wants_landing_page() -> bool:
     """A browser navigating (it ranks text/html above */*) gets the page;
     curl, wget, <img>, <video> and anything else get the bytes."""
@@ -113,6 +173,15 @@ async def _shared_answer(share, base: str) -> Response:
     for the page's frame. Reading changes nothing: link-preview bots fetch links
     (a link with a download limit counts the bytes it hands out: _limited_answer)."""
     stored = share.file
+    if share.protected:
+        key = request.args.get("unlock")
+        if not is_unlocked(share, key, time.time()):
+            if _wants_landing_page() and not share.exhausted:
+                response = await _password_page(base)
+                response.vary.add("Accept")
+                return response
+            raise _missing_link()  # to a script, a link it cannot open is no link
+        base += f"unlock={quote(key, safe='')}&"
     if share.max_downloads is not None:
         return await _limited_answer(share, base)
     if _wants_landing_page():
@@ -172,12 +241,7 @@ async def _landing_page(share, base: str) -> Response:
             raise APIError(404, "not_found", "That file is gone. It may have expired.")
     page = await render_template("file/shared.html", share=share, file=stored, mime=mime, kind=kind, text=text,
                                  download_url=base + "download=1", preview_url=base + "preview=1")
-    return Response(page, content_type="text/html; charset=utf-8", headers={
-        "Cache-Control": "private, no-store",
-        # The page's URL holds the token: it must not reach other sites or an index.
-        "Referrer-Policy": "no-referrer",
-        "X-Robots-Tag": "noindex, nofollow",
-    })
+    return Response(page, content_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
 
 @blueprint.get("/file/qr")

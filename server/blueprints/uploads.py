@@ -80,7 +80,7 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     return pairs
 
 
-def _new_upload(length: int, header: str | None) -> resumable.NewUpload:
+async def _new_upload(length: int, header: str | None) -> resumable.NewUpload:
     metadata = parse_metadata(header)
     target = metadata.get("target") or "buffer"
     if target not in resumable.TARGETS:
@@ -88,12 +88,15 @@ def _new_upload(length: int, header: str | None) -> resumable.NewUpload:
     filename = sanitize_filename(metadata.get("filename", ""))
     if not filename:
         raise APIError(400, "missing_filename", "A file needs a name: send it as `filename` in Upload-Metadata.")
-    share_seconds = max_downloads = None
+    share_seconds = max_downloads = password_hash = None
     if target == "share":
         share_seconds = buffer.share_lifetime(metadata.get("expires_in"))
         max_downloads = buffer.share_max_downloads(metadata.get("max_downloads"), metadata.get("burn"))
+        password_hash = await buffer.share_password_hash(metadata.get("password"))
+    # The password is not echoed to HEAD with the rest of the metadata.
+    echoed = ",".join(pair for pair in (header or "").split(",") if pair.strip().partition(" ")[0] != "password")
     return resumable.NewUpload(length, filename, guess_mime(filename, metadata.get("filetype")), target,
-                               share_seconds, header or "", max_downloads)
+                               share_seconds, echoed, max_downloads, password_hash)
 
 
 def _state_headers(upload, offset: int, result: dict | None) -> dict[str, str]:
@@ -154,7 +157,7 @@ async def post_upload():
     principal = await require_principal()
     if "Upload-Defer-Length" in request.headers:
         raise APIError(400, "invalid_upload_length", "Send Upload-Length: deferred lengths are not supported.")
-    new = _new_upload(_whole_number("Upload-Length"), request.headers.get("Upload-Metadata"))
+    new = await _new_upload(_whole_number("Upload-Length"), request.headers.get("Upload-Metadata"))
     with_body = _has_body()
     if with_body:
         _require_offset_stream()

@@ -37,6 +37,11 @@ class Share:
     token_hash: bytes | None = None
     max_downloads: int | None = None  # None: as many as asked for until it expires
     downloads: int = 0
+    password_hash: str | None = None  # argon2id; None: no password
+
+    @property
+    def protected(self) -> bool:
+        return self.password_hash is not None
 
     @property
     def downloads_left(self) -> int | None:
@@ -51,7 +56,8 @@ class Share:
 _FILE_COLUMNS = "f.id, f.user_id, f.stored_name, f.filename, f.mime, f.size, f.created_at, f.expires_at"
 _SHARE_COLUMNS = ("s.id AS share_id, s.created_at AS share_created_at, s.expires_at AS share_expires_at,"
                   " s.nonce AS share_nonce, s.token_hash AS share_token_hash,"
-                  " s.max_downloads AS share_max_downloads, s.downloads AS share_downloads")
+                  " s.max_downloads AS share_max_downloads, s.downloads AS share_downloads,"
+                  " s.password_hash AS share_password_hash")
 # A link whose downloads are all taken is no live link (it stays, briefly, for
 # continuations of its last download: take_download).
 _NOT_EXHAUSTED = "(s.max_downloads IS NULL OR s.downloads < s.max_downloads)"
@@ -66,9 +72,10 @@ def _share(row) -> Share:
     token_hash = data.pop("share_token_hash")
     max_downloads = data.pop("share_max_downloads")
     downloads = data.pop("share_downloads")
+    password_hash = data.pop("share_password_hash")
     stored = StoredFile(**data)
     return Share(share_id, stored.user_id, stored.id, created_at, expires_at, stored, nonce, token_hash,
-                 max_downloads, downloads)
+                 max_downloads, downloads, password_hash)
 
 
 def _shares(rows) -> list[Share]:
@@ -127,11 +134,11 @@ def extend_file_expiry(conn: Connection, file_id: int, expires_at: float) -> Non
 
 
 def insert_share(conn: Connection, user_id: int, file_id: int, token: str, nonce: bytes, expires_at: float,
-                 max_downloads: int | None = None) -> Share:
+                 max_downloads: int | None = None, password_hash: str | None = None) -> Share:
     share_id = conn.value(
-        "INSERT INTO shares (user_id, file_id, token_hash, nonce, created_at, expires_at, max_downloads)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (user_id, file_id, hash_secret(token), nonce, time.time(), expires_at, max_downloads),
+        "INSERT INTO shares (user_id, file_id, token_hash, nonce, created_at, expires_at, max_downloads,"
+        " password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (user_id, file_id, hash_secret(token), nonce, time.time(), expires_at, max_downloads, password_hash),
     )
     return select_share(conn, user_id, share_id)
 
@@ -147,7 +154,8 @@ def select_reusable_shares(conn: Connection, user_id: int, file_id: int, now: fl
     the derived token against the hash)."""
     return _shares(conn.all(
         f"{_SELECT_SHARES} WHERE s.user_id = ? AND s.file_id = ? AND s.expires_at > ? AND f.expires_at > ?"
-        " AND s.nonce IS NOT NULL AND s.max_downloads IS NULL ORDER BY s.expires_at DESC",
+        " AND s.nonce IS NOT NULL AND s.max_downloads IS NULL AND s.password_hash IS NULL"
+        " ORDER BY s.expires_at DESC",
         (user_id, file_id, now, now),
     ))
 

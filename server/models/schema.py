@@ -118,6 +118,7 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         target         TEXT NOT NULL CHECK (target IN ('buffer', 'share')),
         share_seconds  INTEGER,
         share_max_downloads INTEGER,
+        share_password_hash TEXT,
         metadata       TEXT NOT NULL,
         encrypted_key  TEXT,
         encrypted_meta TEXT,
@@ -132,9 +133,11 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     """,
     # 7: share links with a download limit (1 is "burn after reading"):
     # downloads counts those taken, each in one UPDATE that cannot pass the
-    # limit (models/files.take_download). NULL: no limit.
+    # limit (models/files.take_download), NULL meaning no limit; and an
+    # optional password, kept as its argon2id hash.
     """
     ALTER TABLE shares ADD COLUMN max_downloads INTEGER;
     ALTER TABLE shares ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN password_hash TEXT;
     """,
 )

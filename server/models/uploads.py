@@ -25,6 +25,7 @@ class ResumableUpload:
     target: str
     share_seconds: int | None
     share_max_downloads: int | None
+    share_password_hash: str | None
     metadata: str
     encrypted_key: str | None
     encrypted_meta: str | None
@@ -40,7 +41,7 @@ class ResumableUpload:
 
 
 _COLUMNS = ("id, user_id, public_id, length, upload_offset AS \"offset\", filename, mime, target, share_seconds,"
-            " share_max_downloads, metadata, encrypted_key, encrypted_meta, created_at, expires_at, finished_at, item_id, share_id")
+            " share_max_downloads, share_password_hash, metadata, encrypted_key, encrypted_meta, created_at, expires_at, finished_at, item_id, share_id")
 
 
 def _upload(row) -> ResumableUpload | None:
@@ -48,14 +49,16 @@ def _upload(row) -> ResumableUpload | None:
 
 
 def insert_upload(conn: Connection, user_id: int, public_id: str, length: int, filename: str, mime: str,
-                  target: str, share_seconds: int | None, share_max_downloads: int | None, metadata: str,
+                  target: str, share_seconds: int | None, share_max_downloads: int | None,
+                  share_password_hash: str | None, metadata: str,
                   encrypted_key: str | None,
                   encrypted_meta: str | None, now: float, expires_at: float) -> ResumableUpload:
     return _upload(conn.one(
         "INSERT INTO uploads (user_id, public_id, length, filename, mime, target, share_seconds,"
-        " share_max_downloads, metadata, encrypted_key, encrypted_meta, created_at, expires_at)"
-        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-        (user_id, public_id, length, filename, mime, target, share_seconds, share_max_downloads, metadata,
+        " share_max_downloads, share_password_hash, metadata, encrypted_key, encrypted_meta, created_at, expires_at)"
+        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+        (user_id, public_id, length, filename, mime, target, share_seconds, share_max_downloads,
+         share_password_hash, metadata,
          encrypted_key, encrypted_meta, now, expires_at),
     ))
 

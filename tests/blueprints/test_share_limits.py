@@ -1,6 +1,8 @@
 """Share links with a download limit, and burn after reading: what counts as
 a download (docs/api.md), taken atomically, continuations not counted again,
-and the link gone (its file too, unless the buffer holds it) at the limit."""
+and the link gone (its file too, unless the buffer holds it) at the limit.
+And links with a password: asked for by the recipient's page, a wrong one
+and a missing link alike, rate limited per address and per link."""
 from __future__ import annotations
 
 import asyncio
@@ -147,3 +149,84 @@ async def test_a_resumable_upload_can_make_a_limited_link(alice):
     state = await response.get_json()
     assert state["share"]["max_downloads"] == 2
     assert resumable.TARGETS == ("buffer", "share")
+
+
+async def protected(client, password="open sesame", **fields) -> dict:
+    body, content_type = multipart([("password", password), *fields.items(), ("file", "secret.txt", DATA)])
+    response = await client.post("/file/load", data=body, headers={"Content-Type": content_type, **JSON})
+    assert response.status_code == 201, await response.get_data(as_text=True)
+    return await response.get_json()
+
+
+async def test_a_password_link_asks_for_it_and_opens_with_it(alice, app):
+    link = await protected(alice)
+    assert link["password"] is True
+    stored = await services(app).db.read(lambda conn: conn.value("SELECT password_hash FROM shares"))
+    assert stored.startswith("$argon2id$") and "open sesame" not in stored
+    recipient = app.test_client()
+    page = await recipient.get(f"/file/get?token={link['token']}", headers={"Accept": BROWSER_ACCEPT})
+    html = await page.get_data(as_text=True)
+    assert page.status_code == 200 and 'name="password"' in html and "secret.txt" not in html
+    await error_of(await download(recipient, link), 404, "not_found")  # no bytes without it
+    opened = await recipient.post(f"/file/get?token={link['token']}", form={"password": "open sesame"},
+                                  headers={"Accept": BROWSER_ACCEPT})
+    assert opened.status_code == 303
+    landing = await recipient.get(opened.headers["Location"], headers={"Accept": BROWSER_ACCEPT})
+    assert "secret.txt" in await landing.get_data(as_text=True)
+    got = await recipient.get(opened.headers["Location"] + "&download=1")
+    assert await got.get_data() == DATA
+    by_path = await recipient.post(f"/file/get/{link['token']}", json={"password": "open sesame"})
+    assert by_path.status_code == 303
+    assert await (await recipient.get(by_path.headers["Location"] + "&download=1")).get_data() == DATA
+    tampered = opened.headers["Location"].replace("unlock=", "unlock=9")
+    await error_of(await recipient.get(tampered + "&download=1"), 404, "not_found")
+
+
+async def test_a_wrong_password_and_a_missing_link_look_the_same(alice, app):
+    link = await protected(alice)
+    unprotected = await share(alice)
+    recipient = app.test_client()
+    answers = []
+    for token, password in ((link["token"], "wrong"), ("x" * 32, "wrong"), (unprotected["token"], "anything")):
+        for accept in (BROWSER_ACCEPT, "application/json"):
+            response = await recipient.post(f"/file/get?token={token}", form={"password": password},
+                                            headers={"Accept": accept})
+            answers.append((accept, response.status_code, response.mimetype,
+                            (await response.get_data(as_text=True)).replace(token, "T")))
+    browser = {answer[1:] for answer in answers if answer[0] == BROWSER_ACCEPT}
+    api = {answer[1:] for answer in answers if answer[0] != BROWSER_ACCEPT}
+    assert len(browser) == 1 and len(api) == 1
+    assert next(iter(browser))[0] == 404 and next(iter(api))[0] == 404
+
+
+async def test_password_tries_are_limited_per_link_whatever_the_address(alice, app):
+    link = await protected(alice)
+    statuses = []
+    for n in range(12):
+        client = app.test_client()
+        response = await client.post(f"/file/get?token={link['token']}", form={"password": f"guess {n}"},
+                                     headers={"Accept": "application/json"},
+                                     scope_base={"client": (f"198.51.100.{n}", 40000)})
+        statuses.append(response.status_code)
+    assert statuses[:10] == [404] * 10 and statuses[10:] == [429, 429]
+    # The right password is refused too while the link is being guessed at.
+    response = await app.test_client().post(f"/file/get?token={link['token']}", form={"password": "open sesame"},
+                                            scope_base={"client": ("203.0.113.9", 40000)})
+    assert response.status_code == 429
+
+
+async def test_a_password_link_with_a_limit_and_from_the_history(alice):
+    link = await protected(alice, max_downloads="1")
+    assert link["max_downloads"] == 1 and link["password"]
+    opened = await alice.post(f"/file/get?token={link['token']}", form={"password": "open sesame"})
+    assert (await alice.get(opened.headers["Location"] + "&download=1")).status_code == 200
+    await error_of(await alice.get(opened.headers["Location"] + "&download=1"), 404, "not_found")
+    posted = await alice.post("/file/buffer", data=b"mine", headers={"X-Data-Type": "file", "X-File-Name": "m.txt"})
+    item = await posted.get_json()
+    made = await (await alice.post(f"/file/buffer/items/{item['id']}/share", json={"password": "pw"})).get_json()
+    assert made["password"] and not made["reused"]
+    profile = await (await alice.get("/account/profile", headers=JSON)).get_json()
+    assert [s["password"] for s in profile["shares"]] == [True]
+    body, content_type = multipart([("file", "a.txt", b"x")])
+    response = await alice.post("/file/load?password=no", data=body, headers={"Content-Type": content_type, **JSON})
+    await error_of(response, 400, "invalid_password")
