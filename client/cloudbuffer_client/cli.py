@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     limit = sub["share"].add_mutually_exclusive_group()
     limit.add_argument("--max-downloads", type=int, metavar="N", help="the link works for N downloads, then it is gone")
     limit.add_argument("--burn", action="store_true", help="burn after reading: one download")
+    sub["share"].add_argument("--password-stdin", action="store_true",
+                              help="the link asks for a password, read from the first line of stdin")
 
     sub["agent"].add_argument("--print-service", action="store_true", help="print a systemd user unit and exit")
     sub["agent"].add_argument("--interval", type=float, default=0.3, metavar="SECONDS",

@@ -69,16 +69,26 @@ def cmd_share(args: argparse.Namespace) -> int:
         params["max_downloads"] = args.max_downloads
     if args.burn:
         params["burn"] = "1"
+    # A form field, never the query string (which access logs keep).
+    fields = {}
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise ClientError(USAGE, "--password-stdin: the first line of stdin is empty; give the link's password")
+        fields["password"] = password
     login = current_login()
     with open(path, "rb") as file, Api.for_login(login) as api:
         size = os.fstat(file.fileno()).st_size
         body = _ChunkReader(tracked(read_chunks(file), size, path.name))
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        share = api.json("POST", "/file/load", params=params, files={"file": (path.name, body, mime)})
+        share = api.json("POST", "/file/load", params=params, data=fields,
+                         files={"file": (path.name, body, mime)})
     print(share["url"], flush=True)
     left = max(0, int(share["expires_at"] - time.time()))
     limit = share.get("max_downloads")
     downloads = "" if limit is None else f", {limit} download{'' if limit == 1 else 's'}"
+    if share.get("password"):
+        downloads += ", with a password"
     print(f"{share['filename']}, {share['size']} bytes; the link works for {left // 3600} h {left % 3600 // 60} min"
           f"{downloads}", file=sys.stderr)
     if not args.no_qr:

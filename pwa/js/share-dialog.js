@@ -40,7 +40,8 @@ $("share-make-new")?.addEventListener("click", async () => {
   try {
     const downloads = Number($("share-downloads").value) || undefined;
     const share = await shareItem(shown.item.id, {new: true, expiresIn: Number($("share-lifetime").value),
-                                                  maxDownloads: downloads});
+                                                  maxDownloads: downloads, password: $("share-password").value});
+    $("share-password").value = "";
     show(share);
     showToast(`New link, valid for ${relativeTime(share.expires_at).replace(/^in /, "")}.`);
     shown.onChange?.();
@@ -59,6 +60,7 @@ function show(share) {
   $("share-reused").hidden = !share.reused;
   const left = share.downloads_left;
   $("share-downloads-left").hidden = left == null;
+  $("share-has-password").hidden = !share.password;
   $("share-downloads-left").textContent = left === 1 ? "One download, then the link is gone."
     : `${left} downloads, then the link is gone.`;
   $("share-url").value = share.url;

@@ -49,3 +49,16 @@ def test_share_max_downloads(logged_in):
     assert [httpx.get(url, timeout=10).status_code for _ in range(3)] == [200, 200, 404]
     assert logged_in.run("share", "two.txt", "--max-downloads", "0").returncode == 2
     assert logged_in.run("share", "two.txt", "--max-downloads", "2", "--burn").returncode == 2
+
+
+def test_share_with_a_password(logged_in):
+    (logged_in.cwd / "pw.txt").write_bytes(b"behind a password")
+    result = logged_in.run("share", "pw.txt", "--password-stdin", "--no-qr", input=b"s3cret\n")
+    assert result.returncode == 0, result.stderr
+    assert "with a password" in result.stderr.decode()
+    url = result.stdout.decode().strip()
+    assert httpx.get(url + "&download=1", timeout=10).status_code == 404
+    opened = httpx.post(url, data={"password": "s3cret"}, timeout=10, follow_redirects=False)
+    assert opened.status_code == 303
+    base = url.split("/file/get")[0]
+    assert httpx.get(base + opened.headers["Location"] + "&download=1", timeout=10).content == b"behind a password"
