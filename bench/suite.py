@@ -49,6 +49,8 @@ class Profile:
     posts_seconds: float = 5.0  # #7
     posts_connections: int = 8
     restart: bool = True  # fresh server processes where memory matters (off only for the smoke test)
+    e2e_mib: int = 128  # #9: the file the app uploads, plaintext and encrypted
+    e2e_texts: int = 40  # #10: texts per account
 
 
 PROFILES = {
@@ -58,12 +60,12 @@ PROFILES = {
     # A sanity check in about two minutes: one repetition, small counts and files.
     "quick": Profile("quick", reps=1, probes=10, latency_pool=300, latency_seconds=4, ramp_step=500,
                      ramp_seconds=2, ramp_max=1500, memory_low=200, memory_high=600, settle=1.0,
-                     transfer_bytes=128 * MIB, rest_seconds=3, posts_seconds=2),
+                     transfer_bytes=128 * MIB, rest_seconds=3, posts_seconds=2, e2e_mib=32, e2e_texts=10),
     # For the smoke test: every code path, tiny and fast, one repetition, no restarts.
     "smoke": Profile("smoke", reps=1, probes=2, latency_pool=10, latency_rate=20, latency_seconds=0.5,
                      ramp_step=10, ramp_rate=10, ramp_seconds=0.3, ramp_max=20, memory_low=10, memory_high=30,
                      settle=0.1, transfer_bytes=4 * MIB, rest_seconds=0.3, posts_seconds=0.3,
-                     posts_connections=2, restart=False),
+                     posts_connections=2, restart=False, e2e_mib=2, e2e_texts=2),
 }
 
 
@@ -145,8 +147,31 @@ class Suite:
             await self.pool.shutdown()
             await asyncio.gather(asyncio.to_thread(self.base.stop), asyncio.to_thread(self.cb.stop),
                                  asyncio.to_thread(self.peer.stop))
+        if self.wanted("9") or self.wanted("10"):
+            await self.bench_e2e_browser()  # a server and Chromium of its own, after the others stopped
         self.results.sort(key=lambda r: (int(r["id"]), r["name"]))
         return self.results
+
+    # -- #9 and #10 end-to-end encryption in Chromium -------------------------
+
+    async def bench_e2e_browser(self) -> None:
+        from bench import e2e_browser  # Playwright only when these run
+
+        p = self.p
+        found = await asyncio.to_thread(e2e_browser.measure, p.e2e_mib, p.reps, p.e2e_texts, self.log)
+        upload = found["9"]
+        self.add("9", upload["name"], "throughput", "MB/s", upload["subject"], upload["baseline"], upload["target"],
+                 upload["pass"], upload["reps"],
+                 how=f"real Chromium, the app's uploadFile of a {p.e2e_mib} MiB File, encrypted account vs "
+                     "plaintext account alternating on one `cloudbuffer serve` (2 workers, Redis); encrypted "
+                     "includes encrypting; baseline: the plaintext upload")
+        push = found["10"]
+        for quantile in ("p50_ms", "p95_ms"):
+            self.add("10", f"{push['name']}, {quantile[:3]}", quantile[:3], "ms", push["subject"][quantile],
+                     push["baseline"][quantile], "≤ 1.5× plaintext", push["ratio"][quantile] <= 1.5,
+                     push["reps"],
+                     how=f"{p.e2e_texts} texts per account, Send on one page to shown on a second page of "
+                         "the same account (its own socket); encrypted: decrypted, then shown")
 
     # -- #3 memory per idle socket --------------------------------------------
 
@@ -246,8 +271,8 @@ class Suite:
                      {"subject": [s["p99_ms"] for s in summaries["cloudbuffer"]],
                       "baseline": [s["p99_ms"] for s in summaries["node peer"]]},
                      peer="node",
-                     how=f"as #1 above; the peer: bench/node_peer/server.js (Node.js, `ws`), one process fanning "
-                         f"out from memory, no Redis and no storage, so its sender and receiver share the process",
+                     how="as #1 above; the peer: bench/node_peer/server.js (Node.js, `ws`), one process fanning "
+                         "out from memory, no Redis and no storage, so its sender and receiver share the process",
                      subject_detail=summaries["cloudbuffer"], baseline_detail=summaries["node peer"],
                      p50=[median([s["p50_ms"] for s in summaries[k]]) for k in ("cloudbuffer", "node peer")],
                      p95=[median([s["p95_ms"] for s in summaries[k]]) for k in ("cloudbuffer", "node peer")],

@@ -83,13 +83,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
 
     from .blueprints import account, api_docs, buffer, files, pairing, pwa, system, uploads
     from .live.connection import serve_live_sockets
+    from .blueprints import e2e as e2e_routes
     from .live.keepalive import KeepAlive
 
     registry.keep_alive = KeepAlive(app.app_context, registry)
     serve_live_sockets(app, registry.keep_alive)
 
     for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pairing.blueprint, pwa.blueprint,
-                      system.blueprint, api_docs.blueprint, uploads.blueprint):
+                      system.blueprint, api_docs.blueprint, e2e_routes.blueprint, uploads.blueprint):
         app.register_blueprint(blueprint)
 
     @app.before_serving

@@ -47,7 +47,7 @@ from .credentials import (DEVICE_NAME_PATTERN, MAX_DEVICE_NAME, MAX_PASSWORD, MI
                           check_username)
 from .problems import InvalidInput
 from .log_safety import request_for_log
-from .pairing import MAX_PAYLOAD_CHARS
+from .pairing import MAX_APPROVAL_CHARS, MAX_PAYLOAD_CHARS
 from .ratelimits import is_rate_limited
 
 log = logging.getLogger(__name__)
@@ -169,12 +169,16 @@ class Item(Strict):
     id: int
     seq: int = Field(description="The user's sequence number after this write; strictly increasing.")
     type: Literal["text", "file"]
-    size: int = Field(ge=0)
-    mime: str
+    size: int = Field(ge=0, description="Bytes stored: for an encrypted item, the body blob's.")
+    mime: str | None = Field(None, description="Missing for an encrypted item (it is in the meta blob).")
     from_: str = Field(alias="from", description="Name of the device that wrote it.")
     created_at: float
     expires_at: float
     filename: str | None = None
+    encrypted: Literal["aes128gcm"] | None = Field(None, description="Set for an end-to-end encrypted item "
+                                                                     "(docs/e2e.md), with `key` and `meta`.")
+    key: str | None = Field(None, description="The item's key blob, b64u (encrypted items).")
+    meta: str | None = Field(None, description="The item's meta blob, b64u (encrypted items).")
     links: list["LiveLink"] | None = Field(
         None, description="A file's live share links, most time left first (in GET /file/buffer/items).")
 
@@ -277,7 +281,7 @@ class PairingState(Strict):
 
 
 class PairingApproval(Strict):
-    payload: str | None = Field(None, max_length=MAX_PAYLOAD_CHARS,
+    payload: str | None = Field(None, max_length=MAX_APPROVAL_CHARS,
                                 description="Opaque, handed to the new device once (e.g. a key wrapped for it).")
 
 
@@ -297,8 +301,10 @@ class PairingClaim(Strict):
 
 
 class PairingStatus(Strict):
-    status: Literal["claimed", "approved", "refused"]
+    status: Literal["open", "claimed", "approved", "refused"] = Field(
+        description="`open` only for a new device's own request (docs/e2e.md, flow B) not yet taken.")
     expires_at: float
+    offer_payload: str | None = Field(None, description="The enrolled device's ephemeral key, for the SAS.")
 
 
 class PairingDone(Strict):
@@ -306,8 +312,16 @@ class PairingDone(Strict):
 
     id: int
     username: str
-    device: DeviceRef
+    device: "PairedDevice"
     payload: str | None
+    token: str | None = Field(None, description='With {"as": "token"}: the new API token, shown once.')
+
+
+class PairedDevice(DeviceRef):
+    kind: Literal["session", "token"]
+
+
+PairingDone.model_rebuild()
 
 
 class TokenCreated(Strict):
@@ -376,6 +390,131 @@ class Health(Strict):
     version: str
     db: Literal["ok", "down"]
     broker: BrokerHealth
+
+
+# --- end-to-end encryption (docs/e2e.md) --------------------------------------
+
+_B64U = r"^[A-Za-z0-9_-]+$"
+
+
+def _b64u(description: str, max_length: int):
+    return Field(min_length=1, max_length=max_length, pattern=_B64U, description=description)
+
+
+class RecoveryKey(Strict):
+    public_key: str = _b64u("The recovery key pair's public key: P-256 SPKI.", 200)
+    sealed_private_key: str = _b64u("Its PKCS#8 private key sealed under the recovery key R.", 1024)
+
+
+class DeviceKey(Strict):
+    public_key: str = _b64u("This device's long-lived P-256 public key (SPKI).", 200)
+    attest: str = Field(min_length=43, max_length=43, pattern=_B64U,
+                        description='b64u(HMAC-SHA256(IKM_e, "device " || device || " " || public_key)).')
+
+
+class EnableWrap(Strict):
+    recipient: Literal["self", "recovery"]
+    epoch: Literal[1]
+    blob: str = Field(min_length=1, max_length=256, description="A wrap of the epoch-1 key (docs/e2e.md).")
+
+
+class E2EEnable(Strict):
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD,
+                          description="The account's password: enabling deletes the plaintext history.")
+    recovery: RecoveryKey
+    device: DeviceKey
+    wraps: list[EnableWrap] = Field(min_length=2, max_length=2)
+
+
+class EpochWrap(Strict):
+    epoch: int = Field(ge=1)
+    blob: str = Field(min_length=1, max_length=256)
+
+
+class E2EDeviceRegistration(DeviceKey):
+    wraps: list[EpochWrap] | None = Field(None, max_length=100,
+                                          description="The caller's own wraps of each epoch's key, to its own key.")
+
+
+class RecipientWrap(Strict):
+    recipient: str = Field(max_length=32, pattern=r"^(session:[0-9]+|token:[0-9]+|recovery)$")
+    blob: str = Field(min_length=1, max_length=256)
+
+
+class E2ERotation(Strict):
+    epoch: int = Field(ge=2, description="The current epoch + 1 (else 409 stale_key).")
+    proof: str = Field(min_length=43, max_length=43, pattern=_B64U,
+                       description='b64u(HMAC-SHA256(IKM_e, "epoch " || (e+1) || " " || b64u(K_e+1))): devices '
+                                   "accept the new key only if it verifies under the key they hold.")
+    wraps: list[RecipientWrap] = Field(min_length=1, max_length=100,
+                                       description="One per registered device and one for recovery.")
+
+
+class E2EDevice(Strict):
+    device: str
+    name: str
+    public_key: str
+    attest: str
+
+
+class RecoveryState(RecoveryKey):
+    wraps: list["EpochWrap"] = Field(description="Each epoch's key wrapped to the recovery key (for a recovery).")
+
+
+class E2EState(Strict):
+    """The account's key state as the calling device sees it."""
+
+    enabled: bool
+    device: str = Field(description="The caller as a recipient: session:<id> or token:<id>.")
+    user_id: int = Field(description="The account's id, which the item keys are bound to (docs/e2e.md).")
+    epoch: int | None = None
+    rotation_needed: bool | None = None
+    recovery: RecoveryState | None = None
+    devices: list[E2EDevice] | None = None
+    wraps: list[EpochWrap] | None = Field(None, description="The wrapped keys addressed to the caller.")
+    epochs: list["EpochProof"] | None = Field(None, description="Each rotation's proof, epoch 2 onwards.")
+
+
+class EpochProof(Strict):
+    epoch: int
+    proof: str
+
+
+E2EState.model_rebuild()
+
+
+class PairingPayload(Strict):
+    payload: str
+    expires_at: float
+
+
+class PairingOffer(Strict):
+    payload: str | None = Field(None, max_length=MAX_PAYLOAD_CHARS,
+                                description="The showing device's ephemeral P-256 SPKI (b64u); the code is "
+                                            "derived from it. Without it the code is random.")
+
+
+class PairingJoinRequest(Strict):
+    device_name: DeviceName
+    payload: str = Field(min_length=1, max_length=MAX_PAYLOAD_CHARS, description="The new device's ephemeral P-256 SPKI (b64u).")
+
+
+class PairingRequested(Strict):
+    code: str
+    url: str
+    qr_svg: str
+    claim: str
+    expires_at: float
+
+
+class PairingTake(Strict):
+    code: str = Field(min_length=1, max_length=32)
+    payload: str = Field(min_length=1, max_length=MAX_PAYLOAD_CHARS, description="This device's ephemeral P-256 SPKI (b64u).")
+
+
+class PairingCompletion(Strict):
+    as_: Literal["session", "token"] | None = Field(None, alias="as",
+                                                    description="token: become an API token (the CLI).")
 
 
 # --- decorators ---------------------------------------------------------------
@@ -615,6 +754,31 @@ _CONTENT = {
     "content": {"text/plain": {"schema": {"type": "string"}}, "*/*": _ANY_FILE},
 }
 
+_ENCRYPTED_HEADERS_IN = [
+    {"name": "X-Encrypted", "in": "header", "required": False,
+     "description": "`aes128gcm` for an end-to-end encrypted write (docs/e2e.md): the body is then the body "
+                    "blob as application/octet-stream. Refused with 409 `not_encrypted` on an account "
+                    "without encryption; a plaintext write to an encrypted account is 409 `encrypted_account`.",
+     "schema": {"type": "string", "enum": ["aes128gcm"]}},
+    {"name": "X-Encrypted-Key", "in": "header", "required": False,
+     "description": "The item's key blob, b64u (with X-Encrypted); its keyid must be the account's epoch "
+                    "(else 409 `stale_key`).",
+     "schema": {"type": "string", "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"}},
+    {"name": "X-Encrypted-Meta", "in": "header", "required": False,
+     "description": "The item's meta blob, b64u (with X-Encrypted).",
+     "schema": {"type": "string", "maxLength": 6144, "pattern": "^[A-Za-z0-9_-]+$"}},
+]
+_ENCRYPTED_HEADERS_OUT = {
+    "X-Encrypted": {"description": "`aes128gcm` when the body is an encrypted item's body blob.",
+                    "schema": {"type": "string"}},
+    "X-Encrypted-Key": {"description": "The item's key blob (encrypted items; not on share links).",
+                        "schema": {"type": "string"}},
+    "X-Encrypted-Meta": {"description": "The item's meta blob (encrypted items).", "schema": {"type": "string"}},
+}
+_CONTENT["headers"] = {**_DATA_TYPE_OUT, **_ENCRYPTED_HEADERS_OUT}
+_CONTENT["description"] += (" An end-to-end encrypted item is its body blob as application/octet-stream "
+                            "(Range over the ciphertext), with X-Encrypted, X-Encrypted-Key and X-Encrypted-Meta.")
+
 BUFFER_BODY = {
     "description": "Sets the buffer. The body is raw, not JSON: with `X-Data-Type: text` it is the text "
                    "itself (UTF-8, at most CLOUDBUFFER_MAX_TEXT_BYTES, whatever the Content-Type); with "
@@ -631,6 +795,7 @@ BUFFER_BODY = {
                         "Content-Disposition names it; ignored for text). Directory parts, control and "
                         "separator characters are dropped.",
          "schema": {"type": "string"}},
+        *_ENCRYPTED_HEADERS_IN,
     ],
     "requestBody": {"required": True, "content": {
         "text/plain": {"schema": {"type": "string"}},
@@ -654,10 +819,12 @@ UPLOAD_FORM = {
                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000000}},
                    {"name": "burn", "in": "query", "required": False,
                     "description": "`1`: burn after reading (one download). Also a form field.",
-                    "schema": {"type": "string", "enum": ["1", "true", "on"]}}],
+                    "schema": {"type": "string", "enum": ["1", "true", "on"]}},
+                   *[header for header in _ENCRYPTED_HEADERS_IN if header["name"] != "X-Encrypted-Key"]],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},
+        "application/octet-stream": _ANY_FILE,
     }},
 }
 

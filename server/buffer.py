@@ -15,8 +15,10 @@ from typing import Any
 
 from quart import current_app
 
+from . import e2e
 from .auth import Principal, hash_password
 from .config import Settings
+from .e2e_blobs import ENCODING, b64u_encode, check_item_key_blob, max_body_bytes
 from .errors import APIError
 from .models import files as files_model
 from .models import items as items_model
@@ -37,6 +39,8 @@ def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
     """The `buffer` message of the live protocol (docs/protocol.md)."""
     if item is None:
         return {"type": "buffer", "seq": seq, "kind": None}
+    if item.encrypted_key is not None:
+        return _encrypted_buffer_message(item)
     message: dict[str, Any] = {
         "type": "buffer",
         "seq": item.seq,
@@ -54,8 +58,25 @@ def buffer_message(seq: int, item: Item | None) -> dict[str, Any]:
     return message
 
 
+def _encrypted_buffer_message(item: Item) -> dict[str, Any]:
+    """docs/e2e.md: the blobs instead of filename, mime and text; a small
+    text's body blob rides along as `ciphertext`."""
+    message: dict[str, Any] = {
+        "type": "buffer", "seq": item.seq, "id": item.id, "kind": item.kind, "size": item.size,
+        "created_at": item.created_at, "expires_at": item.expires_at, "from": item.device_name,
+        "encrypted": ENCODING, "key": item.encrypted_key, "meta": item.encrypted_meta,
+    }
+    if item.kind == "text" and item.size <= INLINE_TEXT_BYTES:
+        message["ciphertext"] = b64u_encode(item.ciphertext or b"")
+    return message
+
+
 def item_json(item: Item) -> dict[str, Any]:
     """An item as the REST API returns it."""
+    if item.encrypted_key is not None:
+        return {"id": item.id, "seq": item.seq, "type": item.kind, "size": item.size, "from": item.device_name,
+                "created_at": item.created_at, "expires_at": item.expires_at, "encrypted": ENCODING,
+                "key": item.encrypted_key, "meta": item.encrypted_meta}
     data = {
         "id": item.id,
         "seq": item.seq,
@@ -111,9 +132,18 @@ def check_text(text: str) -> bytes:
 
 
 def _write_text(conn, user_id: int, device_name: str, text: str, size: int, now: float, expire_seconds: int,
-                history_size: int) -> tuple[Item, list[str]]:
+                history_size: int, sealed: e2e.Sealed | None = None, ciphertext: bytes | None = None,
+                ) -> tuple[Item, list[str]]:
+    """A text (or, with `sealed`, an encrypted text: text "" and its body
+    blob in `ciphertext`) and the history trim, one transaction."""
+    # Encrypted or not is decided again here, where it cannot change before
+    # the commit (an account turning encryption on deletes its history).
+    users_model.lock_user(conn, user_id)
+    e2e.check_write(conn, user_id, sealed)
     item = items_model.insert_item(conn, user_id, kind="text", text=text, size=size, device_name=device_name,
-                                   created_at=now, expires_at=now + expire_seconds)
+                                   created_at=now, expires_at=now + expire_seconds,
+                                   encrypted_key=sealed.key if sealed else None,
+                                   encrypted_meta=sealed.meta if sealed else None, ciphertext=ciphertext)
     # A text adds no file, so the file cap cannot have been crossed, and a
     # file can only have lost its last item if the history was trimmed.
     trimmed = items_model.delete_items_beyond(conn, user_id, history_size)
@@ -134,16 +164,41 @@ async def store_text(principal: Principal, text: str) -> Item:
     return item
 
 
-async def upload_allowance(user_id: int) -> tuple[int, Any]:
-    """How many bytes the next upload may have, and the error past that."""
+def check_encrypted_text(body: bytes) -> None:
+    """An encrypted text's body blob: aes128gcm under an item key, at most
+    MAX_TEXT_BYTES of plaintext plus the format's overhead."""
+    limit = max_body_bytes(_settings().max_text_bytes)
+    if len(body) > limit:
+        raise APIError(413, "too_large", f"An encrypted text is limited to {limit} bytes of aes128gcm "
+                                         f"({_settings().max_text_bytes} bytes of text); send it as a file instead.")
+    check_item_key_blob(body, "The body", may_be_empty=True)
+
+
+async def store_encrypted_text(principal: Principal, sealed: e2e.Sealed, body: bytes) -> Item:
+    check_encrypted_text(body)
+    await services().storage.check_free(len(body))
+    settings = _settings()
+    item, removed = await services().db.write(
+        _write_text, principal.user_id, principal.device_name, "", len(body), time.time(), settings.expire_seconds,
+        settings.history_size, sealed, body)
+    await services().storage.remove(removed)
+    await publish(principal.user_id, buffer_message(item.seq, item))
+    return item
+
+
+async def upload_allowance(user_id: int, *, encrypted: bool = False) -> tuple[int, Any]:
+    """How many bytes the next upload may have, and the error past that. An
+    encrypted file may be as big as MAX_UPLOAD_BYTES of plaintext in
+    aes128gcm; the quota counts the bytes stored, ciphertext and all."""
     settings = _settings()
     used = await services().db.read(files_model.select_used_bytes, user_id, time.time())
     room = settings.quota_bytes - used
     quota = settings.quota_bytes
-    if room < settings.max_upload_bytes:
+    largest = settings.max_upload_bytes
+    limit = max_body_bytes(largest) if encrypted else largest
+    if room < limit:
         return max(room, 0), lambda: _quota_error(used, quota)
-    limit = settings.max_upload_bytes
-    return limit, lambda: APIError(413, "too_large", f"Files are limited to {limit} bytes on this server.")
+    return limit, lambda: APIError(413, "too_large", f"Files are limited to {largest} bytes on this server.")
 
 
 def _quota_error(used: int, quota: int) -> APIError:
@@ -152,6 +207,10 @@ def _quota_error(used: int, quota: int) -> APIError:
         f"This upload would take you over your storage quota ({used} of {quota} bytes used). "
         "Delete some files or wait for them to expire.",
     )
+
+
+ENCRYPTED_FILENAME = "cloudbuffer.aes128gcm"  # an encrypted file's real name is in its meta blob
+ENCRYPTED_MIME = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -178,17 +237,22 @@ class _NewFile:
     filename: str
     mime: str
     size: int
+    sealed: e2e.Sealed | None = None  # an end-to-end encrypted file's blobs (docs/e2e.md)
 
 
 def _insert_file(conn, new: _NewFile, limits: _Limits, now: float):
     # The quota is checked (and the file cap applied, _trim) in the
-    # transaction that adds the file, so parallel uploads cannot both fit.
+    # transaction that adds the file, so parallel uploads cannot both fit;
+    # so is the account's encryption, so no plaintext lands on an account
+    # that turned it on meanwhile.
     users_model.lock_user(conn, new.user_id)
+    e2e.check_write(conn, new.user_id, new.sealed)
     used = files_model.select_used_bytes(conn, new.user_id, now)
     if used + new.size > limits.quota_bytes:
         raise _quota_error(used, limits.quota_bytes)
     return files_model.insert_file(conn, new.user_id, new.stored_name, new.filename, new.mime, new.size,
-                                   now + limits.expire_seconds)
+                                   now + limits.expire_seconds,
+                                   encrypted_meta=new.sealed.meta if new.sealed else None)
 
 
 def _trim(conn, user_id: int, limits: _Limits) -> list[str]:
@@ -203,12 +267,16 @@ def _write_and_trim(conn, write, new: _NewFile, limits: _Limits, *args):
     return result, _trim(conn, new.user_id, limits)
 
 
-async def _commit_upload_row(upload: Upload, principal: Principal, filename: str, mime: str, write, *args):
+async def _commit_upload_row(upload: Upload, principal: Principal, filename: str, mime: str,
+                             sealed: e2e.Sealed | None, write, *args):
     """Move the upload into place, then run `write(conn, new, limits, now,
     *args)` and the trims as one transaction; if the transaction fails the
-    file is removed, so no file lacks a row."""
+    file is removed, so no file lacks a row. An encrypted file's real name
+    and type are in its meta blob: the row holds placeholders."""
     await upload.commit()
-    new = _NewFile(principal.user_id, upload.stored_name, filename, mime, upload.size)  # named by the commit
+    if sealed is not None:
+        filename, mime = ENCRYPTED_FILENAME, ENCRYPTED_MIME
+    new = _NewFile(principal.user_id, upload.stored_name, filename, mime, upload.size, sealed)  # named by the commit
     try:
         result, removed = await services().db.write(_write_and_trim, write, new, _Limits.from_settings(), *args)
     except asyncio.CancelledError:
@@ -223,11 +291,15 @@ async def _commit_upload_row(upload: Upload, principal: Principal, filename: str
 def _write_file_item(conn, new: _NewFile, limits: _Limits, now: float, device_name: str) -> Item:
     stored = _insert_file(conn, new, limits, now)
     return items_model.insert_item(conn, new.user_id, kind="file", file_id=stored.id, size=stored.size,
-                                   device_name=device_name, created_at=now, expires_at=stored.expires_at)
+                                   device_name=device_name, created_at=now, expires_at=stored.expires_at,
+                                   encrypted_key=new.sealed.key if new.sealed else None,
+                                   encrypted_meta=new.sealed.meta if new.sealed else None)
 
 
-async def store_file_item(principal: Principal, upload: Upload, filename: str, mime: str) -> Item:
-    item = await _commit_upload_row(upload, principal, filename, mime, _write_file_item, principal.device_name)
+async def store_file_item(principal: Principal, upload: Upload, filename: str, mime: str,
+                          sealed: e2e.Sealed | None = None) -> Item:
+    item = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_file_item,
+                                    principal.device_name)
     await publish(principal.user_id, buffer_message(item.seq, item))
     return item
 
@@ -337,10 +409,11 @@ def _write_shared_file(conn, new: _NewFile, limits: _Limits, now: float, link: _
 
 
 async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str, lifetime: int,
-                            max_downloads: int | None = None, password_hash: str | None = None):
+                            max_downloads: int | None = None, password_hash: str | None = None,
+                            sealed: e2e.Sealed | None = None):
     """A /file/load upload: a stored file with a share link, not a buffer item."""
     link = _NewLink.make(lifetime, max_downloads, password_hash)
-    share = await _commit_upload_row(upload, principal, filename, mime, _write_shared_file, link)
+    share = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_shared_file, link)
     return link.token, share
 
 
@@ -353,19 +426,19 @@ def _write_claimed(conn, new: _NewFile, limits: _Limits, now: float, claim, writ
 
 async def store_claimed_upload(principal: Principal, upload, filename: str, mime: str, claim,
                                lifetime: int | None = None, max_downloads: int | None = None,
-                               password_hash: str | None = None):
+                               password_hash: str | None = None, sealed: e2e.Sealed | None = None):
     """A finished resumable upload (server/resumable.py): a buffer item, or
     with `lifetime` a share link, as store_file_item and store_shared_file
     make them; `claim.before(conn, now)` and `claim.after(conn, result)`
     run in the same transaction, around the rows. `upload` is anything with
     commit(), stored_name and size. Returns the item, or (token, share)."""
     if lifetime is None:
-        item = await _commit_upload_row(upload, principal, filename, mime, _write_claimed, claim,
+        item = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_claimed, claim,
                                         _write_file_item, principal.device_name)
         await publish(principal.user_id, buffer_message(item.seq, item))
         return item
     link = _NewLink.make(lifetime, max_downloads, password_hash)
-    share = await _commit_upload_row(upload, principal, filename, mime, _write_claimed, claim,
+    share = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_claimed, claim,
                                      _write_shared_file, link)
     return link.token, share
 
@@ -419,3 +492,7 @@ async def publish_revoked(user_id: int, device_keys: list[str], by: str | None =
     # then the sockets.
     await services().broker.publish_account_change(user_id)
     await publish(user_id, event)
+    if device_keys:
+        # Every way of revoking a device ends here: an encrypted account now
+        # needs a new key (its wraps went with the device's row; server/e2e.py).
+        await e2e.settle_revoked(user_id)

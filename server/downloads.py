@@ -95,3 +95,35 @@ async def file_response(stored: StoredFile, *, data_type: str | None = None, dis
     # A big download on a slow link may take hours: no response timeout.
     response.timeout = None
     return response
+
+
+ENCRYPTED_DISPOSITION = 'attachment; filename="cloudbuffer.aes128gcm"'
+
+
+async def blob_response(data: bytes) -> Response:
+    """Bytes held in memory (an encrypted text's body blob) served like a
+    file: DOWNLOAD_HEADERS and Range over the bytes."""
+    response = Response(data, content_type="application/octet-stream")
+    if "Range" in request.headers:
+        span = byte_range(request.headers["Range"], len(data))
+        if span is not None:
+            start, stop = span
+            response.set_data(data[start:stop])
+            response.status_code = 206
+            response.content_range = ContentRange("bytes", start, stop, len(data))
+    response.headers.update(DOWNLOAD_HEADERS)
+    response.headers["Accept-Ranges"] = "bytes"
+    return response
+
+
+def encrypted_headers(response: Response, kind: str, meta: str, key: str | None) -> Response:
+    """docs/e2e.md: an encrypted body is an opaque attachment, its key blob
+    (not on share links) and meta blob in headers."""
+    response.headers["Content-Type"] = "application/octet-stream"
+    response.headers["Content-Disposition"] = ENCRYPTED_DISPOSITION
+    response.headers["X-Encrypted"] = "aes128gcm"
+    response.headers["X-Encrypted-Meta"] = meta
+    if key is not None:
+        response.headers["X-Encrypted-Key"] = key
+    response.headers["X-Data-Type"] = kind
+    return response

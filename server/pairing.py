@@ -28,6 +28,7 @@ import time
 from quart import current_app
 
 from .buffer import publish
+from .e2e_blobs import b64u_decode, check_public_key, invalid_key
 from .errors import APIError
 from .models import pairings as pairings_model
 from .models.pairings import Pairing
@@ -36,7 +37,8 @@ from .services import services
 PAIRING_SECONDS = 120
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 CODE_LENGTH = 10
-MAX_PAYLOAD_CHARS = 4096  # a public key or a wrapped key is far less; any JSON of it stays under the 64 KiB body limit
+MAX_PAYLOAD_CHARS = 4096  # a public key is far less; any JSON of it stays under the 64 KiB body limit
+MAX_APPROVAL_CHARS = 16384  # wraps of every epoch's key (~230 characters each) as JSON
 _CONFUSABLE = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
 
 
@@ -77,16 +79,91 @@ def invalid_code() -> APIError:
                                          "been used already, or been mistyped.")
 
 
-def _write_start(conn, user_id: int, session_id: int, digest: bytes, now: float) -> Pairing:
+def code_of_payload(payload: str) -> str:
+    """docs/e2e.md: the code commits to the showing device's key, the first
+    50 bits of SHA-256 of its SPKI in Crockford base32, so the server (or
+    anyone) cannot hand the scanning device another key for the same code."""
+    spki = b64u_decode(payload, "payload", invalid_key)
+    number = int.from_bytes(hashlib.sha256(spki).digest()[:7], "big") >> (56 - 5 * CODE_LENGTH)
+    return "".join(CODE_ALPHABET[(number >> (5 * (CODE_LENGTH - 1 - i))) & 31] for i in range(CODE_LENGTH))
+
+
+def code_taken() -> APIError:
+    return APIError(409, "code_taken", "A live pairing already has the code of that key: make a new key pair "
+                                       "and try again.")
+
+
+def _write_start(conn, user_id: int, session_id: int, digest: bytes, now: float,
+                 payload: str | None) -> Pairing | None:
     pairings_model.delete_expired_pairings(conn, now)
     pairings_model.delete_open_pairings_of_session(conn, session_id)
-    return pairings_model.insert_pairing(conn, user_id, session_id, digest, now, now + PAIRING_SECONDS)
+    return pairings_model.insert_pairing(conn, user_id, session_id, digest, now, now + PAIRING_SECONDS, payload)
 
 
-async def start(user_id: int, session_id: int) -> tuple[str, Pairing]:
-    code = new_code()
-    pairing = await services().db.write(_write_start, user_id, session_id, code_digest(code), time.time())
+async def start(user_id: int, session_id: int, payload: str | None = None) -> tuple[str, Pairing]:
+    """A code to show; with `payload` (the showing device's ephemeral P-256
+    key, docs/e2e.md) the code is derived from it, else random."""
+    if payload is not None:
+        code = code_of_payload(check_public_key(payload, "payload"))
+    else:
+        code = new_code()
+    pairing = await services().db.write(_write_start, user_id, session_id, code_digest(code), time.time(), payload)
+    if pairing is None:
+        raise code_taken()
     return code, pairing
+
+
+def _write_request(conn, code: bytes, claim: bytes, device_name: str, payload: str, now: float) -> Pairing | None:
+    pairings_model.delete_expired_pairings(conn, now)
+    return pairings_model.insert_request(conn, code, claim, device_name, payload, now, now + PAIRING_SECONDS)
+
+
+async def request(device_name: str, payload: str) -> tuple[str, str, Pairing]:
+    """Flow B: a new device, logged out, opens a request to join with its
+    ephemeral key; it holds its claim from the start. Returns (code, claim,
+    pairing)."""
+    code = code_of_payload(check_public_key(payload, "payload"))
+    secret = secrets.token_urlsafe(32)
+    now = time.time()
+    pairing = await services().db.write(_write_request, code_digest(code), claim_digest(secret), device_name,
+                                         payload, now)
+    if pairing is None:
+        raise code_taken()
+    return code, secret, pairing
+
+
+async def shown_payload(typed_code: str) -> Pairing:
+    """The open pairing whose showing device's key the scanner asks for."""
+    code = normalize_code(typed_code)
+    if code is None:
+        raise invalid_code()
+    found = await services().db.read(pairings_model.select_open_pairing_by_code, code_digest(code), time.time())
+    if found is None or shown_key(found) is None:
+        raise invalid_code()
+    return found
+
+
+def shown_key(pairing: Pairing) -> str | None:
+    return pairing.offer_payload if pairing.direction == "offer" else pairing.request_payload
+
+
+async def take_request(user_id: int, device_kind: str, device_id: int, typed_code: str, payload: str) -> Pairing:
+    """Flow B: the logged-in device takes the new device's request with its
+    own ephemeral key; it approves (with the wraps) or refuses next. A
+    terminal's API token may take one too: the new device then joins as an
+    API token only (blueprints/pairing.py, /pair/complete)."""
+    code = normalize_code(typed_code)
+    if code is None:
+        raise invalid_code()
+    check_public_key(payload, "payload")
+    now = time.time()
+    session_id, token_id = (device_id, None) if device_kind == "session" else (None, device_id)
+    pairing = await services().db.write(pairings_model.take_request, code_digest(code), user_id, session_id,
+                                        token_id, payload, now, now + PAIRING_SECONDS)
+    if pairing is None:
+        raise invalid_code()
+    await publish(user_id, pairing_message(pairing))
+    return pairing
 
 
 async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple[str, Pairing]:
@@ -103,16 +180,23 @@ async def claim(typed_code: str, device_name: str, payload: str | None) -> tuple
     return secret, pairing
 
 
-def _write_decision(conn, user_id: int, pairing_id: int, approve: bool, payload: str | None,
+def _write_decision(conn, user_id: int, token_id: int | None, pairing_id: int, approve: bool, payload: str | None,
                     now: float) -> Pairing | None:
-    if pairings_model.select_pairing(conn, user_id, pairing_id, now) is None:
+    found = pairings_model.select_pairing(conn, user_id, pairing_id, now)
+    if found is None:
         raise no_such_pairing()
+    if token_id is not None and found.token_id != token_id:
+        # Else a token could approve a session's code, and the device that
+        # claimed it would become a browser session minted by a token.
+        raise APIError(403, "session_required", "An API token answers only the requests it took itself; "
+                                                "answer this one on a logged-in device.")
     return pairings_model.decide_pairing(conn, user_id, pairing_id, "approved" if approve else "refused",
                                          payload if approve else None, now)
 
 
-async def decide(user_id: int, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
-    pairing = await services().db.write(_write_decision, user_id, pairing_id, approve, payload, time.time())
+async def decide(user_id: int, token_id: int | None, pairing_id: int, approve: bool, payload: str | None) -> Pairing:
+    """`token_id`: the deciding API token's, None for a session."""
+    pairing = await services().db.write(_write_decision, user_id, token_id, pairing_id, approve, payload, time.time())
     if pairing is None:
         raise APIError(409, "not_waiting", "No device is waiting on that code any more: it may have expired "
                                            "or been answered already.")

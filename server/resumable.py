@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator
 
-from . import buffer
+from . import buffer, e2e
+from .e2e_blobs import ENCODING, max_body_bytes
 from .auth import Principal
 from .errors import APIError
 from .models import files as files_model
@@ -93,6 +94,8 @@ class NewUpload:
     metadata: str  # the Upload-Metadata header as sent, echoed by HEAD
     share_max_downloads: int | None = None
     share_password_hash: str | None = None
+    encrypted_key: str | None = None  # an end-to-end encrypted upload's blobs (docs/e2e.md)
+    encrypted_meta: str | None = None
     encrypted_key: str | None = None
     encrypted_meta: str | None = None
 
@@ -107,6 +110,7 @@ def _insert(conn, user_id: int, public_id: str, new: NewUpload, quota: int, now:
     # As buffer._insert_file: checked in the transaction that reserves, so
     # parallel creations cannot both fit.
     users_model.lock_user(conn, user_id)
+    e2e.check_write(conn, user_id, sealed_of(new))
     used = files_model.select_used_bytes(conn, user_id, now)
     if used + new.length > quota:
         raise _quota_error(used, quota)
@@ -116,9 +120,18 @@ def _insert(conn, user_id: int, public_id: str, new: NewUpload, quota: int, now:
                                        now, expires_at)
 
 
+def sealed_of(upload: NewUpload | ResumableUpload) -> e2e.Sealed | None:
+    """An encrypted upload's blobs as every other encrypted write has them."""
+    if upload.encrypted_meta is None:
+        return None
+    return e2e.sealed_from(ENCODING, upload.encrypted_key, upload.encrypted_meta,
+                           needs_key=upload.encrypted_key is not None)
+
+
 async def create(principal: Principal, new: NewUpload) -> ResumableUpload:
     settings = services().settings
-    if new.length > settings.max_upload_bytes:
+    largest = max_body_bytes(settings.max_upload_bytes) if new.encrypted_meta is not None else settings.max_upload_bytes
+    if new.length > largest:
         raise APIError(413, "too_large", f"Files are limited to {settings.max_upload_bytes} bytes on this server.")
     if new.target == "share":
         await buffer.check_share_room(principal.user_id)
@@ -309,13 +322,15 @@ class _Claim:
 async def _finish(principal: Principal, upload: ResumableUpload, partial: PartialFile) -> dict:
     linked = _LinkedUpload(partial, upload.length)
     claim = _Claim(upload.id, upload.target)
+    sealed = sealed_of(upload)
     if upload.target == "buffer":
-        item = await buffer.store_claimed_upload(principal, linked, upload.filename, upload.mime, claim)
+        item = await buffer.store_claimed_upload(principal, linked, upload.filename, upload.mime, claim,
+                                                 sealed=sealed)
         return {"item": buffer.item_json(item)}
     token, share = await buffer.store_claimed_upload(principal, linked, upload.filename, upload.mime, claim,
                                                      lifetime=upload.share_seconds,
                                                      max_downloads=upload.share_max_downloads,
-                                                     password_hash=upload.share_password_hash)
+                                                     password_hash=upload.share_password_hash, sealed=sealed)
     return {"share": share_json(token, share)}
 
 

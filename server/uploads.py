@@ -6,7 +6,8 @@ from urllib.parse import unquote
 from quart import request
 from werkzeug.http import parse_options_header
 
-from . import buffer
+from . import buffer, e2e
+from .e2e_blobs import StreamCheck
 from .errors import APIError
 from .multipart import FilePart, MemoryPart, boundary_of, parse_form
 from .storage import guess_mime, iter_body, sanitize_filename
@@ -94,3 +95,37 @@ async def receive_text_part(principal) -> bytes:
     limit = services().settings.max_text_bytes
     part = await _receive_one_part(principal, open_part=lambda: MemoryPart(limit, buffer.text_too_large))
     return bytes(part.upload.data)
+
+
+def sealed_from_headers(*, needs_key: bool = True) -> "e2e.Sealed | None":
+    """An encrypted write's X-Encrypted, X-Encrypted-Key and X-Encrypted-Meta
+    (docs/e2e.md); None for a plaintext one."""
+    headers = request.headers
+    return e2e.sealed_from(headers.get("X-Encrypted"), headers.get("X-Encrypted-Key"),
+                           headers.get("X-Encrypted-Meta"), needs_key=needs_key)
+
+
+def refuse_multipart_ciphertext() -> None:
+    if is_multipart():
+        raise APIError(400, "invalid_ciphertext", "An encrypted body is the raw aes128gcm blob "
+                                                  "(application/octet-stream), not a form.")
+
+
+async def receive_encrypted_file(principal):
+    """The raw body blob of an encrypted file, streamed into an Upload as it
+    comes, its aes128gcm header checked on the way and its last record at
+    the end. The upload is open; the caller stores or closes it."""
+    refuse_multipart_ciphertext()
+    limit, too_large = await buffer.upload_allowance(principal.user_id, encrypted=True)
+    upload = services().storage.new_upload(limit, too_large)
+    await upload.__aenter__()
+    try:
+        check = StreamCheck()
+        async for chunk in iter_body(request.body, services().settings.upload_idle_seconds):
+            check.feed(chunk)
+            await upload.write(chunk)
+        check.finish()
+    except BaseException as error:
+        await upload.__aexit__(type(error), error, error.__traceback__)
+        raise
+    return upload

@@ -18,7 +18,7 @@ from bench.system import Pinning
 def test_every_benchmark_produces_sane_figures(tmp_path):
     run = asyncio.run(run_suite("smoke", None, tmp_path, Pinning(enable=False), logger=lambda message: None))
     results = run["results"]
-    assert sorted({r["id"] for r in results}) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert sorted({r["id"] for r in results}, key=int) == ["1", "2", "3", "4", "5", "6", "7", "9", "10"]
     by_id, against_peer = {}, {}
     for r in results:
         if r.get("peer") == "node":  # issue 15's Node.js peer: a comparison, no target
@@ -57,6 +57,12 @@ def test_every_benchmark_produces_sane_figures(tmp_path):
     stages = {stage["stage"]: stage for stage in posts["stages"]}
     assert len(stages) == 5 and all(stage["errors"] == 0 and stage["per_second"] > 0 for stage in stages.values())
     assert stages["GET /healthz"]["vs_healthz"] == 1.0 and all(math.isfinite(s["vs_healthz"]) for s in stages.values())
+
+    (encrypted_upload,) = by_id["9"]  # real Chromium, both accounts
+    assert encrypted_upload["subject"] > 0 and encrypted_upload["baseline"] > 0
+    assert all(len(seconds) == 1 for seconds in encrypted_upload["reps"].values())
+    assert [r["metric"] for r in by_id["10"]] == ["p50", "p95"]
+    assert all(0 < r["subject"] < math.inf and 0 < r["baseline"] < math.inf for r in by_id["10"])
 
     assert "## Results" in report.markdown(run) and "Where a text post's server time goes" in report.markdown(run)
     assert "push latency" in report.table(results)

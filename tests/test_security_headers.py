@@ -6,6 +6,7 @@ import re
 
 from server.blueprints.pwa import JS_DIR, js_version
 from tests.conftest import register
+from tests.e2e_keys import KeyPair
 from tests.helpers import BROWSER_ACCEPT, multipart
 
 
@@ -72,6 +73,11 @@ async def walk(app, client):
     # A device claiming the code: its claim cookie lets /pair/status answer.
     claimed = await client.post("/pair", json={"code": pairing["code"], "device_name": "phone"})
     assert claimed.status_code == 201
+    # A new device's request with a key (docs/e2e.md): /pair/payload answers for its code.
+    requested = await app.test_client().post("/pair/requests", json={"device_name": "tablet",
+                                                                      "payload": KeyPair().public_b64u})
+    assert requested.status_code == 201
+    request_code = (await requested.get_json())["code"]
     resumable = await client.post("/file/uploads", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "5",
                                                              "Upload-Metadata": "filename YS5iaW4="})
     assert resumable.status_code == 201
@@ -88,6 +94,8 @@ async def walk(app, client):
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: str(arguments[m.group(1)]), rule.rule)
         if rule.endpoint in ("files.get_file", "files.get_qr"):
             path += f"?token={share['token']}"
+        if rule.endpoint == "pairing.get_shown_payload":
+            path += f"?code={request_code}"
         for accept in (BROWSER_ACCEPT, "application/json"):
             response = await client.get(path, headers={"Accept": accept})
             assert response.status_code < 400, (path, response.status_code)

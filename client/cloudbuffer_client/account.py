@@ -7,8 +7,9 @@ import socket
 import sys
 
 from .api import Api
-from .config import Login, current_login, forget_login, save_login, saved_url
+from .config import Login, current_login, forget_login, read_file, save_login, saved_url
 from .errors import REFUSED, USAGE, ClientError
+from .keystore import forget_keystore
 
 
 def _ask(prompt: str) -> str:
@@ -24,14 +25,16 @@ def token_name() -> str:
     return f"cloudbuffer on {socket.gethostname() or 'this computer'}"[:64]
 
 
-def _create_token(api: Api, username: str, password: str) -> tuple[str, int]:
-    """Log in with a cookie just long enough to make a token, then end that session."""
-    api.json("POST", "/account/login", json={"username": username, "password": password})
+def _create_token(api: Api, username: str, password: str) -> tuple[str, int, int | None]:
+    """Log in with a cookie just long enough to make a token, then end that
+    session. Returns the token, its id, and the account's id."""
+    session = api.json("POST", "/account/login", json={"username": username, "password": password})
     try:
         created = api.json("POST", "/account/tokens", json={"name": token_name(), "password": password})
     finally:
         api.json("POST", "/account/logout")
-    return created["token"], created["id"]
+    user_id = session.get("id") if isinstance(session.get("id"), int) else None
+    return created["token"], created["id"], user_id
 
 
 def cmd_login(args: argparse.Namespace) -> int:
@@ -48,6 +51,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         device = profile.get("device") or {}
         token_id = device.get("id") if device.get("kind") == "token" else None
         username = profile.get("username")
+        user_id = None
     else:
         username = args.username or _ask("Username: ")
         password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
@@ -55,12 +59,16 @@ def cmd_login(args: argparse.Namespace) -> int:
             raise ClientError(USAGE, "a username and a password are needed")
         with Api(url) as api:
             try:
-                token, token_id = _create_token(api, username, password)
+                token, token_id, user_id = _create_token(api, username, password)
             except ClientError as error:
                 if error.exit_code == REFUSED and "login" in error.message:
                     raise ClientError(REFUSED, "wrong username or password; try again") from None
                 raise
-    path = save_login(Login(url=url, token=token, token_id=token_id))
+    previous = read_file()
+    path = save_login(Login(url=url, token=token, token_id=token_id, user_id=user_id))
+    if previous.get("token") != token:
+        # A new login is a new device: keys kept for the last one are not its own.
+        forget_keystore()
     print(f"logged in to {url} as {username}; saved in {path}", file=sys.stderr)
     return 0
 
@@ -74,6 +82,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
             raise
         # Revoked already (on the profile page, or by another logout): only forget it.
     forget_login()
+    forget_keystore()
     print(f"logged out of {login.url}; the token is revoked", file=sys.stderr)
     return 0
 

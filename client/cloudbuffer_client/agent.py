@@ -14,11 +14,14 @@ import time
 
 import httpx
 
-from .api import TIMEOUT, user_agent
+from . import ece, sealed
+from .api import ENCRYPTED_ACCOUNT, TIMEOUT, Api, server_error, user_agent
 from .clipboard import Clipboard, Content, find_clipboard
 from .config import Login, current_login
 from .errors import REFUSED, USAGE, ClientError
+from .events import open_event
 from .live import buffer_events, note
+from .vault import Vault
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 RETRY_SECONDS = 2.0
@@ -39,6 +42,9 @@ class Agent:
         self.pending: Content | None = None  # a local copy not yet accepted by the server
         self.http = httpx.AsyncClient(base_url=login.url, timeout=TIMEOUT, headers={
             "Authorization": f"Bearer {login.token}", "User-Agent": user_agent()})
+        # Key state over a blocking client, used from worker threads only.
+        self.api = Api.for_login(login)
+        self.vault = Vault(self.api)
 
     async def run(self) -> None:
         first = await self.clipboard.read()
@@ -52,6 +58,7 @@ class Agent:
             raise errors.exceptions[0] from None
         finally:
             await self.http.aclose()
+            self.api.http.close()
 
     async def watch_clipboard(self) -> None:
         next_try = 0.0
@@ -72,23 +79,44 @@ class Agent:
             headers = {"X-Data-Type": "file", "X-File-Name": name, "Content-Type": "image/png"}
         else:
             headers = {"X-Data-Type": "text", "Content-Type": "text/plain; charset=utf-8"}
+        body = content.data
         try:
-            response = await self.http.post("/file/buffer", content=content.data, headers=headers)
+            if self.vault.enrolled:
+                # Rotates first when the account asks (a device was revoked).
+                epoch, ikm = await asyncio.to_thread(self.vault.for_write)
+                kind = "file" if content.kind == "image" else "text"
+                item = sealed.seal(ikm, epoch, kind, len(body), headers.get("X-File-Name"), "image/png")
+                headers, body = item.headers(kind), ece.encrypt(body, item.item_key)
+            response = await self.http.post("/file/buffer", content=body, headers=headers)
         except httpx.TransportError as error:
             note(f"agent: cannot reach {self.login.url} ({type(error).__name__}); will retry")
+            return False
+        except ClientError as error:
+            if error.exit_code == REFUSED and "not logged in" in error.message:
+                raise
+            note(f"agent: {error.message}; will retry")
             return False
         if response.status_code == 401:
             raise ClientError(REFUSED, "the server refused this login; run `cloudbuffer login`")
         if response.status_code >= 500 or response.status_code == 429:
             return False
         if response.status_code >= 400:
-            note(f"agent: the server refused the clipboard ({response.status_code}); it stays here only")
+            code, _ = server_error(response)
+            if code == "stale_key":
+                return False  # the key changed meanwhile: the retry seals under the new one
+            if code == "encrypted_account":
+                note(f"agent: {ENCRYPTED_ACCOUNT}; the clipboard stays here only")
+            else:
+                note(f"agent: the server refused the clipboard ({response.status_code}); it stays here only")
         if self.pending is content:
             self.pending = None
         return True
 
     async def watch_buffer(self) -> None:
-        async for event, baseline in buffer_events(self.login):
+        async for event, baseline in buffer_events(self.login, key_changes=True):
+            if event.get("type") == "e2e":
+                await self.key_changed(event)
+                continue
             if baseline:
                 # Until this first snapshot, a post elsewhere would be taken
                 # for what the buffer already held (and never pasted here).
@@ -103,7 +131,27 @@ class Agent:
             self.pending = None  # a newer change from elsewhere wins over an unsent copy
             await self.clipboard.write(content)
 
+    async def key_changed(self, event: dict) -> None:
+        """A device was revoked (rotation due) or the key changed: the first
+        enrolled device to hear it rotates, before it posts anything new."""
+        if not self.vault.enrolled:
+            return
+        try:
+            if event.get("rotation_needed"):
+                await asyncio.to_thread(self.vault.for_write)
+            else:
+                await asyncio.to_thread(self.vault.refresh)
+        except ClientError as error:
+            note(f"agent: {error.message}")
+
     async def fetch(self, event: dict) -> Content | None:
+        event, item_key = await open_event(event, self.vault)
+        if "undecryptable" in event:
+            note(f"agent: item {event.get('seq')} stays in the buffer: cannot decrypt it ({event['undecryptable']})")
+            return None
+        if event.get("replayed"):
+            note(f"agent: item {event.get('seq')} is an older item sent again as new (replayed); not pasted")
+            return None
         if event["kind"] == "text" and event.get("text") is not None:
             return Content("text", event["text"].encode())
         is_png = (event.get("mime") or "").split(";")[0].strip() == "image/png"
@@ -115,7 +163,14 @@ class Agent:
             return None  # the next (re)connect's snapshot brings the latest again
         if response.status_code != 200:
             return None
-        return Content("image" if is_png else "text", response.content)
+        data = response.content
+        if item_key is not None:
+            try:
+                data = ece.decrypt(data, item_key)
+            except ece.CiphertextError as error:
+                note(f"agent: item {event.get('seq')} does not decrypt ({error})")
+                return None
+        return Content("image" if is_png else "text", data)
 
 
 SERVICE_UNIT = """\

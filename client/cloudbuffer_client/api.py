@@ -24,28 +24,40 @@ def unreachable(url: str, error: Exception) -> ClientError:
     return ClientError(UNREACHABLE, f"cannot reach {url} ({reason}); check the address and that the server is running")
 
 
-def server_message(response: httpx.Response) -> str:
-    """The server's `message` from a (small) JSON error body, else the status."""
+def server_error(response: httpx.Response) -> tuple[str | None, str]:
+    """The server's `error` and `message` from a (small) JSON error body, else the status."""
     try:
         response.read()
-        message = json.loads(response.content).get("message")
+        body = json.loads(response.content)
+        code, message = body.get("error"), body.get("message")
     except (ValueError, AttributeError, httpx.HTTPError):
-        message = None
-    return " ".join(str(message).split()) if message else f"HTTP {response.status_code}"
+        code = message = None
+    return (code if isinstance(code, str) else None,
+            " ".join(str(message).split()) if message else f"HTTP {response.status_code}")
+
+
+def server_message(response: httpx.Response) -> str:
+    return server_error(response)[1]
+
+
+ENCRYPTED_ACCOUNT = ("this account is end-to-end encrypted and this computer has no key for it: "
+                     "run `cloudbuffer pair` to get it from one of your devices, or `cloudbuffer e2e recover`")
 
 
 def raise_for_status(response: httpx.Response, not_found: str | None = None) -> None:
     status = response.status_code
     if status < 400:
         return
-    message = server_message(response)
+    code, message = server_error(response)
+    if status == 409 and code == "encrypted_account":
+        raise ClientError(REFUSED, ENCRYPTED_ACCOUNT, code)
     if status == 401:
         raise ClientError(REFUSED, f"not logged in ({message}); run `cloudbuffer login`")
     if status == 404 and not_found:
         raise ClientError(EMPTY, not_found)
     if status >= 500:
-        raise ClientError(UNREACHABLE, f"the server failed ({message}); try again later")
-    raise ClientError(REFUSED, f"refused: {message}")
+        raise ClientError(UNREACHABLE, f"the server failed ({message}); try again later", code)
+    raise ClientError(REFUSED, f"refused: {message}", code)
 
 
 class Api:

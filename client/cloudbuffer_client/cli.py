@@ -22,6 +22,8 @@ COMMANDS = {
     "watch": ("watch", "cmd_watch", "print one line per change of the buffer, live"),
     "share": ("share", "cmd_share", "upload a file and print its share link and QR code"),
     "agent": ("agent", "cmd_agent", "keep this computer's clipboard and the buffer in step"),
+    "e2e": ("e2e", "cmd_e2e", "end-to-end encryption: enable, status, recover"),
+    "pair": ("pair", "cmd_pair", "join an account from this terminal, or approve another device (with the key)"),
 }
 
 
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub["get"].add_argument("number", type=int, metavar="N", help="1 is the newest item")
     _add_save_options(sub["get"])
     sub["history"].add_argument("--json", action="store_true", help="the items as JSON")
+    sub["history"].add_argument("--search", metavar="TEXT",
+                                help="only the items whose text or file name holds TEXT, in any case (on an "
+                                     "encrypted account the search runs here, over what this computer decrypts)")
 
     sub["watch"].add_argument("--json", action="store_true", help="one JSON object per line")
     sub["watch"].add_argument("--exec", metavar="CMD", dest="exec_command",
@@ -72,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub["agent"].add_argument("--print-service", action="store_true", help="print a systemd user unit and exit")
     sub["agent"].add_argument("--interval", type=float, default=0.3, metavar="SECONDS",
                               help="how often to look at the clipboard (default 0.3)")
+    e2e = sub["e2e"].add_subparsers(dest="e2e_command", required=True, metavar="ACTION")
+    enable = e2e.add_parser("enable", help="encrypt this account's buffer (deletes its history on the server)")
+    enable.add_argument("--yes", action="store_true", help="do not ask before deleting the history")
+    e2e.add_parser("status", help="the account's key state and this computer's keys")
+    e2e.add_parser("recover", help="enroll this computer with the recovery key (from the terminal or stdin)")
+
+    sub["pair"].add_argument("code", nargs="?", metavar="CODE-OR-URL",
+                             help="approve the device showing this code or link (from an enrolled computer); "
+                                  "without it, this terminal shows a code to join an account")
+    sub["pair"].add_argument("--server", metavar="URL", help="the server to join (default: the saved one)")
     return parser
 
 

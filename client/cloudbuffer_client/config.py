@@ -20,6 +20,9 @@ class Login:
     url: str
     token: str
     token_id: int | None = None
+    # The account's id, which end-to-end keys are bound to (IKM_e): the
+    # login's answer says it, GET /account/e2e may not.
+    user_id: int | None = None
 
 
 def config_path() -> Path:
@@ -50,22 +53,30 @@ def current_login() -> Login:
     if not url or not token:
         raise ClientError(REFUSED, "not logged in: run `cloudbuffer login URL`, "
                                    "or set CLOUDBUFFER_URL and CLOUDBUFFER_TOKEN")
-    token_id = saved.get("token_id") if token == saved.get("token") else None
-    return Login(url=url.rstrip("/"), token=token, token_id=token_id)
+    same = token == saved.get("token")
+    return Login(url=url.rstrip("/"), token=token, token_id=saved.get("token_id") if same else None,
+                 user_id=saved.get("user_id") if same else None)
 
 
 def save_login(login: Login) -> Path:
     """Write the file atomically, created 0600 (it holds a secret) in a 0700 dir."""
-    path = config_path()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = {"url": login.url, "token": login.token}
-    if login.token_id is not None:
-        data["token_id"] = login.token_id
+    for name in ("token_id", "user_id"):
+        if getattr(login, name) is not None:
+            data[name] = getattr(login, name)
+    return write_private(config_path(), tomli_w.dumps(data).encode())
+
+
+def write_private(path: Path, content: bytes) -> Path:
+    """Write a file that holds secrets atomically, created 0600 in a 0700 dir."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = path.with_name(path.name + ".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as file:
         os.fchmod(file.fileno(), 0o600)  # an older temp file may have had other bits
-        file.write(tomli_w.dumps(data).encode())
+        file.write(content)
+        file.flush()
+        os.fsync(file.fileno())  # the keys file must not be lost half-written
     os.replace(temp, path)
     return path
 

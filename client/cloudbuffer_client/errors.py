@@ -11,7 +11,8 @@ UNREACHABLE = 4  # cannot reach the server
 class ClientError(Exception):
     """Ends the command: `message` (one line, saying what to do) goes to stderr."""
 
-    def __init__(self, exit_code: int, message: str) -> None:
+    def __init__(self, exit_code: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
         self.message = message
+        self.code = code  # the server's `error`, when it answered one

@@ -29,9 +29,12 @@ def note(message: str) -> None:
     print(f"cloudbuffer: {message}", file=sys.stderr, flush=True)
 
 
-async def buffer_events(login: Login, backoff_first: float = BACKOFF_FIRST) -> AsyncIterator[tuple[dict, bool]]:
+async def buffer_events(login: Login, backoff_first: float = BACKOFF_FIRST,
+                        key_changes: bool = False) -> AsyncIterator[tuple[dict, bool]]:
     """(event, is_baseline) forever: the first snapshot is the baseline (what
-    the buffer already held), every later event is newer than the last one."""
+    the buffer already held), every later event is newer than the last one.
+    With `key_changes`, the account's `e2e` messages (a new epoch, a rotation
+    due) come too, never as a baseline."""
     last_seq: int | None = None
     delay = backoff_first
     headers = {"Authorization": f"Bearer {login.token}"}
@@ -47,6 +50,9 @@ async def buffer_events(login: Login, backoff_first: float = BACKOFF_FIRST) -> A
                     try:
                         message = json.loads(raw)
                     except ValueError:
+                        continue
+                    if key_changes and isinstance(message, dict) and message.get("type") == "e2e":
+                        yield message, False
                         continue
                     if not isinstance(message, dict) or message.get("type") != "buffer":
                         continue

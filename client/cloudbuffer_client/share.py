@@ -12,11 +12,13 @@ from pathlib import Path
 
 import qrcode
 
+from . import ece, keys, sealed
 from .api import Api
 from .config import current_login
 from .errors import USAGE, ClientError
 from .transfer import read_chunks
 from .progress import tracked
+from .vault import Vault
 
 
 class _ChunkReader(io.RawIOBase):
@@ -79,18 +81,32 @@ def cmd_share(args: argparse.Namespace) -> int:
     login = current_login()
     with open(path, "rb") as file, Api.for_login(login) as api:
         size = os.fstat(file.fileno()).st_size
-        body = _ChunkReader(tracked(read_chunks(file), size, path.name))
+        chunks = tracked(read_chunks(file), size, path.name)
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        share = api.json("POST", "/file/load", params=params, data=fields,
-                         files={"file": (path.name, body, mime)})
-    print(share["url"], flush=True)
+        if Vault(api).for_write() is not None:
+            if fields:
+                # An encrypted link's body is the raw blob: no form to carry a password in.
+                raise ClientError(USAGE, "--password-stdin: an end-to-end encrypted link has no password "
+                                         "(its key, in the link after #, is what opens it)")
+            # The link gets a key of its own, in the fragment that browsers never send.
+            item = sealed.seal(None, None, "file", size, path.name, mime)
+            headers = {**item.headers("file"), "Content-Length": str(ece.encrypted_size(size))}
+            share = api.json("POST", "/file/load", params=params, headers=headers,
+                             content=ece.encrypt_stream(chunks, item.item_key))
+            url = share["url"] + "#k=" + keys.b64u(item.item_key)
+        else:
+            share = api.json("POST", "/file/load", params=params, data=fields,
+                             files={"file": (path.name, _ChunkReader(chunks), mime)})
+            url = share["url"]
+    print(url, flush=True)
     left = max(0, int(share["expires_at"] - time.time()))
     limit = share.get("max_downloads")
-    downloads = "" if limit is None else f", {limit} download{'' if limit == 1 else 's'}"
+    extras = "" if limit is None else f", {limit} download{'' if limit == 1 else 's'}"
     if share.get("password"):
-        downloads += ", with a password"
-    print(f"{share['filename']}, {share['size']} bytes; the link works for {left // 3600} h {left % 3600 // 60} min"
-          f"{downloads}", file=sys.stderr)
+        extras += ", with a password"
+    print(f"{share.get('filename') or path.name}, {size} bytes"
+          f"{' (end-to-end encrypted: the key is in the link after #)' if url != share['url'] else ''}; "
+          f"the link works for {left // 3600} h {left % 3600 // 60} min{extras}", file=sys.stderr)
     if not args.no_qr:
-        sys.stderr.write(qr_text(share["url"]))
+        sys.stderr.write(qr_text(url))
     return 0

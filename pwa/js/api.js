@@ -1,6 +1,9 @@
 // Same-origin calls to the server's JSON API. Errors carry the server's
 // {"error", "message"} so the app can show the message as it is.
 
+import {currentVault} from "./e2e/current.js";
+import {encryptedHeaders} from "./e2e/headers.js";
+
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -36,7 +39,13 @@ export async function requestJSON(url, options = {}) {
   return response.status === 204 ? null : response.json();
 }
 
-export function sendText(text) {
+export async function sendText(text) {
+  const vault = currentVault();
+  if (vault) {
+    // An encrypted account: the text leaves this device only as ciphertext.
+    const blobs = await vault.encryptText(text);
+    return requestJSON("/file/buffer", {method: "POST", headers: encryptedHeaders(blobs, "text"), body: blobs.body});
+  }
   return requestJSON("/file/buffer", {
     method: "POST",
     headers: {"X-Data-Type": "text", "Content-Type": "text/plain; charset=utf-8"},

@@ -15,6 +15,9 @@ import {loadState, saveState} from "./state.js";
 import {showToast} from "./toast.js";
 import {sendFiles, uploadWithRow} from "./uploads.js";
 import {refreshTimes, renderCurrent, renderHistory, renderStatus} from "./view.js";
+import {pageVault} from "./e2e/page.js";
+import {currentVault} from "./e2e/current.js";
+import {saveBlob} from "./e2e/download.js";
 
 const root = $("app");
 const config = {
@@ -34,16 +37,50 @@ const saved = loadState(config.username);
 if (saved) Object.assign(state, {seq: saved.seq, current: saved.current, items: saved.items || [], texts: saved.texts || {}});
 
 const live = new LiveClient();
+// An encrypted account's keys (null: not encrypted): known before anything
+// arriving is shown, since encrypted items are decrypted first.
+let vaultReady = pageVault().catch((error) => {
+  showToast(`Could not open this device's keys: ${error.message}`, "error");
+  return null;
+});
+
+/** What an encrypted item hides, decrypted (plain items as they are). */
+async function reveal(item) {
+  if (!item.encrypted) return item;
+  const vault = await vaultReady;
+  if (!vault) return {...item, filename: "Encrypted item", locked: "This device does not have your buffer's key."};
+  return vault.reveal(item);
+}
+
+/** A text item's text: fetched, and decrypted when it is encrypted. */
+async function fetchText(item) {
+  if (!item.encrypted) return itemText(item.id);
+  const vault = await vaultReady;
+  if (!vault) throw new Error("This device does not have your buffer's key.");
+  return vault.fetchText(itemURL(item.id), item.key);
+}
 const offline = () => state.liveState !== "connected";
 
 const actions = {
   async copy(item) {
     const known = state.texts[item.id];
     try {
-      await copyText(typeof known === "string" ? known : itemText(item.id));
+      await copyText(typeof known === "string" ? known : fetchText(item));
       showToast("Copied to the clipboard.");
     } catch (error) {
       showToast(`Could not copy: ${error.message}`, "error");
+    }
+  },
+  async download(item) {
+    const vault = await vaultReady;
+    try {
+      if (!vault) throw new Error("This device does not have your buffer's key.");
+      showToast(`Decrypting ${item.filename}…`, "info");
+      const blob = await vault.fetchPlain(itemURL(item.id), item.key, {type: item.mime || "application/octet-stream"});
+      saveBlob(blob, item.filename);
+      showToast(`Saved ${item.filename}.`);
+    } catch (error) {
+      showToast(`Could not download: ${error.message}`, "error");
     }
   },
   async share(item) {
@@ -120,7 +157,8 @@ async function runSearch(filter) {
     return;
   }
   try {
-    const {items} = await findItems(filter, state.items, state.texts, {offline: offline()});
+    // An encrypted account is searched here, over what this device decrypted: the server cannot.
+    const {items} = await findItems(filter, state.items, state.texts, {offline: offline() || Boolean(currentVault())});
     if (run !== searchRun) return;
     state.found = items;
     drawHistory();
@@ -141,8 +179,10 @@ function persist() {
 
 // --- receiving -------------------------------------------------------------
 
-function onBuffer(message) {
-  if (state.snapshotSeen && message.seq <= state.seq) return; // a late or repeated event
+async function onBuffer(event) {
+  if (state.snapshotSeen && event.seq <= state.seq) return; // a late or repeated event
+  const message = await reveal(event);
+  if (state.snapshotSeen && message.seq <= state.seq) return; // a newer one was shown while this decrypted
   state.snapshotSeen = true;
   const changed = message.seq !== state.seq || message.id !== state.current?.id;
   state.seq = message.seq;
@@ -151,18 +191,19 @@ function onBuffer(message) {
   delete state.current?.text; // kept once, in texts
   drawCurrent();
   persist();
-  if (message.kind === "text" && typeof state.texts[message.id] !== "string") loadText(message.id);
+  if (message.kind === "text" && typeof state.texts[message.id] !== "string" && !message.locked) loadText(message);
   if (changed && message.kind && !ownSeqs.has(message.seq)) noteArrival();
   refreshHistory();
 }
 
 const loadingTexts = new Set();
 
-async function loadText(id) {
+async function loadText(item) {
+  const id = item.id;
   if (loadingTexts.has(id)) return;
   loadingTexts.add(id);
   try {
-    state.texts[id] = await itemText(id);
+    state.texts[id] = await fetchText(item);
     if (state.current?.id === id) drawCurrent();
     drawHistory();
     persist();
@@ -180,18 +221,22 @@ function refreshHistory() {
   clearTimeout(refreshTimer);
   if (leaving) return;
   refreshTimer = setTimeout(async () => {
+    let found;
     try {
-      state.items = await listItems();
+      found = await listItems();
     } catch {
       return; // offline: keep what we have
     }
+    state.items = await Promise.all(found.map(reveal));
     const ids = new Set(state.items.map((item) => item.id));
     for (const id of Object.keys(state.texts)) if (!ids.has(Number(id))) delete state.texts[id];
     if (search.filter.active) runSearch(search.filter);
     drawHistory();
     persist();
     for (const item of state.items) {
-      if (item.type === "text" && typeof state.texts[item.id] !== "string" && item.size <= 64 * 1024) loadText(item.id);
+      if (item.type === "text" && typeof state.texts[item.id] !== "string" && item.size <= 64 * 1024 && !item.locked) {
+        loadText(item);
+      }
     }
   }, 100);
 }
@@ -203,6 +248,9 @@ live.addEventListener("message", ({detail: message}) => {
       break;
     case "buffer":
       onBuffer(message);
+      break;
+    case "e2e":
+      onKeyChange(message);
       break;
     case "devices":
       state.devices = message.devices;
@@ -216,6 +264,30 @@ live.addEventListener("message", ({detail: message}) => {
       break;
   }
 });
+
+// The account's keys changed: encryption was turned on elsewhere, a device
+// was revoked (rotation_needed: this device makes the next epoch, unless
+// another enrolled device was first), or a new epoch was made.
+async function onKeyChange(message) {
+  let vault = await vaultReady;
+  try {
+    if (!vault) {
+      vaultReady = pageVault();
+      vault = await vaultReady;
+    }
+    if (vault && message.rotation_needed && vault.canWrite) {
+      try {
+        await vault.rotate();
+      } catch (error) {
+        if (!(error instanceof ApiError && error.code === "stale_key")) throw error; // another device rotated first
+      }
+    }
+    if (vault) await vault.refresh();
+    refreshHistory();
+  } catch (error) {
+    showToast(`Could not update this device's keys: ${error.message}`, "error");
+  }
+}
 
 live.addEventListener("state", ({detail}) => {
   const wasOffline = offline();
@@ -259,9 +331,11 @@ async function putText(text) {
     await sendFiles([file], {maxBytes: config.maxUploadBytes, onStored: stored});
     return true;
   }
+  const vault = currentVault();
+  if (vault?.state?.rotation_needed && vault.canWrite) await onKeyChange({rotation_needed: true});
   if (live.connected) {
     try {
-      const ack = await live.setText(text);
+      const ack = vault ? await live.setEncrypted(await vault.encryptText(text)) : await live.setText(text);
       stored(ack);
       return true;
     } catch (error) {
@@ -379,5 +453,9 @@ drawCurrent();
 drawHistory();
 drawStatus();
 setInterval(() => { if (!document.hidden) refreshTimes(); }, 30_000);
-live.start();
-if (navigator.onLine) refreshHistory();
+vaultReady.then(async (vault) => {
+  // A revoke happened while this device was away: rotate before posting anything.
+  if (vault?.state?.rotation_needed && vault.canWrite) await onKeyChange({rotation_needed: true});
+  live.start();
+  if (navigator.onLine) refreshHistory();
+});

@@ -1,9 +1,13 @@
 // Logging out of this device forgets what it kept for offline use: the last
-// buffer in localStorage and the app page in the service worker's cache.
+// buffer in localStorage and the app page in the service worker's cache, and
+// an encrypted account's keys (the server drops this device's wraps anyway).
 import {forgetAll} from "./state.js";
+import {E2E_DB_NAME} from "./e2e/keystore.js";
 
 export function forgetDevice() {
   forgetAll();
+  // Deleting the database goes on in the browser even when the page is leaving.
+  if ("indexedDB" in window) indexedDB.deleteDatabase(E2E_DB_NAME);
   navigator.serviceWorker?.controller?.postMessage({type: "forget"});
 }
 

@@ -7,6 +7,8 @@
 //   "revoked" this device was logged out (close code 4401; detail: the reason)
 // docs/protocol.md describes the messages.
 
+import {toB64u} from "./e2e/b64u.js";
+
 const PING_EVERY = 25_000; // the server drops pinging clients after 60 s of silence
 const SILENCE_LIMIT = 55_000; // no message for this long: the link is dead
 const BACKOFF_MAX = 30_000;
@@ -158,9 +160,18 @@ export class LiveClient extends EventTarget {
 
   /** Put text in the buffer over the socket; resolves with the `ack`. */
   setText(text) {
+    return this.sendSet({type: "set", text});
+  }
+
+  /** The same for an encrypted text: {keyBlob, meta, body} (docs/e2e.md). */
+  setEncrypted({keyBlob, meta, body}) {
+    return this.sendSet({type: "set", encrypted: "aes128gcm", key: keyBlob, meta, ciphertext: toB64u(body)});
+  }
+
+  sendSet(message) {
     const id = `c${this.nextId++}`;
     return new Promise((resolve, reject) => {
-      if (!this.send({type: "set", text, id})) {
+      if (!this.send({...message, id})) {
         reject(new Error("Not connected."));
         return;
       }

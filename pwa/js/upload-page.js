@@ -6,6 +6,12 @@ import {absoluteTime, formatSize, isoTime, progressText} from "./format.js";
 import {uploadFile, UploadCancelled} from "./upload.js";
 import "./copy-buttons.js";
 import {showFeedback} from "./focus-feedback.js";
+import {pageVault} from "./e2e/page.js";
+import {qrElement} from "./e2e/qr.js";
+
+// An encrypted account: the file is encrypted here under a fresh key, which
+// only the link's #fragment carries (upload.js).
+const vaultReady = pageVault().catch(() => null);
 
 const page = $("upload-page");
 const maxBytes = Number(page.dataset.maxBytes);
@@ -29,8 +35,9 @@ function reset() {
   input.value = "";
 }
 
-function start(file) {
+async function start(file) {
   showError("");
+  await vaultReady;
   if (file.size > maxBytes) {
     showError(`${file.name} is ${formatSize(file.size)}; this server takes files up to ${formatSize(maxBytes)}.`);
     return;
@@ -43,26 +50,34 @@ function start(file) {
   const startedAt = performance.now();
   current = uploadFile(file, {
     target: "share",
+    onEncrypting(done, total) {
+      $("load-bar").value = total ? Math.round((100 * done) / total) : 100;
+      $("load-meta").textContent = `Encrypting… ${formatSize(done)} of ${formatSize(total)}`;
+    },
     onProgress(loaded, total) {
       $("load-bar").value = total ? Math.round((100 * loaded) / total) : 100;
       $("load-meta").textContent = progressText(loaded, total, startedAt);
     },
   });
-  current.promise.then(showResult, (error) => {
+  current.promise.then((share) => showResult(share, file), (error) => {
     reset();
     showError(error instanceof UploadCancelled ? "Upload cancelled." : error.message);
   });
 }
 
-function showResult(share) {
+function showResult(share, file) {
   current = null;
+  const encrypted = share.url.includes("#k=");
   $("load-progress").hidden = true;
   $("load-result").hidden = false;
-  $("result-name").textContent = share.filename;
-  $("result-size").textContent = formatSize(share.size);
+  $("result-name").textContent = encrypted ? file.name : share.filename;
+  $("result-size").textContent = formatSize(encrypted ? file.size : share.size);
   $("result-expiry").textContent = absoluteTime(share.expires_at);
   $("result-expiry").dateTime = isoTime(share.expires_at);
-  $("result-qr").src = qrURL(share.token);
+  $("result-qr").hidden = encrypted;
+  $("result-qr-local").hidden = !encrypted;
+  if (encrypted) $("result-qr-local").replaceChildren(qrElement(share.url, "QR code of the download link"));
+  else $("result-qr").src = qrURL(share.token);
   $("result-url").value = share.url;
   $("result-open").href = share.url;
   $("result-url").focus();

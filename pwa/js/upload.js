@@ -2,6 +2,10 @@
 // upload progress everywhere. Used by the app (raw body to /file/buffer) and
 // by the upload page (multipart to /file/load).
 import {ApiError, NetworkError} from "./api.js";
+import {currentVault} from "./e2e/current.js";
+import {encryptedHeaders} from "./e2e/headers.js";
+import {randomBytes} from "./e2e/keys.js";
+import {toB64u} from "./e2e/b64u.js";
 
 export class UploadCancelled extends Error {
   constructor() {
@@ -16,14 +20,50 @@ export class UploadCancelled extends Error {
  *   target: "buffer" — the file is the raw body of POST /file/buffer
  *           "share"  — multipart POST /file/load, for a share link
  */
-export function uploadFile(file, {target = "buffer", onProgress = () => {}} = {}) {
+export function uploadFile(file, {target = "buffer", onProgress = () => {}, onEncrypting = () => {}} = {}) {
+  const vault = currentVault();
+  if (vault) return uploadEncrypted(vault, file, {target, onProgress, onEncrypting});
   const xhr = new XMLHttpRequest();
-  const promise = new Promise((resolve, reject) => {
+  const promise = send(xhr, file, {target, onProgress, body: file});
+  return {promise, abort: () => xhr.abort()};
+}
+
+/**
+ * An encrypted account: the file is encrypted record by record into a Blob
+ * (Chromium cannot stream a request body over HTTP/1.1; Blob parts may live
+ * on disk, so the page holds one batch of records at a time), then sent.
+ * A share link gets a fresh item key, which goes in the link's #fragment.
+ */
+function uploadEncrypted(vault, file, {target, onProgress, onEncrypting}) {
+  const xhr = new XMLHttpRequest();
+  const controller = new AbortController();
+  const promise = (async () => {
+    const itemKey = target === "share" ? randomBytes(16) : null;
+    let blobs;
+    try {
+      blobs = await vault.encryptFile(file, {itemKey, signal: controller.signal,
+        onProgress: (done, total) => onEncrypting(done, total)});
+    } catch (error) {
+      if (controller.signal.aborted) throw new UploadCancelled();
+      throw error;
+    }
+    if (controller.signal.aborted) throw new UploadCancelled();
+    const answer = await send(xhr, file, {target, onProgress, body: blobs.body,
+      headers: encryptedHeaders(blobs, "file")});
+    if (itemKey) answer.url = `${answer.url}#k=${toB64u(itemKey)}`;
+    return answer;
+  })();
+  return {promise, abort: () => { controller.abort(); xhr.abort(); }};
+}
+
+function send(xhr, file, {target, onProgress, body, headers = null}) {
+  return new Promise((resolve, reject) => {
     xhr.open("POST", target === "share" ? "/file/load" : "/file/buffer");
     xhr.setRequestHeader("Accept", "application/json");
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
-      if (event.lengthComputable) onProgress(event.loaded, event.total);
+      // Encrypted bodies are a little longer than the file: progress counts the file's bytes.
+      if (event.lengthComputable) onProgress(Math.min(file.size, Math.round(file.size * event.loaded / event.total)), file.size);
     });
     xhr.addEventListener("load", () => {
       const body = xhr.response || {};
@@ -38,7 +78,10 @@ export function uploadFile(file, {target = "buffer", onProgress = () => {}} = {}
     xhr.addEventListener("error", () => reject(new NetworkError(
       navigator.onLine ? "The upload was interrupted." : "You are offline.")));
     xhr.addEventListener("abort", () => reject(new UploadCancelled()));
-    if (target === "share") {
+    if (headers) {
+      for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+      xhr.send(body);
+    } else if (target === "share") {
       const form = new FormData();
       form.append("file", file, file.name);
       xhr.send(form);
@@ -49,5 +92,4 @@ export function uploadFile(file, {target = "buffer", onProgress = () => {}} = {}
       xhr.send(file);
     }
   });
-  return {promise, abort: () => xhr.abort()};
 }

@@ -58,6 +58,10 @@ async function runJob({file, maxBytes, onStored}) {
   }
   const startedAt = performance.now();
   const upload = uploadFile(file, {
+    onEncrypting(done, total) {
+      bar.value = total ? Math.round((100 * done) / total) : 100;
+      status.textContent = `Encrypting… ${formatSize(done)} of ${formatSize(total)}`;
+    },
     onProgress(loaded, total) {
       bar.value = total ? Math.round((100 * loaded) / total) : 100;
       status.textContent = progressText(loaded, total, startedAt);

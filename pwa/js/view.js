@@ -30,6 +30,9 @@ function badge(item, small = false) {
 /** "from Firefox on Android · 2 min ago · expires in 2 h" */
 function metaLine(item) {
   return [
+    item.encrypted ? h("span", {class: "tag", title: "End-to-end encrypted"}, "encrypted") : "",
+    item.replayed ? h("span", {class: "tag warning", title: "The server sent an item this device had already seen under another number"},
+      "seen before") : "",
     item.from ? `from ${item.from} · ` : "",
     timeElement(item.created_at),
     item.expires_at ? [" · ", timeElement(item.expires_at, "expires ")] : "",
@@ -52,6 +55,10 @@ export function renderCurrent(current, text, actions, {offline = false} = {}) {
     return;
   }
   replaceChildren(meta, metaLine(current));
+  if (current.locked) {
+    replaceChildren(body, h("p", {class: "empty-state", id: "current-locked"}, `Encrypted: ${current.locked}`));
+    return;
+  }
   if (current.kind === "text") {
     const known = typeof text === "string";
     const shown = known ? text.slice(0, SHOWN_TEXT) : (offline ? "This text is not available offline." : "Loading…");
@@ -66,8 +73,11 @@ export function renderCurrent(current, text, actions, {offline = false} = {}) {
         h("span", {class: "meta"}, formatSize(current.size))));
     return;
   }
-  const preview = isPreviewable(current.mime, current.size) && !offline
-    ? h("img", {class: "buffer-image", src: itemURL(current.id), alt: `Preview of ${current.filename}`, decoding: "async"})
+  // An encrypted image's preview is the small one made on the sending device.
+  const previewURL = current.encrypted ? current.preview : (isPreviewable(current.mime, current.size) && !offline
+    ? itemURL(current.id) : null);
+  const preview = previewURL
+    ? h("img", {class: "buffer-image", src: previewURL, alt: `Preview of ${current.filename}`, decoding: "async"})
     : null;
   replaceChildren(body,
     preview,
@@ -77,8 +87,11 @@ export function renderCurrent(current, text, actions, {offline = false} = {}) {
         h("p", {class: "name", id: "current-filename"}, current.filename),
         h("p", {class: "meta"}, `${formatSize(current.size)} · ${current.mime || "file"}`))),
     h("div", {class: "actions"},
-      h("a", {class: "button primary", href: itemURL(current.id), download: current.filename, id: "download-current"},
-        "Download"),
+      current.encrypted
+        ? h("button", {type: "button", class: "primary", id: "download-current", onclick: () => actions.download(current),
+          disabled: offline}, "Download")
+        : h("a", {class: "button primary", href: itemURL(current.id), download: current.filename, id: "download-current"},
+          "Download"),
       h("button", {type: "button", onclick: () => actions.share(current), disabled: offline}, "Share link")));
 }
 
@@ -96,22 +109,27 @@ export function renderHistory(items, texts, currentId, actions, {offline = false
 function historyItem(item, text, isCurrent, actions, offline) {
   const isText = item.type === "text";
   const name = isText ? "text" : item.filename;
-  const preview = isText
+  const preview = item.locked ? h("p", {class: "preview"}, `Encrypted: ${item.locked}`) : isText
     ? h("p", {class: "preview"}, typeof text === "string" ? text.slice(0, 300) : "…")
     : h("p", {class: "preview filename"}, item.filename);
   const when = relativeTime(item.created_at);
   const buttons = isText
     ? [h("button", {type: "button", class: "small", onclick: () => actions.copy(item),
         "aria-label": `Copy text from ${when}`}, "Copy")]
-    : [h("a", {class: "button small", href: itemURL(item.id), download: item.filename,
-        "aria-label": `Download ${name}`}, "Download"),
+    : [item.encrypted
+        ? h("button", {type: "button", class: "small", onclick: () => actions.download(item), disabled: offline || item.locked,
+          "aria-label": `Download ${name}`}, "Download")
+        : h("a", {class: "button small", href: itemURL(item.id), download: item.filename,
+          "aria-label": `Download ${name}`}, "Download"),
        h("button", {type: "button", class: "small", onclick: () => actions.share(item), disabled: offline,
          "aria-label": `Share link for ${name}`}, "Share link")];
   buttons.push(h("button", {type: "button", class: "small danger", onclick: () => actions.remove(item), disabled: offline,
     "aria-label": `Delete ${isText ? `text from ${when}` : name}`}, "Delete"));
   // Images show themselves, small (lazy: only rows scrolled to load theirs).
-  const thumbnail = !isText && !offline && isPreviewable(item.mime, item.size)
-    ? h("img", {class: "thumb", src: itemURL(item.id), alt: "", width: 40, height: 40, loading: "lazy", decoding: "async"})
+  const thumbURL = item.encrypted ? item.preview
+    : (!isText && !offline && isPreviewable(item.mime, item.size) ? itemURL(item.id) : null);
+  const thumbnail = !isText && thumbURL
+    ? h("img", {class: "thumb", src: thumbURL, alt: "", width: 40, height: 40, loading: "lazy", decoding: "async"})
     : badge(item, true);
   return h("li", {class: `history-item${isCurrent ? " is-current" : ""}`, dataset: {id: String(item.id), type: item.type}},
     thumbnail,

@@ -10,7 +10,10 @@ from ..ratelimits import rate_limit, spends_write_budget
 from ..api_schema import accepts, openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, require_principal
-from ..downloads import file_response
+from .. import e2e
+from ..downloads import blob_response, encrypted_headers, file_response
+from ..e2e_blobs import max_body_bytes
+from ..models import e2e as e2e_model
 from ..errors import APIError
 from ..forms import read_input, read_small_body
 from ..inflight import receives_body
@@ -18,8 +21,9 @@ from ..models import files as files_model
 from ..models import items as items_model
 from ..share_links import link_json, share_json
 from ..storage import guess_mime, iter_body
-from ..uploads import filename_from_headers, is_multipart, receive_single_file, receive_text_part, require_filename
 from ..services import services
+from ..uploads import (filename_from_headers, is_multipart, receive_encrypted_file, receive_single_file,
+                       receive_text_part, refuse_multipart_ciphertext, require_filename, sealed_from_headers)
 
 blueprint = Blueprint("buffer", __name__)
 
@@ -30,7 +34,7 @@ ITEM_KINDS = DATA_TYPES  # ?kind= of the history search
 SEARCH_MAX_CHARS = 200
 
 
-def _data_type() -> str:
+def data_type_of_request() -> str:
     value = request.headers.get("X-Data-Type", "").strip().lower()
     if value not in DATA_TYPES:
         raise APIError(400, "invalid_data_type", "Send the header X-Data-Type: text or X-Data-Type: file.")
@@ -45,8 +49,13 @@ def _data_type() -> str:
 @receives_body
 async def post_buffer():
     principal = await require_principal()
-    data_type = _data_type()
+    data_type = data_type_of_request()
     settings = services().settings
+    sealed = sealed_from_headers()
+    # Refused before the body is read; checked again in the write's transaction.
+    await services().db.read(e2e.check_write, principal.user_id, sealed)
+    if sealed is not None:
+        return await post_encrypted(principal, data_type, sealed)
     if data_type == "text":
         # The original clients post text as a form's one file part; its bytes
         # are the text, never the form around them (tests/test_fuzz.py found
@@ -78,7 +87,24 @@ async def post_buffer():
     return jsonify(buffer.item_json(item)), 201
 
 
+async def post_encrypted(principal, data_type: str, sealed):
+    """docs/e2e.md: the body blob as the raw body; a text in memory (it lives
+    in the database like a plaintext one), a file streamed to disk. Also
+    the share target's answer to an encrypted post (blueprints/pwa.py)."""
+    refuse_multipart_ciphertext()
+    if data_type == "text":
+        body = await read_small_body(max_body_bytes(services().settings.max_text_bytes))
+        item = await buffer.store_encrypted_text(principal, sealed, body)
+        return jsonify(buffer.item_json(item)), 201
+    async with await receive_encrypted_file(principal) as upload:
+        item = await buffer.store_file_item(principal, upload, buffer.ENCRYPTED_FILENAME, buffer.ENCRYPTED_MIME,
+                                            sealed)
+    return jsonify(buffer.item_json(item)), 201
+
+
 async def _item_response(item) -> Response:
+    if item.encrypted_key is not None:
+        return await _encrypted_item_response(item)
     if item.kind == "text":
         response = Response(item.text, content_type="text/plain; charset=utf-8")
         response.headers["X-Data-Type"] = "text"
@@ -86,6 +112,15 @@ async def _item_response(item) -> Response:
         return response
     stored = await _stored_file_of(item)
     return await file_response(stored, data_type="file")
+
+
+async def _encrypted_item_response(item) -> Response:
+    """The body blob as an attachment, with its key and meta blobs in headers."""
+    if item.kind == "text":
+        response = await blob_response(item.ciphertext or b"")
+    else:
+        response = await file_response(await _stored_file_of(item))
+    return encrypted_headers(response, item.kind, item.encrypted_meta, item.encrypted_key)
 
 
 async def _stored_file_of(item):
@@ -130,6 +165,11 @@ async def get_items():
 
 
 def _read_history(conn, user_id: int, now: float, limit: int, query: str, kind: str | None) -> tuple[list, list]:
+    if query and e2e_model.select_epoch(conn, user_id) is not None:
+        # The server holds only ciphertext: search runs on the device (docs/e2e.md).
+        raise APIError(409, "encrypted_account", "This account is end-to-end encrypted, so the server cannot "
+                                                 "search it: search on your device (the app, or "
+                                                 "`cloudbuffer history` with `cloudbuffer paste`).")
     return (items_model.select_items(conn, user_id, now, limit, query=query, kind=kind),
             files_model.select_shares(conn, user_id, now))
 

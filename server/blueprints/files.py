@@ -13,7 +13,8 @@ from ..ratelimits import rate_limit, spends_write_budget
 from ..api_schema import accepts, openapi, responds
 from .. import api_schema as schema
 from ..auth import login_required, public, require_principal, verify_password
-from ..downloads import file_response
+from .. import e2e
+from ..downloads import encrypted_headers, file_response
 from ..errors import APIError
 from ..inflight import receives_body
 from ..pages import or_page
@@ -22,7 +23,7 @@ from ..share_links import (MAX_TOKEN_CHARS, UNLOCK_SECONDS, continued_download, 
                            public_base_url, qr_svg, share_json, unlock_key)
 from ..previews import PDF_PREVIEW_CSP, preview_kind, text_preview
 from ..storage import served_mime
-from ..uploads import receive_single_file
+from ..uploads import receive_encrypted_file, receive_single_file, sealed_from_headers
 from ..services import services
 
 blueprint = Blueprint("files", __name__)
@@ -56,16 +57,22 @@ async def _store_share() -> dict:
         raise APIError(400, "invalid_password", "Send a link's password as a form field, not in the address.")
     buffer.share_lifetime(options.get("expires_in"))
     buffer.share_max_downloads(options.get("max_downloads"), options.get("burn"))
+    # A share link's key is in its URL fragment, so no key blob (docs/e2e.md).
+    sealed = sealed_from_headers(needs_key=False)
+    await services().db.read(e2e.check_write, principal.user_id, sealed)
     await buffer.check_share_room(principal.user_id)
     fields: dict = {}
-    upload, filename, mime = await receive_single_file(principal, fields)
+    if sealed is not None:
+        upload, filename, mime = await receive_encrypted_file(principal), buffer.ENCRYPTED_FILENAME, buffer.ENCRYPTED_MIME
+    else:
+        upload, filename, mime = await receive_single_file(principal, fields)
     async with upload:
         options.update({name: value for name, value in fields.items() if value != ""})
         lifetime = buffer.share_lifetime(options.get("expires_in"))
         max_downloads = buffer.share_max_downloads(options.get("max_downloads"), options.get("burn"))
         password_hash = await buffer.share_password_hash(options.get("password"))
         token, stored = await buffer.store_shared_file(principal, upload, filename, mime, lifetime, max_downloads,
-                                                       password_hash)
+                                                       password_hash, sealed)
     return share_json(token, stored)
 
 
@@ -184,7 +191,9 @@ async def _shared_answer(share, base: str) -> Response:
         base += f"unlock={quote(key, safe='')}&"
     if share.max_downloads is not None:
         return await _limited_answer(share, base)
-    if _wants_landing_page():
+    if stored.encrypted_meta is not None:
+        response = await _encrypted_answer(share, base)
+    elif _wants_landing_page():
         response = await _landing_page(share, base)
     elif "preview" in request.args and preview_kind(served_mime(stored.mime)) == "pdf":
         response = await file_response(stored, disposition="inline", csp=PDF_PREVIEW_CSP)
@@ -209,8 +218,10 @@ async def _limited_answer(share, base: str) -> Response:
     continued = continued_download(share, request.headers.get("Range"), request.headers.get("If-Range"))
     if continued is None and share.exhausted:
         raise _missing_link()
+    encrypted = share.file.encrypted_meta is not None
     if continued is None and _wants_landing_page():
-        response = await _landing_page(share, base)
+        # An encrypted link's page fetches the bytes to decrypt them: that is its download.
+        response = await (_encrypted_answer(share, base) if encrypted else _landing_page(share, base))
     elif continued is None and request.method == "HEAD":
         response = await file_response(share.file)  # what a download would be, without taking one
     else:
@@ -221,12 +232,25 @@ async def _limited_answer(share, base: str) -> Response:
             if number is None:
                 raise _missing_link()  # the last one went to someone else just now
         response = await file_response(share.file, etag=download_etag(share, number))
+        if encrypted:
+            response = encrypted_headers(response, "file", share.file.encrypted_meta, None)
     response.vary.add("Accept")
     return response
 
 
 def _missing_link() -> APIError:
     return APIError(404, "not_found", "This link is not valid. It may have expired or been mistyped.")
+async def _encrypted_answer(share, base: str) -> Response:
+    """An encrypted link: the page that decrypts in the browser with the key
+    of the URL fragment (which never reaches us), or the body blob with its
+    meta blob in a header."""
+    if _wants_landing_page():
+        page = await render_template("file/shared_encrypted.html", share=share, file=share.file,
+                                     download_url=base + "download=1")
+        return Response(page, content_type="text/html; charset=utf-8", headers={
+            "Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer",
+            "X-Robots-Tag": "noindex, nofollow"})
+    return encrypted_headers(await file_response(share.file), "file", share.file.encrypted_meta, None)
 
 
 async def _landing_page(share, base: str) -> Response:

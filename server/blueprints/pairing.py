@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 
 from quart import Blueprint, current_app, jsonify, redirect, render_template, request
@@ -16,6 +17,7 @@ from ..auth import (device_name_from_user_agent, login_required, public, require
 from ..errors import APIError
 from ..forms import read_input
 from ..models import pairings as pairings_model
+from ..models import sessions as sessions_model
 from ..models import users as users_model
 from ..pages import REFUSALS, form_again, or_page
 from ..ratelimits import rate_limit
@@ -48,12 +50,15 @@ async def get_pair_page():
 
 @blueprint.post("/account/pairings")
 @responds({201: schema.PairingCode})
-@openapi(errors=(403,))
+@openapi(errors=(403, 409))
 @rate_limit(limits=ratelimits.PAIR_CREATE)
 @login_required
-async def post_pairing():
+@accepts(schema.PairingOffer)
+async def post_pairing(data: schema.PairingOffer):
+    """A code to show; with this device's ephemeral key as `payload` the code
+    is derived from it (docs/e2e.md, flow A)."""
     principal = await _require_session()
-    code, made = await pairing.start(principal.user_id, principal.device_id)
+    code, made = await pairing.start(principal.user_id, principal.device_id, data.payload or None)
     url = f"{public_base_url()}/pair?code={code}"
     svg = (await asyncio.to_thread(qr_svg, url)).decode()
     return jsonify(id=made.id, code=pairing.display_code(code), url=url, qr_svg=svg.split("?>", 1)[-1].strip(),
@@ -73,8 +78,11 @@ async def get_pairing(pairing_id: int):
 
 
 async def _decide(pairing_id: int, approve: bool, payload: str | None = None):
-    principal = await _require_session()
-    decided = await pairing.decide(principal.user_id, pairing_id, approve, payload or None)
+    # A token decides only what it could have taken: a request (flow B),
+    # whose device then joins as a token (post_join_complete).
+    principal = await require_principal()
+    token_id = principal.device_id if principal.device_kind == "token" else None
+    decided = await pairing.decide(principal.user_id, token_id, pairing_id, approve, payload or None)
     return jsonify(pairing.pairing_message(decided))
 
 
@@ -97,7 +105,55 @@ async def refuse_pairing(pairing_id: int):
     return await _decide(pairing_id, False)
 
 
+@blueprint.post("/account/pairings/claim")
+@responds({200: schema.PairingState})
+@openapi(errors=(403, 404))
+@rate_limit(limits=ratelimits.PAIR_CLAIM)
+@login_required
+@accepts(schema.PairingTake)
+async def take_request(data: schema.PairingTake):
+    """Flow B (docs/e2e.md): take the code a new device shows, with this
+    device's ephemeral key; approve or refuse it next. A terminal's API
+    token may, for a terminal joining: that device becomes an API token
+    too, never a browser session (see /pair/complete)."""
+    principal = await require_principal()
+    taken = await pairing.take_request(principal.user_id, principal.device_kind, principal.device_id, data.code,
+                                       data.payload)
+    return jsonify(pairing.pairing_message(taken))
+
+
 # --- the new device ---------------------------------------------------------------
+
+@blueprint.get("/pair/payload")
+@responds({200: schema.PairingPayload})
+@openapi({"parameters": [{"name": "code", "in": "query", "required": True,
+                          "schema": {"type": "string", "minLength": 1, "maxLength": 32}}]}, errors=(404,))
+@rate_limit(limits=ratelimits.PAIR_CLAIM)
+@public
+async def get_shown_payload():
+    """The showing device's public key for a code, for a scanner that has no
+    URL fragment; it checks the key hashes to the code (docs/e2e.md)."""
+    found = await pairing.shown_payload(request.args.get("code", "")[:32])
+    return jsonify(payload=pairing.shown_key(found), expires_at=found.expires_at)
+
+
+@blueprint.post("/pair/requests")
+@responds({201: schema.PairingRequested})
+@openapi(errors=(409,))
+@rate_limit(limits=ratelimits.PAIR_CLAIM)
+@public
+@accepts(schema.PairingJoinRequest)
+async def post_join_request(data: schema.PairingJoinRequest):
+    """Flow B: a new device, with no account, shows a code derived from its
+    ephemeral key; a logged-in device takes it (POST /account/pairings/claim)."""
+    code, claim, made = await pairing.request(data.device_name, data.payload)
+    url = f"{public_base_url()}/account/pair?code={code}"
+    svg = (await asyncio.to_thread(qr_svg, url)).decode()
+    response = jsonify(code=pairing.display_code(code), url=url, qr_svg=svg.split("?>", 1)[-1].strip(), claim=claim,
+                       expires_at=made.expires_at)
+    response.status_code = 201
+    return _with_claim_cookie(response, claim)
+
 
 @blueprint.get("/pair")
 @rate_limit(limits=ratelimits.PAGE)
@@ -174,7 +230,20 @@ async def get_join_status():
                                       time.time())
     if found is None:
         raise _expired_claim()
-    return jsonify(status=found.status, expires_at=found.expires_at)
+    return jsonify(status=found.status, expires_at=found.expires_at, offer_payload=found.offer_payload)
+
+
+def _take_approved(conn, digest: bytes, now: float, token: str | None):
+    """The approval taken and, for the CLI, its API token made, in one
+    transaction: a token is never left without its pairing used up."""
+    found = pairings_model.select_pairing_by_claim(conn, digest, now)
+    if found is not None and found.status == "approved" and found.token_id is not None and token is None:
+        raise APIError(403, "session_required", "A terminal's API token approved this device, so it can join "
+                                                'as an API token only ({"as": "token"}), not as a logged-in browser.')
+    taken = pairings_model.take_approved_pairing(conn, digest, now)
+    if taken is None or token is None:
+        return taken, None
+    return taken, sessions_model.insert_api_token(conn, taken.user_id, taken.device_name, token)
 
 
 @blueprint.post("/pair/complete")
@@ -182,10 +251,13 @@ async def get_join_status():
 @openapi(errors=(404, 409))
 @rate_limit(limits=ratelimits.PAIR_WAIT)
 @public
-async def post_join_complete():
-    """The approved device becomes a session of the account (its cookie is set)."""
+@accepts(schema.PairingCompletion)
+async def post_join_complete(data: schema.PairingCompletion):
+    """The approved device becomes a session of the account (its cookie is
+    set), or with `{"as": "token"}` an API token named as it asked (the CLI)."""
     digest = pairing.claim_digest(_claim())
-    taken = await services().db.write(pairings_model.take_approved_pairing, digest, time.time())
+    token = "cb_" + secrets.token_urlsafe(32) if data.as_ == "token" else None
+    taken, api_token = await services().db.write(_take_approved, digest, time.time(), token)
     if taken is None:
         found = await services().db.read(pairings_model.select_pairing_by_claim, digest, time.time())
         if found is None:
@@ -194,8 +266,14 @@ async def post_join_complete():
             raise APIError(409, "refused", "The other device refused this one.")
         raise APIError(409, "not_approved", "The other device has not answered yet.")
     user = await services().db.read(users_model.select_user_by_id, taken.user_id)
-    session = await start_session(user, taken.device_name)
-    response = jsonify(id=user.id, username=user.username, device={"id": session.id, "name": session.device_name},
-                       payload=taken.approval_payload)
+    if token is not None:
+        response = jsonify(id=user.id, username=user.username,
+                           device={"id": api_token.id, "name": api_token.name, "kind": "token"},
+                           payload=taken.approval_payload, token=token)
+    else:
+        session = await start_session(user, taken.device_name)
+        response = jsonify(id=user.id, username=user.username,
+                           device={"id": session.id, "name": session.device_name, "kind": "session"},
+                           payload=taken.approval_payload)
     response.delete_cookie(CLAIM_COOKIE, path="/pair")
     return response

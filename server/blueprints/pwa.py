@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import posixpath
 import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from markupsafe import Markup, escape
-from quart import Blueprint, Response, jsonify, redirect, render_template, request
+from quart import Blueprint, Response, g, jsonify, redirect, render_template, request
 from werkzeug.exceptions import NotFound
 from werkzeug.security import safe_join
 
@@ -33,7 +34,9 @@ from ..errors import APIError
 from ..inflight import receives_body
 from ..pages import or_page
 from ..storage import guess_mime, sanitize_filename
-from ..uploads import receive_form
+from ..uploads import receive_form, sealed_from_headers
+from .buffer import data_type_of_request, post_encrypted
+from .. import e2e
 from ..services import services
 
 blueprint = Blueprint("pwa", __name__)
@@ -81,8 +84,8 @@ def content_hash(path: Path) -> str:
 def js_version() -> str:
     """One version for all the app's modules, which import one another."""
     digest = hashlib.sha256()
-    for path in sorted(JS_DIR.glob("*.js")):
-        digest.update(path.name.encode() + b"\0" + content_hash(path).encode())
+    for name in _module_names():
+        digest.update(name.encode() + b"\0" + content_hash(JS_DIR / name).encode())
     return digest.hexdigest()[:12]
 
 
@@ -99,12 +102,20 @@ def pwa_url(filename: str) -> str:
     return f"/pwa/{filename}?v={content_hash(PWA_DIR / filename)}"
 
 
-_IMPORT = re.compile(r"""^\s*(?:import|export)\s[^;]*?["']\./([\w.-]+\.js)["']""", re.MULTILINE)
+def _module_names() -> list[str]:
+    """Every module under pwa/js, as a path relative to it ("app.js",
+    "e2e/ece.js"): the encryption's modules have a folder of their own."""
+    return sorted(path.relative_to(JS_DIR).as_posix() for path in JS_DIR.rglob("*.js"))
+
+
+_IMPORT = re.compile(r"""^\s*(?:import|export)\s[^;]*?["']((?:\./|\.\./)[\w./-]+\.js)["']""", re.MULTILINE)
 
 
 def _imports_of(name: str) -> list[str]:
+    """The modules `name` imports, as paths relative to pwa/js."""
     text = _read(JS_DIR / name)[0].decode("utf-8")
-    return _IMPORT.findall(text)
+    base = posixpath.dirname(name)
+    return [posixpath.normpath(posixpath.join(base, found)) for found in _IMPORT.findall(text)]
 
 
 @blueprint.app_template_global()
@@ -119,7 +130,7 @@ def module_preloads(entry: str) -> list[str]:
         todo = list(_imports_of(entry))
         while todo:
             name = todo.pop(0)
-            if name not in seen and (JS_DIR / name).is_file():
+            if name not in seen and not name.startswith("..") and (JS_DIR / name).is_file():
                 seen.append(name)
                 todo.extend(_imports_of(name))
         cached = (version, [f"/pwa/js/{version}/{name}" for name in seen])
@@ -142,10 +153,18 @@ def module_script(entry: str) -> Markup:
 def shell_files() -> list[str]:
     """What the service worker precaches: everything the app page loads."""
     files = [static_url(name) for name in SHELL_STATIC]
-    files += [pwa_url(f"js/{path.name}") for path in sorted(JS_DIR.glob("*.js"))]
+    files += [pwa_url(f"js/{name}") for name in _module_names()]
     files += [pwa_url(name) for name in SHELL_ICONS]
     files.append("/manifest.webmanifest")
     return files
+
+
+@blueprint.app_context_processor
+def _viewer() -> dict:
+    """The logged-in account of a page that required one (its principal is
+    known by then), for the scripts that keep its keys (pwa/js/e2e/). Never
+    looked up here: other pages have no viewer."""
+    return {"viewer": g.get("principal")}
 
 
 # --- template filters -------------------------------------------------------
@@ -292,7 +311,7 @@ async def get_service_worker():
     return await _conditional(response)
 
 
-@blueprint.get("/pwa/js/<version>/<name>")
+@blueprint.get("/pwa/js/<version>/<path:name>")
 @rate_exempt  # a static file of the app shell: cheap, cached, the same for everyone
 @public
 async def get_module(version: str, name: str):
@@ -366,7 +385,20 @@ async def _shared_page():
         # Without a worker there is nowhere to keep the share until the person
         # has logged in; the page tells them to share again.
         return redirect("/account/login?next=/&shared=lost", 303)
+    if (encrypted := await _post_if_encrypted(principal)) is not None:
+        return encrypted
     return redirect(f"/?shared={len(await _store_shared(principal))}", 303)
+
+
+async def _post_if_encrypted(principal):
+    """The app's worker posts a share to an encrypted account encrypted, as
+    /file/buffer takes it; a plaintext one (no worker) is refused before
+    its form is read: the share sheet's text must not reach the server."""
+    sealed = sealed_from_headers()
+    await services().db.read(e2e.check_write, principal.user_id, sealed)
+    if sealed is not None:
+        return await post_encrypted(principal, data_type_of_request(), sealed)
+    return None
 
 
 async def _store_shared(principal) -> list:
@@ -406,4 +438,6 @@ async def post_share_target():
     principal = await current_principal()
     if principal is None:
         raise APIError(401, "unauthorized", "Log in, then share again.")
+    if (encrypted := await _post_if_encrypted(principal)) is not None:
+        return encrypted
     return jsonify(items=[buffer.item_json(item) for item in await _store_shared(principal)]), 201

@@ -14,7 +14,7 @@ from email.utils import formatdate
 from quart import Blueprint, Response, jsonify, request
 
 from .. import api_schema as schema
-from .. import buffer, ratelimits, resumable
+from .. import buffer, e2e, ratelimits, resumable
 from ..api_schema import openapi, responds
 from ..auth import login_required, public, require_principal
 from ..errors import APIError
@@ -85,7 +85,11 @@ async def _new_upload(length: int, header: str | None) -> resumable.NewUpload:
     target = metadata.get("target") or "buffer"
     if target not in resumable.TARGETS:
         raise APIError(400, "invalid_target", "The metadata `target` is `buffer` (the default) or `share`.")
-    filename = sanitize_filename(metadata.get("filename", ""))
+    sealed = _sealed_from_metadata(metadata, target)
+    if sealed is not None:
+        filename, filetype = buffer.ENCRYPTED_FILENAME, buffer.ENCRYPTED_MIME  # its real ones are in its meta blob
+    else:
+        filename, filetype = sanitize_filename(metadata.get("filename", "")), metadata.get("filetype")
     if not filename:
         raise APIError(400, "missing_filename", "A file needs a name: send it as `filename` in Upload-Metadata.")
     share_seconds = max_downloads = password_hash = None
@@ -95,8 +99,20 @@ async def _new_upload(length: int, header: str | None) -> resumable.NewUpload:
         password_hash = await buffer.share_password_hash(metadata.get("password"))
     # The password is not echoed to HEAD with the rest of the metadata.
     echoed = ",".join(pair for pair in (header or "").split(",") if pair.strip().partition(" ")[0] != "password")
-    return resumable.NewUpload(length, filename, guess_mime(filename, metadata.get("filetype")), target,
-                               share_seconds, echoed, max_downloads, password_hash)
+    return resumable.NewUpload(length, filename, guess_mime(filename, filetype), target,
+                               share_seconds, echoed, max_downloads, password_hash,
+                               sealed.key if sealed else None, sealed.meta if sealed else None)
+
+
+def _sealed_from_metadata(metadata: dict[str, str], target: str):
+    """An end-to-end encrypted upload (docs/e2e.md) says so in its metadata as
+    other writes do in headers: `encrypted` (aes128gcm), `key` (the item's
+    key blob; none for a share link, whose key is in its URL fragment) and
+    `meta`. Whether the account takes it is decided at creation and again
+    at the finish, in their transactions (a plaintext upload to an encrypted
+    account is 409 `encrypted_account`)."""
+    return e2e.sealed_from(metadata.get("encrypted"), metadata.get("key"), metadata.get("meta"),
+                           needs_key=target == "buffer")
 
 
 def _state_headers(upload, offset: int, result: dict | None) -> dict[str, str]:

@@ -30,7 +30,8 @@ import secrets
 from quart import Quart, Websocket, current_app, websocket
 from werkzeug.datastructures import Headers
 
-from .. import __version__, buffer, ratelimits
+from .. import __version__, buffer, e2e, ratelimits
+from ..e2e_blobs import b64u_decode
 from ..asgi_socket import ASGISocket, Disconnected
 from ..auth import (Principal, bearer_from_header, origin_is_allowed, origin_of, principal_from_credentials, public,
                     principal_still_valid, session_cookie_name)
@@ -95,10 +96,14 @@ class LiveConnection(ClientState):
     async def send_devices(self) -> None:
         await self.send(protocol.devices(await services().presence.list(self.principal.user_id)))
 
-    async def store_text(self, text: str) -> int:
+    async def store_text(self, text: "str | protocol.EncryptedText") -> int:
         """A `set`'s write: the user's write budget, then the buffer."""
         try:
             await ratelimits.spend_write(ratelimits.key_of_user(self.principal.user_id))
+            if isinstance(text, protocol.EncryptedText):
+                sealed = e2e.sealed_from(text.encoding, text.key, text.meta)
+                body = b64u_decode(text.ciphertext, "`ciphertext`")
+                return (await buffer.store_encrypted_text(self.principal, sealed, body)).seq
             return (await buffer.store_text(self.principal, text)).seq
         except APIError as error:
             raise Refused(error.code, error.message,

@@ -96,7 +96,22 @@ class Refused(Exception):
         self.code, self.message, self.retry_after = code, message, retry_after
 
 
-StoreText = Callable[[str], Awaitable[int]]  # stores a text, returns its seq; raises Refused
+class EncryptedText:
+    """An encrypted `set` (docs/e2e.md): the key, meta and body blobs as the
+    client sent them (b64u strings), checked by the store, not here."""
+
+    __slots__ = ("encoding", "key", "meta", "ciphertext")
+
+    def __init__(self, encoding: str, key: str, meta: str, ciphertext: str) -> None:
+        self.encoding, self.key, self.meta, self.ciphertext = encoding, key, meta, ciphertext
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, EncryptedText) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+
+# Stores a text (a str, or an EncryptedText) and returns its seq; raises Refused.
+StoreText = Callable[[str | EncryptedText], Awaitable[int]]
 
 
 def error(code: str, message: str, **extra) -> dict:
@@ -173,7 +188,13 @@ async def _dispatch(message: dict, state: ClientState, store: StoreText) -> Repl
         return {"type": "pong", "t": message.get("t")}
     if kind == "set":
         text = message.get("text")
-        if not isinstance(text, str) or not _echoable(message.get("id")):
+        if "encrypted" in message:
+            fields = [message.get(name) for name in ("encrypted", "key", "meta", "ciphertext")]
+            if not all(isinstance(value, str) for value in fields) or not _echoable(message.get("id")):
+                return error("invalid_message", "An encrypted `set` needs the strings `encrypted`, `key`, `meta` "
+                                                "and `ciphertext` (docs/e2e.md), and an echoable `id`.")
+            text = EncryptedText(*fields)
+        elif not isinstance(text, str) or not _echoable(message.get("id")):
             return error("invalid_message", f"`set` needs a string `text`, and an `id` that is a string of up "
                                             f"to {MAX_ECHO_CHARS} characters, a number or null.")
         try:

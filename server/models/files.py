@@ -23,6 +23,7 @@ class StoredFile:
     size: int
     created_at: float
     expires_at: float
+    encrypted_meta: str | None = None  # b64u meta blob of an end-to-end encrypted file (docs/e2e.md)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class Share:
         return self.downloads_left == 0
 
 
-_FILE_COLUMNS = "f.id, f.user_id, f.stored_name, f.filename, f.mime, f.size, f.created_at, f.expires_at"
+_FILE_COLUMNS = ("f.id, f.user_id, f.stored_name, f.filename, f.mime, f.size, f.created_at, f.expires_at,"
+                 " f.encrypted_meta")
 _SHARE_COLUMNS = ("s.id AS share_id, s.created_at AS share_created_at, s.expires_at AS share_expires_at,"
                   " s.nonce AS share_nonce, s.token_hash AS share_token_hash,"
                   " s.max_downloads AS share_max_downloads, s.downloads AS share_downloads,"
@@ -86,13 +88,14 @@ _SELECT_SHARES = f"SELECT {_FILE_COLUMNS}, {_SHARE_COLUMNS} FROM shares s JOIN f
 
 
 def insert_file(
-    conn: Connection, user_id: int, stored_name: str, filename: str, mime: str, size: int, expires_at: float
+    conn: Connection, user_id: int, stored_name: str, filename: str, mime: str, size: int, expires_at: float,
+    encrypted_meta: str | None = None,
 ) -> StoredFile:
     return StoredFile(**dict(conn.one(
-        "INSERT INTO files (user_id, stored_name, filename, mime, size, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " RETURNING id, user_id, stored_name, filename, mime, size, created_at, expires_at",
-        (user_id, stored_name, filename, mime, size, time.time(), expires_at),
+        "INSERT INTO files (user_id, stored_name, filename, mime, size, created_at, expires_at, encrypted_meta)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING id, user_id, stored_name, filename, mime, size, created_at, expires_at, encrypted_meta",
+        (user_id, stored_name, filename, mime, size, time.time(), expires_at, encrypted_meta),
     )))
 
 

@@ -22,11 +22,17 @@ class Item:
     filename: str | None
     mime: str
     stored_name: str | None
+    # An end-to-end encrypted item (docs/e2e.md): its key and meta blobs
+    # (b64u), and a text's body blob (its `text` is then "").
+    encrypted_key: str | None = None
+    encrypted_meta: str | None = None
+    ciphertext: bytes | None = None
 
 
 _SELECT = (
     "SELECT i.id, i.user_id, i.seq, i.kind, i.text, i.file_id, i.size, i.device_name, i.created_at,"
-    " i.expires_at, f.filename, COALESCE(f.mime, 'text/plain; charset=utf-8') AS mime, f.stored_name"
+    " i.expires_at, f.filename, COALESCE(f.mime, 'text/plain; charset=utf-8') AS mime, f.stored_name,"
+    " i.encrypted_key, i.encrypted_meta, i.ciphertext"
     " FROM items i LEFT JOIN files f ON f.id = i.file_id"
 )
 
@@ -46,13 +52,19 @@ def insert_item(
     expires_at: float,
     text: str | None = None,
     file_id: int | None = None,
+    encrypted_key: str | None = None,
+    encrypted_meta: str | None = None,
+    ciphertext: bytes | None = None,
 ) -> Item:
-    """Insert and bump the user's seq in the caller's transaction."""
+    """Insert and bump the user's seq in the caller's transaction. An
+    encrypted text (docs/e2e.md) has text "" and its body blob in
+    `ciphertext`."""
     seq = increment_user_seq(conn, user_id)
     item_id = conn.value(
-        "INSERT INTO items (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at),
+        "INSERT INTO items (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at,"
+        " encrypted_key, encrypted_meta, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (user_id, seq, kind, text, file_id, size, device_name, created_at, expires_at, encrypted_key,
+         encrypted_meta, ciphertext),
     )
     return _item(conn.one(f"{_SELECT} WHERE i.id = ?", (item_id,)))
 

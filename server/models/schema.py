@@ -101,6 +101,93 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX pairings_user ON pairings(user_id);
     CREATE INDEX pairings_expiry ON pairings(expires_at);
     """,
+    # 4: end-to-end encryption (issue 19, docs/e2e.md; server/e2e.py). The
+    # server keeps only public keys, wrapped keys and opaque blobs. A wrap or
+    # a device key belongs to a session or an API token: deleting the device
+    # deletes its wraps (CASCADE) in the same statement, and leaves its
+    # e2e_devices row with neither id (SET NULL), a mark that a rotation is
+    # needed which no crash between two commits can lose.
+    """
+    CREATE TABLE e2e_accounts (
+        id                  INTEGER PRIMARY KEY,
+        user_id             INTEGER NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE,
+        epoch               INTEGER NOT NULL,
+        rotation_needed     INTEGER NOT NULL DEFAULT 0,
+        recovery_public_key TEXT NOT NULL,
+        recovery_sealed_key TEXT NOT NULL,
+        enabled_at          REAL NOT NULL
+    );
+    CREATE TABLE e2e_devices (
+        id          INTEGER PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        session_id  INTEGER UNIQUE REFERENCES sessions(id) ON DELETE SET NULL,
+        token_id    INTEGER UNIQUE REFERENCES api_tokens(id) ON DELETE SET NULL,
+        public_key  TEXT NOT NULL,
+        attest      TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        CHECK (session_id IS NULL OR token_id IS NULL)
+    );
+    CREATE INDEX e2e_devices_user ON e2e_devices(user_id);
+    CREATE TABLE e2e_wraps (
+        id          INTEGER PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        epoch       INTEGER NOT NULL,
+        recipient   TEXT NOT NULL,
+        session_id  INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+        token_id    INTEGER REFERENCES api_tokens(id) ON DELETE CASCADE,
+        blob        TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        UNIQUE (user_id, recipient, epoch),
+        CHECK (recipient = CASE WHEN session_id IS NOT NULL THEN 'session:' || session_id
+                                WHEN token_id IS NOT NULL THEN 'token:' || token_id
+                                ELSE 'recovery' END)
+    );
+    CREATE TABLE e2e_epochs (
+        id          INTEGER PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        epoch       INTEGER NOT NULL,
+        proof       TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        UNIQUE (user_id, epoch)
+    );
+    CREATE INDEX e2e_wraps_session ON e2e_wraps(session_id);
+    CREATE INDEX e2e_wraps_token ON e2e_wraps(token_id);
+    ALTER TABLE items ADD COLUMN encrypted_key TEXT;
+    ALTER TABLE items ADD COLUMN encrypted_meta TEXT;
+    ALTER TABLE items ADD COLUMN ciphertext BLOB;
+    ALTER TABLE files ADD COLUMN encrypted_meta TEXT
+    """,
+    # 5: pairing with keys (docs/e2e.md). A pairing may now be opened by the
+    # new device (direction 'request', flow B: no account until a logged-in
+    # device takes it), and carries the enrolled device's ephemeral key
+    # (offer_payload) beside the new device's (request_payload). The table
+    # is made again rather than altered (SQLite cannot drop NOT NULL): its
+    # rows live two minutes, so an upgrade costs at most a code typed again.
+    """
+    DROP TABLE pairings;
+    CREATE TABLE pairings (
+        id               INTEGER PRIMARY KEY,
+        user_id          INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        session_id       INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+        token_id         INTEGER REFERENCES api_tokens(id) ON DELETE CASCADE,
+        direction        TEXT NOT NULL DEFAULT 'offer' CHECK (direction IN ('offer', 'request')),
+        code_digest      BLOB NOT NULL UNIQUE,
+        claim_digest     BLOB UNIQUE,
+        status           TEXT NOT NULL CHECK (status IN ('open', 'claimed', 'approved', 'refused')),
+        device_name      TEXT,
+        request_payload  TEXT,
+        offer_payload    TEXT,
+        approval_payload TEXT,
+        created_at       REAL NOT NULL,
+        expires_at       REAL NOT NULL,
+        CHECK (session_id IS NULL OR token_id IS NULL),
+        CHECK (direction = 'request' OR (user_id IS NOT NULL AND session_id IS NOT NULL)),
+        CHECK (status = 'open' OR direction = 'offer' OR session_id IS NOT NULL OR token_id IS NOT NULL),
+        CHECK (status = 'open' OR user_id IS NOT NULL)
+    );
+    CREATE INDEX pairings_user ON pairings(user_id);
+    CREATE INDEX pairings_expiry ON pairings(expires_at)
+    """,
     # 6: resumable uploads (tus, server/resumable.py). The row is the upload's
     # state: its committed offset (HEAD answers it after a restart), the
     # length it reserves of the quota until it is finished, and what it

@@ -53,13 +53,23 @@ def server(live_server_factory):
     return server
 
 
-@pytest.fixture
-def cli(tmp_path) -> Cli:
-    home, cwd = tmp_path / "config", tmp_path / "cwd"
-    cwd.mkdir()
+def make_cli(root: Path) -> Cli:
+    home, cwd = root / "config", root / "cwd"
+    cwd.mkdir(parents=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith("CLOUDBUFFER_")}
     env["XDG_CONFIG_HOME"] = str(home)
     return Cli(home=home, cwd=cwd, env=env)
+
+
+@pytest.fixture
+def cli(tmp_path) -> Cli:
+    return make_cli(tmp_path)
+
+
+@pytest.fixture
+def cli_factory(tmp_path):
+    """More computers: `cli_factory("laptop")`, each with its own config dir."""
+    return lambda name: make_cli(tmp_path / "devices" / name)
 
 
 @pytest.fixture
@@ -112,6 +122,16 @@ class Background:
                          timeout=timeout)
         assert found and self.process.poll() is None, f"no {needle!r} on stderr: {self.stderr}"
 
+    def answer(self, line: str) -> None:
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def line_with(self, needle: str) -> str:
+        return next(line for line in self.stderr if needle in line)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        return self.process.wait(timeout=timeout)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.terminate()
@@ -121,6 +141,23 @@ class Background:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+@pytest.fixture
+def spawn():
+    """Start `cloudbuffer ARGS` as `cli` with a stdin pipe to answer its
+    questions (`job.answer("y")`); stopped when the test ends."""
+    started: list[Background] = []
+
+    def start(cli: Cli, *args: str) -> Background:
+        process = subprocess.Popen([cloudbuffer_executable(), *args], cwd=cli.cwd, env=cli.env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(Background(process))
+        return started[-1]
+
+    yield start
+    for job in started:
+        job.stop()
 
 
 @pytest.fixture

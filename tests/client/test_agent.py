@@ -168,3 +168,33 @@ def test_print_service_prints_a_systemd_user_unit(cli):
     unit = result.stdout.decode()
     assert "[Service]" in unit and "[Install]" in unit
     assert "ExecStart=" in unit and unit.split("ExecStart=")[1].split()[1] == "agent"
+
+
+def test_an_encrypted_account_syncs_text_and_images_sealed(logged_in, server, x, background, display):
+    """On an encrypted account the agent seals what it sends and opens what
+    arrives live (an inline text's ciphertext, a PNG's body)."""
+    from tests.client.test_e2e import enable
+
+    enable(logged_in)
+    token = token_of(logged_in)
+    job = background("agent", env={"DISPLAY": display, "WAYLAND_DISPLAY": ""})
+    job.wait_for_stderr("syncing the clipboard (xclip)")
+
+    x.copy("a secret copied on the laptop".encode())
+    assert wait_for(lambda: logged_in.run("paste").stdout == b"a secret copied on the laptop", timeout=DEADLINE)
+    raw = httpx.get(server.base_url + "/file/buffer", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert raw.headers["X-Encrypted"] == "aes128gcm" and b"a secret" not in raw.content
+
+    assert logged_in.run("copy", input="sealed, from elsewhere").returncode == 0
+    assert wait_for(lambda: x.paste() == b"sealed, from elsewhere", timeout=DEADLINE)
+
+    green = png(rgb=(0, 255, 0))
+    (logged_in.cwd / "green.png").write_bytes(green)
+    assert logged_in.run("copy", "green.png").returncode == 0
+    assert wait_for(lambda: x.paste("image/png") == green, timeout=DEADLINE)
+    red = png(rgb=(255, 0, 0))
+    x.copy(red, target="image/png")
+    assert wait_for(lambda: logged_in.run("paste").stdout == red, timeout=DEADLINE)
+    items = items_of(server, token)
+    assert all(item["encrypted"] == "aes128gcm" and "filename" not in item for item in items)
+    assert len(items) == 4, items

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import pty
@@ -122,6 +123,15 @@ def test_history_and_get(logged_in):
     assert logged_in.run("get", "0").returncode == 2
 
 
+def test_history_search_on_a_plaintext_account_asks_the_server(logged_in):
+    for text in ("Grocery list", "meeting at noon", "grocery receipt"):
+        logged_in.run("copy", input=text)
+    found = logged_in.run("history", "--search", "GROCERY")
+    assert found.returncode == 0, found.stderr
+    assert [line.split()[0] for line in found.stdout.decode().splitlines()] == ["1", "3"]
+    assert logged_in.run("history", "--search", "  ").returncode == 2
+
+
 def test_paste_into_a_closed_pipe_is_not_an_error(logged_in):
 
     (logged_in.cwd / "big.bin").write_bytes(b"x\n" * (4 * 1024 * 1024))
@@ -162,3 +172,54 @@ def test_a_big_copy_shows_a_progress_bar_only_on_a_terminal(logged_in):
     assert process.returncode == 0
     text = seen.decode(errors="replace")
     assert "big.bin" in text and "B/s" in text  # tqdm's bar, with the speed
+
+
+MEASURE_RSS = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:]).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
+def peak_rss_kib(cli, *args: str) -> int:
+    """The peak resident memory of one `cloudbuffer ARGS` process, measured by
+    a wrapper whose only child it is."""
+    import sys
+
+    from tests.live_server import cloudbuffer_executable
+
+    result = subprocess.run([sys.executable, "-c", MEASURE_RSS, cloudbuffer_executable(), *args], cwd=cli.cwd,
+                            env=cli.env, capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
+    peak, code = result.stdout.split()[-2:]
+    assert code == b"0", result.stderr
+    return int(peak)
+
+
+def test_a_200_mib_file_is_encrypted_and_decrypted_streamed(logged_in, server):
+    """Copy and paste of 200 MiB on an encrypted account: the same sha256
+    back, and neither process grows by more than a few records' worth."""
+    from tests.client.test_e2e import enable
+
+    enable(logged_in)
+    size = 200 * 1024 * 1024
+    digest = hashlib.sha256()
+    block = os.urandom(1024 * 1024)
+    with open(logged_in.cwd / "big.bin", "wb") as file:
+        for index in range(size // len(block)):
+            piece = index.to_bytes(8, "big") + block[8:]
+            digest.update(piece)
+            file.write(piece)
+    (logged_in.cwd / "small.bin").write_bytes(b"x" * 1000)
+    baseline_copy = peak_rss_kib(logged_in, "copy", "small.bin")
+    baseline_paste = peak_rss_kib(logged_in, "paste", "-o", "small-back.bin")
+    copy_peak = peak_rss_kib(logged_in, "copy", "big.bin")
+    paste_peak = peak_rss_kib(logged_in, "paste", "-o", "big-back.bin")
+    back = hashlib.sha256()
+    with open(logged_in.cwd / "big-back.bin", "rb") as file:
+        while chunk := file.read(1024 * 1024):
+            back.update(chunk)
+    assert back.digest() == digest.digest()
+    items = items_of(server, token_of(logged_in))
+    assert items[0]["size"] > size and items[0]["encrypted"] == "aes128gcm"  # the ciphertext's size
+    for peak, baseline in ((copy_peak, baseline_copy), (paste_peak, baseline_paste)):
+        assert peak - baseline < 32 * 1024, f"{peak} KiB against {baseline} KiB for a 1000-byte file"

@@ -387,3 +387,52 @@ async def test_the_handshake_is_read_as_quart_reads_a_request(app):
     assert dict(handshake.cookies) == {"one": "1", "two": "café"}
     assert handshake.headers["x-other"] == "é"
     assert handshake.host == "example.com"
+async def test_an_encrypted_account_on_the_socket(app, client):
+    """The snapshot carries the blobs; a `set` must be encrypted, under the
+    current epoch, and aes128gcm; each refusal is an `error`, the socket
+    stays open."""
+    from tests.blueprints.test_e2e import enabled
+    from tests.e2e_keys import b64u, headers
+
+    account, _ = await enabled(client)
+    item = account.item(b"posted before the socket opened")
+    assert (await client.post("/file/buffer", data=item.body, headers=headers(item))).status_code == 201
+    async with client.websocket("/ws", headers=ORIGIN) as ws:
+        _, snapshot = await open_device(ws)
+        assert (snapshot["encrypted"], snapshot["key"], snapshot["meta"]) == ("aes128gcm", item.key, item.meta)
+        assert snapshot["ciphertext"] == b64u(item.body) and "text" not in snapshot
+
+        fresh = account.item(b"typed")
+        base = {"type": "set", "encrypted": "aes128gcm", "key": fresh.key, "meta": fresh.meta,
+                "ciphertext": b64u(fresh.body)}
+        account.keys[2] = bytes(32)
+        stale = account.item(b"later", epoch=2)
+        for message, code in (({"type": "set", "text": "plain"}, "encrypted_account"),
+                              ({**base, "ciphertext": "not base64!"}, "invalid_ciphertext"),
+                              ({**base, "ciphertext": b64u(fresh.body[:25])}, "invalid_ciphertext"),
+                              ({**base, "encrypted": "aesgcm"}, "invalid_ciphertext"),
+                              ({**base, "key": stale.key}, "stale_key")):
+            await ws.send(json.dumps(message))
+            error = await receive_until(ws, "error")
+            assert error["code"] == code, error
+        await ws.send(json.dumps({**base, "id": "ok"}))
+        assert (await receive_until(ws, "ack"))["id"] == "ok"
+        pushed = await receive_until(ws, "buffer")
+        assert pushed["key"] == fresh.key and pushed["ciphertext"] == b64u(fresh.body)
+
+
+async def test_enabling_and_rotating_are_pushed_as_e2e_messages(app, client):
+    from tests.blueprints.test_e2e import register_user, rotation
+    from tests.conftest import PASSWORD
+    from tests.e2e_keys import Account
+
+    user_id, device = await register_user(client, "alice")
+    account = Account(user_id)
+    async with client.websocket("/ws", headers=ORIGIN) as ws:
+        await open_device(ws)
+        assert (await client.post("/account/e2e/enable", json=account.enable_body(PASSWORD, device))
+                ).status_code == 200
+        assert await receive_until(ws, "e2e") == {"type": "e2e", "epoch": 1, "rotation_needed": False}
+        body = rotation(account, 2, {device: account.device.public_b64u, "recovery": account.recovery.public_b64u})
+        assert (await client.post("/account/e2e/epochs", json=body)).status_code == 200
+        assert await receive_until(ws, "e2e") == {"type": "e2e", "epoch": 2, "rotation_needed": False}

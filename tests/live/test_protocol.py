@@ -159,3 +159,19 @@ def test_the_revoked_close_reason_names_the_device_and_fits_a_close_frame():
     assert revoked_reason('{"type":"_revoke","devices":["s1"],"by":"Laptop"}') == "logged out from Laptop"
     long = revoked_reason(json.dumps({"type": "_revoke", "devices": ["s1"], "by": "ü" * 64}))  # 128 bytes of name
     assert len(long.encode()) <= 123 and long.startswith("logged out from ü")
+
+
+async def test_an_encrypted_set_hands_its_blobs_to_the_store():
+    store = Store()
+    message = {"type": "set", "encrypted": "aes128gcm", "key": "K", "meta": "M", "ciphertext": "C", "id": 7}
+    assert await reply_to(message, store=store) == {"type": "ack", "id": 7, "seq": 1}
+    assert store.texts == [protocol.EncryptedText("aes128gcm", "K", "M", "C")]
+
+
+@pytest.mark.parametrize("broken", [{"key": None}, {"meta": 3}, {"ciphertext": ["C"]}, {"encrypted": True},
+                                    {"id": {"deep": 1}}])
+async def test_an_encrypted_set_without_its_strings_is_an_error_and_stores_nothing(broken):
+    store = Store()
+    message = {"type": "set", "encrypted": "aes128gcm", "key": "K", "meta": "M", "ciphertext": "C", **broken}
+    reply = await reply_to(message, store=store)
+    assert reply["type"] == "error" and reply["code"] == "invalid_message" and store.texts == []

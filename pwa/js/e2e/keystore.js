@@ -1,0 +1,38 @@
+// This device's keys of an encrypted account, in IndexedDB (database
+// "cloudbuffer-e2e"): the device's long-lived P-256 key pair (its private
+// key is a CryptoKey that cannot be exported) and the account key of every
+// epoch it knows. Logging out deletes them with the rest of the account's data.
+
+export const E2E_DB_NAME = "cloudbuffer-e2e";
+const DB_NAME = E2E_DB_NAME;
+const STORE = "accounts";
+
+function openDB() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE, {keyPath: "username"});
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function run(mode, action) {
+  const db = await openDB();
+  try {
+    return await new Promise((resolve, reject) => {
+      const transaction = db.transaction(STORE, mode);
+      const request = action(transaction.objectStore(STORE));
+      transaction.oncomplete = () => resolve(request.result);
+      transaction.onerror = () => reject(transaction.error);
+      transaction.onabort = () => reject(transaction.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+/** {username, userId, device: {privateKey, spki}?, keys: {epoch: Uint8Array}} or undefined. */
+export const loadAccount = (username) => run("readonly", (store) => store.get(username));
+export const saveAccount = (record) => run("readwrite", (store) => store.put(record));
+export const forgetAccount = (username) => run("readwrite", (store) => store.delete(username));
+export const forgetAllAccounts = () => run("readwrite", (store) => store.clear());

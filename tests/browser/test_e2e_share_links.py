@@ -1,0 +1,84 @@
+"""Share links of an encrypted account, in real Chromium: the upload page
+encrypts under a fresh key that only the link's #k= carries (and the QR
+code drawn on the device), the app's "Share link" hands out the item's own
+key the same way; a logged-out browser with the whole link decrypts name,
+preview and bytes, and one without the fragment is told the key is missing."""
+from __future__ import annotations
+
+import os
+import re
+
+from playwright.sync_api import expect
+
+from .conftest import register, open_app
+from .qr_reader import read_qr
+from .test_e2e_enable import enable
+
+
+def open_link(context, link: str):
+    page = context.new_page()
+    page.goto(link)
+    return page
+
+
+def test_an_uploaded_link_decrypts_logged_out_and_says_when_its_key_is_missing(new_context, username, tmp_path):
+    owner = new_context()
+    register(owner, username)
+    enable(owner)
+    page = owner.new_page()
+    page.goto("/file/load")
+    path = tmp_path / "minutes.txt"
+    path.write_text("Minutes of the secret meeting\nwe agreed on nothing\n")
+    page.set_input_files("#load-file", str(path))
+    expect(page.locator("#load-result")).to_be_visible()
+    link = page.locator("#result-url").input_value()
+    assert re.fullmatch(r".*/file/get\?token=[^#]+#k=[A-Za-z0-9_-]{22}", link), link
+    assert page.locator("#result-qr-local svg").get_attribute("data-link") == link
+    assert read_qr(page.locator("#result-qr-local svg")) == link  # what a camera reads, fragment and all
+    expect(page.locator("#result-qr")).to_be_hidden()
+    expect(page.locator("#result-name")).to_have_text("minutes.txt")
+    # The server's copy has neither the name nor the words.
+    served = owner.request.get(link.split("#")[0] + "&download=1")
+    assert served.headers["x-encrypted"] == "aes128gcm"
+    assert b"secret meeting" not in served.body() and "minutes" not in str(served.headers)
+
+    stranger = new_context(accept_downloads=True)
+    shared = open_link(stranger, link)
+    expect(shared.get_by_role("heading", name="minutes.txt")).to_be_visible()
+    expect(shared.locator("#shared-details")).to_contain_text("text/plain")
+    expect(shared.locator("#shared-preview")).to_contain_text("Minutes of the secret meeting")
+    with shared.expect_download() as info:
+        shared.get_by_role("button", name="Download").click()
+    assert info.value.suggested_filename == "minutes.txt"
+    assert info.value.path().read_bytes() == path.read_bytes()
+
+    cut = open_link(new_context(), link.split("#")[0])
+    expect(cut.get_by_role("alert")).to_contain_text("This link is missing its key")
+    expect(cut.get_by_role("button", name="Download")).to_be_disabled()
+    wrong = open_link(new_context(), link.split("#")[0] + "#k=" + "A" * 22)
+    expect(wrong.get_by_role("alert")).to_contain_text("does not open this file")
+
+
+def test_the_apps_share_link_of_an_encrypted_file_carries_its_key(new_context, username, tmp_path):
+    owner = new_context()
+    register(owner, username)
+    enable(owner)
+    app = open_app(owner)
+    data = os.urandom(200_000)
+    path = tmp_path / "backup.tar"
+    path.write_bytes(data)
+    app.set_input_files("#file-input", str(path))
+    expect(app.locator("#current-filename")).to_have_text("backup.tar")
+    app.locator("#current").get_by_role("button", name="Share link").click()
+    expect(app.locator("#share-url")).to_have_value(re.compile(r"/file/get\?token=[^#]+#k=[A-Za-z0-9_-]{22}$"))
+    link = app.locator("#share-url").input_value()
+    assert app.locator("#share-qr-local svg").get_attribute("data-link") == link
+    assert read_qr(app.locator("#share-qr-local svg")) == link
+    expect(app.locator("#share-name")).to_have_text("backup.tar")
+
+    stranger = new_context(accept_downloads=True)
+    shared = open_link(stranger, link)
+    expect(shared.get_by_role("heading", name="backup.tar")).to_be_visible()
+    with shared.expect_download() as info:
+        shared.get_by_role("button", name="Download").click()
+    assert info.value.path().read_bytes() == data
