@@ -278,3 +278,23 @@ async def test_a_resumable_upload_to_the_buffer_is_pushed_to_the_devices(app, al
         await create(alice, 3, body=b"abc", filename="p.txt")
         message = json.loads(await asyncio.wait_for(events.__anext__(), 5))
     assert message["type"] == "buffer" and message["filename"] == "p.txt" and message["size"] == 3
+
+
+async def test_on_an_encrypted_account_tus_carries_the_blobs_and_plaintext_is_refused(client, app):
+    from tests.blueprints.test_e2e import enabled
+
+    account, _ = await enabled(client)
+    await error_of(await client.post("/file/uploads", headers={
+        **TUS, "Upload-Length": "5", "Upload-Metadata": metadata(filename="plain.txt")}), 409, "encrypted_account")
+    assert list((services(app).settings.data_dir / "uploads").iterdir()) == []
+    item = account.item(b"a big secret file" * 1000, kind="file", name="secret.bin")
+    url = await create(client, len(item.body), encrypted="aes128gcm", key=item.key, meta=item.meta)
+    half = len(item.body) // 2
+    assert (await patch(client, url, 0, item.body[:half])).status_code == 204
+    assert (await patch(client, url, half, item.body[half:])).status_code == 204
+    got = await client.get("/file/buffer")
+    assert await got.get_data() == item.body
+    assert (got.headers["X-Encrypted"], got.headers["X-Encrypted-Key"]) == ("aes128gcm", item.key)
+    assert got.headers["X-Encrypted-Meta"] == item.meta
+    state = await (await client.get(url)).get_json()
+    assert state["item"]["encrypted"] == "aes128gcm" and "filename" not in state["item"]
