@@ -203,11 +203,15 @@ export class Vault {
 
   // --- keys of other devices --------------------------------------------------------
 
-  /** Wraps of every epoch's key to a P-256 public key, for pairing: [{epoch, blob}]. */
-  async wrapsFor(spki) {
+  /**
+   * Wraps of every epoch's key to a P-256 public key, for pairing: [{epoch, blob}].
+   * `pairingKeys` ({privateKey, spki}) is this device's key of the exchange,
+   * the wraps' "ephemeral" key (docs/e2e.md): the new device checks it.
+   */
+  async wrapsFor(spki, pairingKeys) {
     const wraps = [];
     for (const [epoch, key] of Object.entries(this.record.keys)) {
-      wraps.push({epoch: Number(epoch), blob: await wrapKey(key, Number(epoch), spki)});
+      wraps.push({epoch: Number(epoch), blob: await wrapKey(key, Number(epoch), spki, pairingKeys)});
     }
     return wraps;
   }
