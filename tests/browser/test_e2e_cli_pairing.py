@@ -14,12 +14,14 @@ against the same `cloudbuffer serve` (docs/e2e.md, "Pairing with keys").
 - A plaintext account takes a typed code too, without keys to hand out."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import re
 import subprocess
 
+import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
@@ -27,9 +29,9 @@ from tests.client.conftest import Background, Cli, make_cli
 from tests.live_server import cloudbuffer_executable
 
 from . import e2e_reference as ref
-from .conftest import items, open_app, register, wait_for
+from .conftest import PASSWORD, PHONE, items, open_app, register, wait_for
 from .test_e2e_enable import enable
-from .test_e2e_pairing import show_code
+from .test_e2e_pairing import READ_KEYS, show_code
 
 LINK = re.compile(r"`cloudbuffer pair (\S+)`")
 SAS = re.compile(r"^[0-9]{3} [0-9]{3}$")
@@ -278,3 +280,64 @@ def test_a_plaintext_account_takes_a_typed_code_and_allows_without_keys(
     assert result.returncode == 0, result.stderr.decode()
     assert items(laptop)[0]["type"] == "text" and "encrypted" not in items(laptop)[0]
     assert paste(cli) == "plain from the terminal"
+
+
+def test_a_qr_link_opened_logged_out_is_taken_after_logging_in_and_the_wraps_are_the_exchanges(
+        new_context, username, server):
+    """The phone that scans a terminal's QR code is logged out: it logs in and
+    comes back to the code. Here the new device is played in Python with
+    tests/browser/e2e_reference.py (an implementation independent of the
+    app's): its verification code equals the browser's, and the approval's
+    wrap opens with its key and was made with the browser's pairing key."""
+    laptop = new_context()
+    account = register(laptop, username)
+    enable(laptop)
+    [keys] = laptop.pages[0].evaluate(READ_KEYS)
+    own = ref.ec.generate_private_key(ref.ec.SECP256R1())
+    own_spki = ref.spki(own.public_key())
+    opened = httpx.post(server.base_url + "/pair/requests", json={"device_name": "Terminal", "payload": ref.b64u(own_spki)},
+                        timeout=10)
+    assert opened.status_code == 201, opened.text
+    claim = {"X-Pairing-Claim": opened.json()["claim"]}
+
+    phone = new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    page.goto(opened.json()["url"])  # no fragment: the server's key for the code is checked against it
+    page.wait_for_url("**/account/login?next=**")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    # This phone has no key of the encrypted account: it says so and takes nothing.
+    expect(page.locator("#pair-take-error")).to_contain_text("does not have its key to give")
+    assert httpx.get(server.base_url + "/pair/status", headers=claim, timeout=10).json()["status"] == "open"
+
+    page = laptop.new_page()
+    page.goto(opened.json()["url"])
+    expect(page.locator("#pair-sas")).to_have_text(SAS)
+    status = httpx.get(server.base_url + "/pair/status", headers=claim, timeout=10).json()
+    assert status["status"] == "claimed"
+    offer = ref.unb64u(status["offer_payload"])
+    assert page.locator("#pair-sas").inner_text() == ref.sas(own, offer, own_spki, offer)
+    page.get_by_role("button", name="The codes match: allow").click()
+    expect(page.locator("#pair-status")).to_have_text("Terminal may now join your account.")
+    done = httpx.post(server.base_url + "/pair/complete", headers=claim, json={"as": "token"}, timeout=10)
+    assert done.status_code == 200, done.text
+    [wrap] = json.loads(done.json()["payload"])["wraps"]
+    assert wrap["epoch"] == 1 and ref.unb64u(wrap["blob"].split(".")[0]) == offer  # made with the pairing key
+    assert ref.unwrap(wrap["blob"], 1, own) == base64.b64decode(keys["1"])
+    assert done.json()["id"] == account["id"]
+
+
+def test_a_code_no_device_shows_is_said_so_at_the_field(new_context, username, problems):
+    laptop = new_context()
+    register(laptop, username)
+    enable(laptop)
+    problems.allow(r"HTTP 404: GET .*/pair/payload\?code=")
+    page = laptop.new_page()
+    page.goto("/account/pair")
+    page.get_by_label("Code the new device shows").fill("ABCDE-FGHJK")
+    page.get_by_label("Code the new device shows").press("Enter")
+    expect(page.locator("#pair-take-error")).to_contain_text("That code is not valid")
+    assert page.evaluate("() => document.activeElement.id") == "pair-take-code"
+    expect(page.locator("#pair-request")).to_be_hidden()
+    expect(page.locator("#pair-status")).to_have_text("")
