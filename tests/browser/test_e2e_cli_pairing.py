@@ -171,7 +171,7 @@ def test_cloudbuffer_pair_joins_with_the_link_the_browsers_add_a_device_shows(
 
 
 def test_a_revoked_terminal_cannot_read_what_the_browser_posts_after_the_revoke(
-        new_context, username, server, terminal, problems):
+        new_context, username, server, terminal):
     laptop = new_context()
     account = register(laptop, username, "Laptop")
     enable(laptop)
@@ -234,7 +234,7 @@ def test_they_differ_refuse_in_the_browser_stops_cloudbuffer_pair_which_keeps_no
 
 
 def test_a_link_whose_key_is_not_the_codes_is_refused_before_the_browser_takes_it(
-        new_context, username, server, terminal, problems):
+        new_context, username, server, terminal):
     laptop = new_context()
     register(laptop, username, "Laptop")
     enable(laptop)
