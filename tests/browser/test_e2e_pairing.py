@@ -17,6 +17,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from . import e2e_reference as ref
 from .conftest import PHONE, open_app, register, wait_connected
+from .qr_reader import read_qr
 from .test_e2e_enable import enable
 
 # The account keys in this browser's key store, {epoch: base64}, one object per account.
@@ -36,7 +37,9 @@ def show_code(laptop: BrowserContext) -> tuple[Page, str]:
     page.get_by_role("button", name="Show a code").click()
     qr = page.locator("#pair-qr svg")
     expect(qr).to_be_attached()
-    return page, qr.get_attribute("data-link")
+    link = qr.get_attribute("data-link")
+    assert read_qr(qr) == link  # what the phone's camera reads, the key in #k= and all
+    return page, link
 
 
 def join(phone: BrowserContext, link: str, name: str) -> Page:
