@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from bench import http
+from bench import http, tus
 from bench.hist import Histogram
 from bench.live import Driver, Pool, drain, open_elsewhere, open_probes, open_socket
 from bench.stacks import BaselineStack, CloudBufferStack, NodePeerStack, SendfileServer
@@ -137,6 +137,8 @@ class Suite:
                 await self.bench_capacity()
             if self.wanted("7"):
                 await self.bench_posts()
+            if self.wanted("8"):
+                await self.bench_tus()
             if self.wanted("4") or self.wanted("5"):
                 if p.restart:
                     await asyncio.to_thread(self.cb.restart)
@@ -583,6 +585,37 @@ class Suite:
                      rss_growth_reps_mib=growth[kind],
                      how="one connection, 1 MiB sends of incompressible data; the server fsyncs before it "
                          "answers; baseline: dd if=/dev/zero bs=1M conv=fsync into the same data dir")
+
+    async def bench_tus(self) -> None:
+        """#8: a resumable upload in 8 MiB PATCHes against the raw POST of the
+        same bytes, alternating in the same run; and what a resume costs."""
+        p = self.p
+        auth = self.cb.auth_header("uploader")
+        piece = min(8 * MIB, p.transfer_bytes)
+        runs: dict[str, list[float]] = {"subject": [], "baseline": []}
+        resumes: list[float] = []
+        size_mb = p.transfer_bytes / 1e6
+        for rep in range(p.reps):
+            self.log(f"#8 tus upload rep {rep + 1}/{p.reps}")
+            status, body, seconds = await asyncio.to_thread(self._upload_raw, "raw-vs-tus.bin")
+            if status != 201:
+                raise RuntimeError(f"raw upload answered {status}: {body[:300]!r}")
+            runs["baseline"].append(size_mb / seconds)
+            seconds = await asyncio.to_thread(tus.upload, self.cb.port, auth, p.transfer_bytes, self.block, piece,
+                                              "tus.bin")
+            runs["subject"].append(size_mb / seconds)
+            resumes.append(1000 * await asyncio.to_thread(tus.resume_cost, self.cb.port, auth, 4 * piece,
+                                                          self.block, 2 * piece + 12345, "resume.bin"))
+        subject, baseline = median(runs["subject"]), median(runs["baseline"])
+        self.add("8", f"tus upload {p.transfer_bytes // MIB} MiB in {piece // MIB} MiB PATCHes", "throughput",
+                 "MB/s", subject, baseline, "≥ 0.8× raw POST /file/buffer", subject >= 0.8 * baseline, runs,
+                 resume_ms=resumes, resume_ms_median=median(resumes),
+                 how="one keep-alive connection: the creation, then PATCHes of 8 MiB of incompressible data, "
+                     "each fsynced and recorded before its answer, the last one finishing the upload into the "
+                     "buffer; baseline: the same bytes as one raw POST /file/buffer, alternating. Resume cost: "
+                     "a PATCH cut off after 16 MiB, then a new connection's HEAD and a 64 KiB PATCH at the "
+                     "server's offset, until its answer (median "
+                     + ", ".join(f"{ms:.1f}" for ms in resumes) + " ms)")
 
     async def bench_download(self) -> None:
         p = self.p

@@ -82,7 +82,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.after_request(_finish_response)
     app.after_websocket(_security_headers_of_refusal)
 
-    from .blueprints import account, api_docs, buffer, files, pairing, pwa, system
+    from .blueprints import account, api_docs, buffer, files, pairing, pwa, system, uploads
     from .live.connection import serve_live_sockets
     from .blueprints import e2e as e2e_routes
     from .live.keepalive import KeepAlive
@@ -91,7 +91,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     serve_live_sockets(app, registry.keep_alive)
 
     for blueprint in (account.blueprint, buffer.blueprint, files.blueprint, pairing.blueprint, pwa.blueprint,
-                      system.blueprint, api_docs.blueprint, e2e_routes.blueprint):
+                      system.blueprint, api_docs.blueprint, e2e_routes.blueprint, uploads.blueprint):
         app.register_blueprint(blueprint)
 
     @app.before_serving

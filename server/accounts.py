@@ -170,7 +170,8 @@ async def profile(principal: Principal) -> dict:
         ],
         "shares": [
             {"id": s.id, "filename": s.file.filename, "size": s.file.size, "created_at": s.created_at,
-             "expires_at": s.expires_at}
+             "expires_at": s.expires_at, "max_downloads": s.max_downloads, "downloads_left": s.downloads_left,
+             "password": s.protected}
             for s in shares
         ],
         "used_bytes": used,

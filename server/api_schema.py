@@ -187,6 +187,11 @@ class Items(Strict):
     items: list[Item]
 
 
+_MAX_DOWNLOADS = Field(None, ge=1, description="Downloads the link allows (1: burn after reading); null: no limit.")
+_DOWNLOADS_LEFT = Field(None, ge=0, description="Downloads it has left; null: no limit.")
+_PASSWORD = Field(False, description="Whether the link asks for a password.")
+
+
 class LiveLink(Strict):
     """A live share link of a file. url and token are missing only for links
     made before this server could hand a link out again."""
@@ -194,6 +199,9 @@ class LiveLink(Strict):
     id: int
     created_at: float
     expires_at: float
+    max_downloads: int | None = _MAX_DOWNLOADS
+    downloads_left: int | None = _DOWNLOADS_LEFT
+    password: bool = _PASSWORD
     url: str | None = None
     token: str | None = None
 
@@ -207,6 +215,16 @@ class ShareRequest(Strict):
         None, description="Seconds the link lives, up to CLOUDBUFFER_SHARE_MAX_SECONDS; "
                                  "default CLOUDBUFFER_EXPIRE_SECONDS. Ignored when a live link is reused.")
     new: bool = Field(False, description="Make a new link even when the file has a live one.")
+    max_downloads: Annotated[int, Field(ge=1, le=1_000_000), coded(
+        "invalid_max_downloads", "max_downloads is a whole number of downloads from 1 to 1000000.")] | None = Field(
+        None, description="Downloads the new link allows; then it is gone (a limited link is always a new one).")
+    burn: bool = Field(False, description="Burn after reading: one download (max_downloads 1).")
+    password: str | None = Field(None, max_length=200, description="A password the link asks for (kept as its "
+                                                                  "argon2id hash); a link with one is always new.")
+
+
+class LinkPassword(Strict):
+    password: str = Field(min_length=1, max_length=200, description="The link's password.")
 
 
 class Share(Strict):
@@ -221,6 +239,24 @@ class Share(Strict):
     created_at: float
     expires_at: float = Field(description="When the link ends; the file is kept at least this long.")
     reused: bool = Field(description="True when this is the file's existing live link (200), not a new one (201).")
+    max_downloads: int | None = _MAX_DOWNLOADS
+    downloads_left: int | None = _DOWNLOADS_LEFT
+    password: bool = _PASSWORD
+
+
+class UploadState(Strict):
+    """A resumable upload (tus): how far it is and, once finished, what it became."""
+
+    id: str
+    url: str = Field(description="The upload's address: HEAD, PATCH and DELETE it.")
+    offset: int = Field(ge=0, description="Bytes received and on disk (Upload-Offset).")
+    length: int = Field(ge=0)
+    filename: str
+    target: Literal["buffer", "share"]
+    expires_at: float = Field(description="When an unfinished upload is dropped (Upload-Expires).")
+    finished: bool
+    item: Item | None = Field(None, description="The buffer item a finished upload to the buffer became.")
+    share: Share | None = Field(None, description="The share link a finished upload to a link became.")
 
 
 class PairingCode(Strict):
@@ -329,6 +365,9 @@ class ShareInfo(Strict):
     size: int
     created_at: float
     expires_at: float
+    max_downloads: int | None = _MAX_DOWNLOADS
+    downloads_left: int | None = _DOWNLOADS_LEFT
+    password: bool = _PASSWORD
 
 
 class Profile(Strict):
@@ -601,9 +640,11 @@ ERROR_DESCRIPTIONS = {
     403: "Refused (another site's request, or a wrong password).",
     404: "No such item, link or token (or it has expired).",
     408: "The upload stalled or trickled and was dropped.",
-    409: "Conflict (the username is taken).",
+    409: "Conflict (the username is taken; an upload at another offset or busy).",
+    412: "Tus-Resumable is missing or names a version other than 1.0.0.",
     413: "Too large, or over the storage quota.",
     415: "The body's Content-Type is not one this endpoint reads.",
+    460: "Upload-Checksum does not match the body (tus checksum extension); nothing of it was kept.",
     429: "Rate limited: wait Retry-After seconds.",
     503: "The database is unreachable.",
     507: "The server is short of disk space; nothing was stored.",
@@ -773,6 +814,12 @@ UPLOAD_FORM = {
                     "description": "Seconds the link lives (60 up to CLOUDBUFFER_SHARE_MAX_SECONDS); "
                                    "default CLOUDBUFFER_EXPIRE_SECONDS.",
                     "schema": {"type": "integer", "minimum": 60}},
+                   {"name": "max_downloads", "in": "query", "required": False,
+                    "description": "Downloads the link allows (1 up); then it is gone. Also a form field.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000000}},
+                   {"name": "burn", "in": "query", "required": False,
+                    "description": "`1`: burn after reading (one download). Also a form field.",
+                    "schema": {"type": "string", "enum": ["1", "true", "on"]}},
                    *[header for header in _ENCRYPTED_HEADERS_IN if header["name"] != "X-Encrypted-Key"]],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
@@ -801,8 +848,87 @@ SHARED_FILE = {
                           "content": {"*/*": _ANY_FILE}}},
 }
 
+UNLOCK = {
+    "description": "Opens a link that has a password: the right one is 303 to the link (its page, or for a "
+                   "script its bytes) with `unlock=` good for an hour. A wrong password and a link that does "
+                   "not exist (or has none) are the same 404. Limited per address and per link.",
+    "responses": {"303": {"description": "The right password.", "headers": {"Location": {"schema": {"type": "string"}}}}},
+}
+
 QR_CODE = {"responses": {"200": {"description": "The link's QR code.",
                                  "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}}
 
 BUFFER_CONTENT = {"responses": {"200": _CONTENT, "204": {"description": "The buffer is empty."}}}
 ITEM_CONTENT = {"responses": {"200": _CONTENT}}
+
+
+# --- resumable uploads (tus 1.0.0, blueprints/uploads.py) -----------------------
+
+_TUS_RESUMABLE = {"name": "Tus-Resumable", "in": "header", "required": True,
+                  "schema": {"type": "string", "enum": ["1.0.0"]}}
+_UPLOAD_ID = {"name": "upload_id", "in": "path", "required": True,
+              "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+_OFFSET_BODY = {"required": False, "content": {"application/offset+octet-stream": _ANY_FILE}}
+_CHECKSUM = {"name": "Upload-Checksum", "in": "header", "required": False,
+             "description": "`sha256 ` and the base64 of the body's digest; a mismatch is 460 and keeps nothing.",
+             "schema": {"type": "string", "pattern": "^sha256 [A-Za-z0-9+/]{43}=$"}}
+_UPLOAD_HEADERS = {
+    "Upload-Offset": {"schema": {"type": "integer"}},
+    "Upload-Expires": {"description": "When an unfinished upload is dropped (RFC 9110 date).",
+                       "schema": {"type": "string"}},
+}
+
+TUS_OPTIONS = {
+    "description": "tus discovery: the version, extensions, largest upload and checksum algorithm served.",
+    "responses": {"204": {"description": "In the headers.", "headers": {
+        name: {"schema": {"type": "string"}}
+        for name in ("Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm")}}},
+}
+
+TUS_CREATE = {
+    "description": "Creates a resumable upload (tus creation, creation-with-upload). Upload-Metadata holds "
+                   "`filename` (required), `filetype`, `target` (`buffer`, the default, or `share`) and, for a "
+                   "share, `expires_in`. The whole Upload-Length counts against the quota from now on: over "
+                   "it, or over CLOUDBUFFER_MAX_UPLOAD_BYTES, is 413 before any byte is read. A body "
+                   "(application/offset+octet-stream) is the upload's first bytes.",
+    "parameters": [
+        _TUS_RESUMABLE,
+        {"name": "Upload-Length", "in": "header", "required": True,
+         "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}},
+        {"name": "Upload-Metadata", "in": "header", "required": True,
+         "description": "Comma-separated `key base64value` pairs.",
+         "schema": {"type": "string", "pattern": "^filename [A-Za-z0-9+/]+={0,2}$"}},
+        _CHECKSUM,
+    ],
+    "requestBody": _OFFSET_BODY,
+    "responses": {"201": {"description": "Created; its address is in Location.",
+                          "headers": {"Location": {"schema": {"type": "string"}}, **_UPLOAD_HEADERS}}},
+}
+
+TUS_HEAD = {
+    "description": "The upload's state. HEAD is tus's offset query (Upload-Offset, Upload-Length, "
+                   "Upload-Metadata, Upload-Expires; it needs Tus-Resumable); GET answers the same as JSON, "
+                   "with the item or share link a finished upload became.",
+    "parameters": [_UPLOAD_ID],
+    "responses": {"200": {"description": "The upload.", "headers": _UPLOAD_HEADERS}},
+}
+
+TUS_PATCH = {
+    "description": "Appends the body at Upload-Offset, which must be the upload's offset (else 409 "
+                   "`offset_mismatch`); one PATCH at a time per upload (else 409 `upload_busy`). The last "
+                   "byte makes the upload its buffer item or share link (X-Item-Id or X-Share-Url).",
+    "parameters": [
+        _TUS_RESUMABLE, _UPLOAD_ID,
+        {"name": "Upload-Offset", "in": "header", "required": True,
+         "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}},
+        _CHECKSUM,
+    ],
+    "requestBody": {**_OFFSET_BODY, "required": True},
+    "responses": {"204": {"description": "Appended.", "headers": _UPLOAD_HEADERS}},
+}
+
+TUS_DELETE = {
+    "description": "Ends the upload (tus termination) and removes its bytes; what a finished one became stays.",
+    "parameters": [_TUS_RESUMABLE, _UPLOAD_ID],
+    "responses": {"204": {"description": "Deleted."}},
+}

@@ -16,7 +16,7 @@ from typing import Any
 from quart import current_app
 
 from . import e2e
-from .auth import Principal
+from .auth import Principal, hash_password
 from .config import Settings
 from .e2e_blobs import ENCODING, b64u_encode, check_item_key_blob, max_body_bytes
 from .errors import APIError
@@ -325,6 +325,40 @@ def share_lifetime(raw: Any) -> int:
 
 
 MIN_SHARE_SECONDS = 60
+MAX_DOWNLOADS_LIMIT = 1_000_000
+
+
+def share_max_downloads(raw: Any, burn: Any = None) -> int | None:
+    """How many downloads a new link allows: `max_downloads` (1 up), or 1
+    for `burn` (burn after reading); None, no limit."""
+    if burn in (True, "true", "1", "on"):
+        if raw not in (None, "", 1, "1"):
+            raise APIError(400, "invalid_max_downloads", "burn means one download; leave max_downloads out.")
+        return 1
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        count = raw
+    elif isinstance(raw, str) and re.fullmatch(r"[0-9]{1,7}", raw):
+        count = int(raw)
+    else:
+        count = 0
+    if not 1 <= count <= MAX_DOWNLOADS_LIMIT:
+        raise APIError(400, "invalid_max_downloads",
+                       f"max_downloads is a whole number of downloads from 1 to {MAX_DOWNLOADS_LIMIT}.")
+    return count
+
+
+MAX_SHARE_PASSWORD = 200
+
+
+async def share_password_hash(raw: Any) -> str | None:
+    """A new link's password (optional), hashed with argon2id on a thread."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_SHARE_PASSWORD:
+        raise APIError(400, "invalid_password", f"A link's password is text of at most {MAX_SHARE_PASSWORD} characters.")
+    return await hash_password(raw)
 
 
 def _too_many_links(limit: int) -> APIError:
@@ -347,11 +381,13 @@ class _NewLink:
     token: str
     nonce: bytes
     lifetime: int
+    max_downloads: int | None = None
+    password_hash: str | None = None
 
     @classmethod
-    def make(cls, lifetime: int) -> "_NewLink":
+    def make(cls, lifetime: int, max_downloads: int | None = None, password_hash: str | None = None) -> "_NewLink":
         nonce = new_nonce()
-        return cls(derive_token(nonce), nonce, lifetime)
+        return cls(derive_token(nonce), nonce, lifetime, max_downloads, password_hash)
 
 
 def _insert_share(conn, user_id: int, file_id: int, now: float, link: _NewLink, max_shares: int):
@@ -363,7 +399,8 @@ def _insert_share(conn, user_id: int, file_id: int, now: float, link: _NewLink, 
     # The file lives at least as long as its link; the history's own expiry
     # and trims no longer decide for it.
     files_model.extend_file_expiry(conn, file_id, now + link.lifetime)
-    return files_model.insert_share(conn, user_id, file_id, link.token, link.nonce, now + link.lifetime)
+    return files_model.insert_share(conn, user_id, file_id, link.token, link.nonce, now + link.lifetime,
+                                    link.max_downloads, link.password_hash)
 
 
 def _write_shared_file(conn, new: _NewFile, limits: _Limits, now: float, link: _NewLink):
@@ -372,10 +409,37 @@ def _write_shared_file(conn, new: _NewFile, limits: _Limits, now: float, link: _
 
 
 async def store_shared_file(principal: Principal, upload: Upload, filename: str, mime: str, lifetime: int,
+                            max_downloads: int | None = None, password_hash: str | None = None,
                             sealed: e2e.Sealed | None = None):
     """A /file/load upload: a stored file with a share link, not a buffer item."""
-    link = _NewLink.make(lifetime)
+    link = _NewLink.make(lifetime, max_downloads, password_hash)
     share = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_shared_file, link)
+    return link.token, share
+
+
+def _write_claimed(conn, new: _NewFile, limits: _Limits, now: float, claim, write, *args):
+    claim.before(conn, now)
+    result = write(conn, new, limits, now, *args)
+    claim.after(conn, result)
+    return result
+
+
+async def store_claimed_upload(principal: Principal, upload, filename: str, mime: str, claim,
+                               lifetime: int | None = None, max_downloads: int | None = None,
+                               password_hash: str | None = None, sealed: e2e.Sealed | None = None):
+    """A finished resumable upload (server/resumable.py): a buffer item, or
+    with `lifetime` a share link, as store_file_item and store_shared_file
+    make them; `claim.before(conn, now)` and `claim.after(conn, result)`
+    run in the same transaction, around the rows. `upload` is anything with
+    commit(), stored_name and size. Returns the item, or (token, share)."""
+    if lifetime is None:
+        item = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_claimed, claim,
+                                        _write_file_item, principal.device_name)
+        await publish(principal.user_id, buffer_message(item.seq, item))
+        return item
+    link = _NewLink.make(lifetime, max_downloads, password_hash)
+    share = await _commit_upload_row(upload, principal, filename, mime, sealed, _write_claimed, claim,
+                                     _write_shared_file, link)
     return link.token, share
 
 
@@ -384,7 +448,7 @@ def _write_item_share(conn, user_id: int, item_id: int, now: float, link: _NewLi
     item = items_model.select_item(conn, user_id, item_id, now)
     if item is None or item.kind != "file":
         raise APIError(404, "not_found", "No file with that id is in your buffer history.")
-    if not new:
+    if not new and link.max_downloads is None and link.password_hash is None:
         for existing in files_model.select_reusable_shares(conn, user_id, item.file_id, now):
             token = reusable_token(existing, secret_key)
             if token is not None:
@@ -392,11 +456,14 @@ def _write_item_share(conn, user_id: int, item_id: int, now: float, link: _NewLi
     return link.token, _insert_share(conn, user_id, item.file_id, now, link, max_shares), False
 
 
-async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: bool = False):
+async def share_item(principal: Principal, item_id: int, lifetime: int, *, new: bool = False,
+                     max_downloads: int | None = None, password_hash: str | None = None):
     """A share link for a file in the history: its live link if it has one
-    (unless `new`), else a new one. Returns (token, share, reused)."""
+    (unless `new`, or a limit or password is asked for: such a link is
+    always its own), else a new one. Returns (token, share, reused)."""
     return await services().db.write(
-        _write_item_share, principal.user_id, item_id, time.time(), _NewLink.make(lifetime), new,
+        _write_item_share, principal.user_id, item_id, time.time(),
+        _NewLink.make(lifetime, max_downloads, password_hash), new,
         current_app.secret_key, _settings().max_shares)
 
 

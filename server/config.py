@@ -163,6 +163,7 @@ class Settings:
     disabled_patches: tuple[str, ...] = _setting((), _patch_names, "Patches of library internals (server/patches/, comma-separated names) to leave off, to measure what one buys or to work around a library upgrade; the server then runs that part as the library ships it. Each patch also turns itself off, with one warning line, if the library no longer looks as it was checked.")
     sweep_seconds: int = _setting(60, _positive_int, "Interval of the sweeper that deletes expired items and orphan files.")
     uploads_in_flight: int = _setting(8, _positive_int, "Request bodies (uploads, text posts, shares) one user may be sending to one worker process at once; the next gets 413 (with Retry-After) until one has finished. Bounds the memory one account can make a worker hold.")
+    upload_expire_seconds: int = _setting(24 * 3600, _positive_int, "Lifetime of a resumable (tus) upload, in seconds from its creation: one not finished by then is refused and its bytes are removed by the sweeper.")
     upload_idle_seconds: int = _setting(60, _positive_int, "An upload that sends nothing for this long is dropped and its temp file removed.")
     secure_cookies: bool | None = _setting(None, _bool, "Force the Secure cookie flag on or off; by default it is set when PUBLIC_URL is https.")
     upload_nice: int = _setting(10, _nice, "How many nice levels below the rest of the server the threads run that write upload bytes to disk (0–19, Linux). Their CPU goes to live pushes and requests first when a core is busy; 0 treats them the same.")

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 _OWNER_ONLY = 0o700  # what tightening keeps of a mode: the owner's bits (an executable stays one)
-SUBDIRS = ("files", "tmp")
+SUBDIRS = ("files", "tmp", "uploads")
 
 
 def ensure_data_dir(data_dir: Path) -> None:

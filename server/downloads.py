@@ -60,7 +60,7 @@ def _range_applies(response: Response) -> bool:
 
 
 async def file_response(stored: StoredFile, *, data_type: str | None = None, disposition: str = "attachment",
-                        csp: str | None = None) -> Response:
+                        csp: str | None = None, etag: str | None = None) -> Response:
     """The file with DOWNLOAD_HEADERS. Only the share page's PDF frame asks
     for `disposition="inline"` and its own `csp` (server/previews.py)."""
     storage = services().storage
@@ -75,6 +75,10 @@ async def file_response(stored: StoredFile, *, data_type: str | None = None, dis
         # The row outlived its file (a sweep in between): same answer as expiry.
         raise APIError(404, "not_found", "That file is gone. It may have expired.") from None
     size = response.content_length
+    if etag is not None:
+        # A limited link's download is its own version (share_links.download_etag).
+        response.headers["ETag"] = etag
+        response.headers.pop("Last-Modified", None)
     # Preconditions first (304, 412), then the range (RFC 9110 §13.2.2).
     await response.make_conditional(request)
     if response.status_code == 200 and "Range" in request.headers and _range_applies(response):

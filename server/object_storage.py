@@ -143,8 +143,30 @@ class S3Storage:
         if self.min_free_bytes and await asyncio.to_thread(self._free_bytes) < self.min_free_bytes:
             raise disk_full_error()
 
+    async def run_bulk(self, function: Callable, *args):
+        """Blocking file work on a thread: only the resumable uploads'
+        partial files (server/partials.py) are on this host's disk here."""
+        import asyncio
+
+        return await asyncio.to_thread(function, *args)
+
     def new_upload(self, limit: int, too_large: Callable[[], APIError]) -> "S3Upload":
         return S3Upload(self, limit, too_large)
+
+    async def put_file(self, path: Path, size: int) -> str:
+        """A whole local file (a finished resumable upload's partial) as a
+        new object, streamed part by part; returns its stored name."""
+        import asyncio
+
+        upload = self.new_upload(size, lambda: APIError(409, "conflict", "The upload grew while it was stored."))
+        with open(path, "rb") as handle:
+            async with upload:
+                while True:
+                    chunk = await asyncio.to_thread(handle.read, PART_SIZE)
+                    if not chunk:
+                        break
+                    await upload.write(chunk)
+                return await upload.commit()
 
     async def remove(self, stored_names: list[str]) -> None:
         """Delete objects, in batches. Called after the rows are gone: an

@@ -131,12 +131,25 @@ REGISTER = [_limit(10, HOUR, ip_key), _limit(5, MINUTE, username_key)]
 # Share links are open to anyone holding the token: lookups per address, so
 # guessing (hopeless at 192 random bits anyway) and hammering stay slow.
 SHARE_LOOKUP = [_limit(120, MINUTE, ip_key)]
+# A link's password: 20 tries a minute from one address, and 10 per 5
+# minutes at one link whoever asks (a botnet spread over many addresses).
+async def share_link_key() -> str:
+    from .models.sessions import hash_secret
+
+    token = request.args.get("token") or (request.view_args or {}).get("token") or ""
+    return "link:" + hash_secret(token[:128]).hex()[:32]
+
+
+SHARE_PASSWORD = [_limit(20, MINUTE, ip_key), _limit(10, 5 * MINUTE, share_link_key)]
 # Buffer writes and uploads per user, however they come (see the module
 # doc): a burst of 60, then one a second.
 WRITES = _limit(60, MINUTE, user_key)
 # Changing the password needs the current one: guessing it is limited per
 # user like logins (and per address).
 PASSWORD = [_limit(20, MINUTE, ip_key), _limit(10, 5 * MINUTE, user_key)]
+# A resumable upload's own requests (PATCH, HEAD) per user: an upload spent
+# one write at its creation and then sends many pieces.
+UPLOAD_CHUNKS = [_limit(600, MINUTE, user_key)]
 # Other account changes (tokens, devices, logout) per user.
 ACCOUNT_WRITE = [_limit(60, MINUTE, user_key)]
 # Reads of one's own buffer, history and profile.

@@ -53,6 +53,58 @@ def reusable_token(share: Share, secret_key: str | None = None) -> str | None:
     return token if hmac.compare_digest(hash_secret(token), share.token_hash) else None
 
 
+def limits_json(share: Share) -> dict:
+    return {"max_downloads": share.max_downloads, "downloads_left": share.downloads_left,
+            "password": share.protected}
+
+
+# --- downloads of limited links (docs/api.md, "What counts as a download") ---
+
+def download_etag(share: Share, number: int, secret_key: str | None = None) -> str:
+    """The ETag of a limited link's `number`-th download: a browser or
+    client resuming it sends it back in If-Range, which makes its Range
+    request a continuation of that download rather than a new one. Signed,
+    so no one can make up a continuation of a download that never happened."""
+    key = current_app.secret_key if secret_key is None else secret_key
+    mac = hmac.new(key.encode(), b"cloudbuffer download\0%d\0%d\0" % (share.id, number) + (share.token_hash or b""),
+                   hashlib.sha256).digest()
+    return f'"d{number}.{base64.urlsafe_b64encode(mac[:18]).decode()}"'
+
+
+def continued_download(share: Share, range_header: str | None, if_range: str | None) -> int | None:
+    """The number of the download this request continues, if it is a
+    continuation: a Range request whose If-Range is the ETag of a download
+    of this link that was taken."""
+    if not range_header or not if_range or not if_range.startswith('"d'):
+        return None
+    number_text = if_range[2:].partition(".")[0]
+    if not number_text.isdigit() or not 1 <= int(number_text) <= share.downloads:
+        return None
+    number = int(number_text)
+    return number if hmac.compare_digest(if_range.encode(), download_etag(share, number).encode()) else None
+
+
+# --- links with a password ---
+
+UNLOCK_SECONDS = 3600  # how long the right password opens a link's page and bytes
+
+
+def unlock_key(share: Share, expires: int) -> str:
+    """What the right password buys: `?unlock=` for an hour, signed over the
+    link and its password's hash (a changed link does not open)."""
+    mac = hmac.new(current_app.secret_key.encode(),
+                   b"cloudbuffer unlock\0%d\0%d\0" % (share.id, expires) + (share.password_hash or "").encode(),
+                   hashlib.sha256).digest()
+    return f"{expires}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+
+
+def is_unlocked(share: Share, key: str | None, now: float) -> bool:
+    expires_text = (key or "").partition(".")[0]
+    if not expires_text.isdigit() or int(expires_text) < now:
+        return False
+    return hmac.compare_digest(key.encode(), unlock_key(share, int(expires_text)).encode())
+
+
 def share_json(token: str, share: Share, *, reused: bool = False) -> dict:
     base = public_base_url()
     return {
@@ -65,12 +117,13 @@ def share_json(token: str, share: Share, *, reused: bool = False) -> dict:
         "created_at": share.created_at,
         "expires_at": share.expires_at,
         "reused": reused,
+        **limits_json(share),
     }
 
 
 def link_json(share: Share) -> dict:
     """A live link as listed beside its file (no token if it cannot be derived)."""
-    data = {"id": share.id, "created_at": share.created_at, "expires_at": share.expires_at}
+    data = {"id": share.id, "created_at": share.created_at, "expires_at": share.expires_at, **limits_json(share)}
     token = reusable_token(share)
     if token is not None:
         data["url"] = f"{public_base_url()}/file/get?token={token}"

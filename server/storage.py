@@ -270,6 +270,7 @@ class Storage:
     local = True
 
     def __init__(self, data_dir: Path, min_free_bytes: int = 0, upload_nice: int = 0) -> None:
+        self.data_dir = data_dir
         self.files_dir = data_dir / "files"
         self.tmp_dir = data_dir / "tmp"
         # Uploads stop while the data dir's disk has less than this free, so

@@ -1,4 +1,4 @@
-"""Deletes expired items, share links and files, and reconciles the disk.
+"""Deletes expired items, share links, files and resumable uploads, and reconciles the disk.
 
 Runs at start-up and then every SWEEP_SECONDS, in batches so a big backlog
 never holds the write lock for long. Every read already filters on expiry, so
@@ -11,9 +11,11 @@ import contextlib
 import logging
 import time
 
+from . import resumable
 from .db import Database, DatabaseUnavailable
 from .models import files as files_model
 from .models import instance as instance_model
+from .partials import PartialStore
 from .storage import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,10 @@ async def sweep_once(db: Database, storage: Storage, idle_seconds: float, now: f
     orphans = [name for name in candidates if name not in known]
     await storage.remove(orphans)
     missing = await _delete_rows_without_files(db, present, now)
+    # Unfinished resumable uploads are this host's own (DATA_DIR/uploads), with either storage.
+    uploads = await resumable.sweep(db, PartialStore(storage.data_dir / "uploads"), now)
     result = {"rows": rows, "files": files, "temp_files": stale, "orphans": len(orphans),
-              "missing_files": missing}
+              "missing_files": missing, **uploads}
     if any(result.values()):
         log.info("sweep: %s", result)
     return result

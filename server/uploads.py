@@ -60,9 +60,13 @@ async def receive_form(principal, fields_limit: int, open_part=None):
     )
 
 
-async def _receive_one_part(principal, open_part=None, field_name: str = "file") -> FilePart:
-    """The one file part of a multipart body, in a form field `field_name`."""
+async def _receive_one_part(principal, open_part=None, field_name: str = "file",
+                            fields: dict | None = None) -> FilePart:
+    """The one file part of a multipart body, in a form field `field_name`;
+    the form's text fields go into `fields` if given."""
     form = await receive_form(principal, fields_limit=4096, open_part=open_part)
+    if fields is not None:
+        fields.update({name: values[-1] for name, values in form.fields.items()})
     parts = [part for part in form.files if part.field_name == field_name]
     if len(parts) != 1 or len(form.files) != 1:
         for other in form.files:
@@ -71,11 +75,11 @@ async def _receive_one_part(principal, open_part=None, field_name: str = "file")
     return parts[0]
 
 
-async def receive_single_file(principal):
+async def receive_single_file(principal, fields: dict | None = None):
     """Stream a multipart body with exactly one file part into an Upload.
     Returns (upload, filename, mime); the upload is open and must be stored
-    or closed by the caller."""
-    part = await _receive_one_part(principal)
+    or closed by the caller. The form's text fields go into `fields` if given."""
+    part = await _receive_one_part(principal, fields=fields)
     try:
         filename = require_filename(part.filename)
     except BaseException:

@@ -18,7 +18,7 @@ from bench.system import Pinning
 def test_every_benchmark_produces_sane_figures(tmp_path):
     run = asyncio.run(run_suite("smoke", None, tmp_path, Pinning(enable=False), logger=lambda message: None))
     results = run["results"]
-    assert sorted({r["id"] for r in results}, key=int) == ["1", "2", "3", "4", "5", "6", "7", "9", "10"]
+    assert sorted({r["id"] for r in results}, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
     by_id, against_peer = {}, {}
     for r in results:
         if r.get("peer") == "node":  # issue 15's Node.js peer: a comparison, no target
@@ -51,6 +51,9 @@ def test_every_benchmark_produces_sane_figures(tmp_path):
         assert r["subject"] > 0 and r["baseline"] > 0
     for r in by_id["4"]:
         assert r["peak_rss_growth_mib"] >= 0
+    (resumable,) = by_id["8"]  # tus against the raw POST, and the resume's cost
+    assert resumable["subject"] > 0 and resumable["baseline"] > 0
+    assert len(resumable["resume_ms"]) == 1 and 0 < resumable["resume_ms_median"] < math.inf
     (posts,) = by_id["7"]
     assert posts["subject"] > 0 and posts["baseline"] > 0 and posts["errors"] == [0, 0]
     assert posts["delivered"][0] > 0 and posts["delivered"][1] > 0

@@ -62,7 +62,8 @@ def test_a_new_data_dir_is_owner_only_whatever_the_umask(tmp_path, caplog):
         ensure_data_dir(tmp_path / "data")
         ensure_data_dir(tmp_path / "data")  # idempotent
         load_or_create_secret_key(tmp_path / "data")
-    assert modes(tmp_path / "data") == {".": 0o700, "files": 0o700, "tmp": 0o700, "secret_key": 0o600}
+    assert modes(tmp_path / "data") == {".": 0o700, "files": 0o700, "tmp": 0o700, "uploads": 0o700,
+                                        "secret_key": 0o600}
     assert TIGHTENED not in caplog.text  # nothing was open: nothing to say
 
 

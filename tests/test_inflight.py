@@ -37,4 +37,5 @@ def test_every_route_that_takes_an_upload_counts_its_body(tmp_path):
     app = create_app({"DATA_DIR": str(tmp_path)})
     counted = {endpoint for endpoint, view in app.view_functions.items() if getattr(view, "receives_body", False)}
     # The routes that read more than a small form (forms.SMALL_BODY_BYTES).
-    assert counted == {"buffer.post_buffer", "files.post_load", "pwa.post_share_target"}
+    assert counted == {"buffer.post_buffer", "files.post_load", "pwa.post_share_target", "uploads.post_upload",
+                       "uploads.patch_upload"}

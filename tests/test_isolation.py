@@ -6,6 +6,7 @@ account is untouched afterwards."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 
@@ -49,12 +50,16 @@ def test_a_never_reaches_b(live_server_factory, tmp_path):  # noqa: F811
     b_item_share = b.post(f"/file/buffer/items/{b_file['id']}/share").json()
     b_profile = b.get("/account/profile").json()
     b_pairing = b.post("/account/pairings").json()
+    b_upload = b.post("/file/uploads", content=B_FILE[:4], headers={
+        "Tus-Resumable": "1.0.0", "Upload-Length": str(len(B_FILE)), "Content-Type": "application/offset+octet-stream",
+        "Upload-Metadata": "filename " + base64.b64encode(B_NAMES[0].encode()).decode()}).json()
     b_ids = {
         "pairing_id": [b_pairing["id"]],
         "item_id": [b_text["id"], b_file["id"]],
         "session_id": [b_device["id"]],
         "token_id": [t["id"] for t in b_profile["tokens"]],
         "share_id": [s["id"] for s in b_profile["shares"]],
+        "upload_id": [b_upload["id"]],
     }
     assert b_share["token"] and b_item_share["token"]
 

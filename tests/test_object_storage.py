@@ -237,3 +237,23 @@ def test_the_storage_is_checked_before_serving(tmp_path, s3_service):  # noqa: F
 def test_s3_storage_needs_no_files_dir(tmp_path):
     storage = S3Storage("s3://bucket/p", None, tmp_path)
     assert storage.key("abc") == "p/abc" and not storage.local
+
+
+async def test_a_resumable_upload_finishes_into_the_bucket(app, client, s3_service, bucket_url):  # noqa: F811
+    import base64
+
+    await register(client)
+    tus = {"Tus-Resumable": "1.0.0", "Accept": "application/json"}
+    data = os.urandom(PART_SIZE + 5 * MIB)  # more than one part: a multipart upload from the partial
+    meta = "filename " + base64.b64encode(b"resumed.bin").decode()
+    created = await client.post("/file/uploads", data=b"", headers={**tus, "Upload-Length": str(len(data)),
+                                                                    "Upload-Metadata": meta})
+    assert created.status_code == 201
+    url = created.headers["Location"]
+    half = len(data) // 2
+    for offset, piece in ((0, data[:half]), (half, data[half:])):
+        response = await client.patch(url, data=piece, headers={**tus, "Content-Type": "application/offset+octet-stream",
+                                                                "Upload-Offset": str(offset)})
+        assert response.status_code == 204, await response.get_data(as_text=True)
+    assert list(objects(s3_service, bucket_url).values()) == [len(data)]
+    assert await (await client.get("/file/buffer")).get_data() == data

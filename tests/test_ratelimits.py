@@ -32,7 +32,9 @@ EXEMPT = {
 
 # Every way of writing the buffer spends the one write budget (and no
 # per-route limit besides). The live socket's `set` spends it too.
-WRITES = {"buffer.post_buffer", "files.post_load", "pwa.post_share_target", "buffer.post_item_share"}
+# A resumable upload spends one write at its creation; its pieces have their own limit (UPLOAD_CHUNKS).
+WRITES = {"buffer.post_buffer", "files.post_load", "pwa.post_share_target", "buffer.post_item_share",
+          "uploads.post_upload"}
 
 
 def limits_of(app: Quart, endpoint: str) -> list:
@@ -58,11 +60,15 @@ def test_every_route_has_a_limit_or_is_exempt_on_purpose(tmp_path):
     assert limits_of(app, "account.post_register") == ratelimits.REGISTER
     for endpoint in ("files.get_file", "files.get_file_by_path", "files.get_qr"):
         assert limits_of(app, endpoint) == ratelimits.SHARE_LOOKUP
+    for endpoint in ("files.post_file", "files.post_file_by_path"):
+        assert limits_of(app, endpoint) == ratelimits.SHARE_PASSWORD
     for endpoint in WRITES:
         assert limits_of(app, endpoint) == []
     keys = {limit.key_function for limit in ratelimits.LOGIN + ratelimits.REGISTER}
     assert keys == {ratelimits.ip_key, ratelimits.username_key}
     assert ratelimits.WRITES.key_function is ratelimits.user_key
+    for endpoint in ("uploads.patch_upload", "uploads.get_upload"):
+        assert limits_of(app, endpoint) == ratelimits.UPLOAD_CHUNKS
 
 
 def from_address(address: str, **headers) -> dict:

@@ -78,9 +78,12 @@ async def walk(app, client):
                                                                       "payload": KeyPair().public_b64u})
     assert requested.status_code == 201
     request_code = (await requested.get_json())["code"]
+    resumable = await client.post("/file/uploads", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "5",
+                                                             "Upload-Metadata": "filename YS5iaW4="})
+    assert resumable.status_code == 201
     values = {"item_id": item_id, "token": share["token"], "version": js_version(), "name": module,
               "filename": "icons/icon.svg", "session_id": 1, "token_id": 1, "share_id": 1,
-              "pairing_id": pairing["id"]}
+              "pairing_id": pairing["id"], "upload_id": resumable.headers["Location"].rsplit("/", 1)[1]}
     values_for = {"static": {"filename": "style.css"}}
 
     answers = []

@@ -70,7 +70,8 @@ async def test_expired_rows_and_files_are_removed(env):
     assert await db.read(lambda conn: conn.value("SELECT COUNT(*) FROM items")) == 1
     # A second sweep finds nothing to do.
     assert await sweeper.sweep_once(db, storage, idle_seconds=60) == {"rows": 0, "files": 0, "temp_files": 0,
-                                                                       "orphans": 0, "missing_files": 0}
+                                                                       "orphans": 0, "missing_files": 0,
+                                                                       "uploads": 0, "partial_files": 0}
 
 
 async def test_a_big_backlog_is_swept_in_batches(env, monkeypatch):

@@ -25,6 +25,10 @@ from .vault import Vault
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 RETRY_SECONDS = 2.0
+# How long a clipboard write may take to show in reads. xclip and wl-copy
+# serve the new content from a child that takes the selection only after the
+# command returned: a read in between still gets the old owner's content.
+SETTLE_SECONDS = 3.0
 
 
 def digest(content: Content) -> str:
@@ -40,6 +44,7 @@ class Agent:
         # clipboard read with this hash is no change.
         self.current: str | None = None
         self.pending: Content | None = None  # a local copy not yet accepted by the server
+        self.writing = False  # a write from the buffer is taking the clipboard: reads are stale
         self.http = httpx.AsyncClient(base_url=login.url, timeout=TIMEOUT, headers={
             "Authorization": f"Bearer {login.token}", "User-Agent": user_agent()})
         # Key state over a blocking client, used from worker threads only.
@@ -63,7 +68,12 @@ class Agent:
     async def watch_clipboard(self) -> None:
         next_try = 0.0
         while True:
+            if self.writing:
+                await asyncio.sleep(self.interval)
+                continue
             content = await self.clipboard.read()
+            if self.writing:
+                continue  # the read may have raced the write's start
             if content is not None and digest(content) != self.current:
                 self.current = digest(content)
                 self.pending = content
@@ -118,6 +128,9 @@ class Agent:
                 await self.key_changed(event)
                 continue
             if baseline:
+                # A revoke heard by no enrolled device (all were offline) is
+                # still due: the first to connect rotates before it writes.
+                await self.key_changed({"rotation_needed": True})
                 # Until this first snapshot, a post elsewhere would be taken
                 # for what the buffer already held (and never pasted here).
                 note("agent: live: what your other devices copy now reaches this clipboard")
@@ -129,7 +142,23 @@ class Agent:
                 continue
             self.current = digest(content)
             self.pending = None  # a newer change from elsewhere wins over an unsent copy
-            await self.clipboard.write(content)
+            self.writing = True
+            try:
+                await self.clipboard.write(content)
+                await self.settled(content)
+            finally:
+                self.writing = False
+
+    async def settled(self, content: Content) -> None:
+        """Wait (up to SETTLE_SECONDS) until reads give what was written, so
+        the old content, still served meanwhile, is not taken for a copy and
+        sent again (a CI run under load caught the agent doing that)."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while time.monotonic() < deadline:
+            read = await self.clipboard.read()
+            if read is not None and digest(read) == self.current:
+                return
+            await asyncio.sleep(0.05)
 
     async def key_changed(self, event: dict) -> None:
         """A device was revoked (rotation due) or the key changed: the first

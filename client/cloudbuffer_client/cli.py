@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub["share"].add_argument("--expires", metavar="DURATION",
                               help="how long the link lives, e.g. 90s, 10m, 1h, 2d (at most the server's limit)")
     sub["share"].add_argument("--no-qr", action="store_true", help="print only the link")
+    limit = sub["share"].add_mutually_exclusive_group()
+    limit.add_argument("--max-downloads", type=int, metavar="N", help="the link works for N downloads, then it is gone")
+    limit.add_argument("--burn", action="store_true", help="burn after reading: one download")
+    sub["share"].add_argument("--password-stdin", action="store_true",
+                              help="the link asks for a password, read from the first line of stdin")
 
     sub["agent"].add_argument("--print-service", action="store_true", help="print a systemd user unit and exit")
     sub["agent"].add_argument("--interval", type=float, default=0.3, metavar="SECONDS",

@@ -65,12 +65,29 @@ def cmd_share(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ClientError(USAGE, f"{path}: not a readable file; give the file to share")
     params = {"expires_in": parse_duration(args.expires)} if args.expires else {}
+    if args.max_downloads is not None:
+        if args.max_downloads < 1:
+            raise ClientError(USAGE, "--max-downloads: give a number of downloads, 1 or more")
+        params["max_downloads"] = args.max_downloads
+    if args.burn:
+        params["burn"] = "1"
+    # A form field, never the query string (which access logs keep).
+    fields = {}
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise ClientError(USAGE, "--password-stdin: the first line of stdin is empty; give the link's password")
+        fields["password"] = password
     login = current_login()
     with open(path, "rb") as file, Api.for_login(login) as api:
         size = os.fstat(file.fileno()).st_size
         chunks = tracked(read_chunks(file), size, path.name)
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if Vault(api).for_write() is not None:
+            if fields:
+                # An encrypted link's body is the raw blob: no form to carry a password in.
+                raise ClientError(USAGE, "--password-stdin: an end-to-end encrypted link has no password "
+                                         "(its key, in the link after #, is what opens it)")
             # The link gets a key of its own, in the fragment that browsers never send.
             item = sealed.seal(None, None, "file", size, path.name, mime)
             headers = {**item.headers("file"), "Content-Length": str(ece.encrypted_size(size))}
@@ -78,13 +95,18 @@ def cmd_share(args: argparse.Namespace) -> int:
                              content=ece.encrypt_stream(chunks, item.item_key))
             url = share["url"] + "#k=" + keys.b64u(item.item_key)
         else:
-            share = api.json("POST", "/file/load", params=params, files={"file": (path.name, _ChunkReader(chunks), mime)})
+            share = api.json("POST", "/file/load", params=params, data=fields,
+                             files={"file": (path.name, _ChunkReader(chunks), mime)})
             url = share["url"]
     print(url, flush=True)
     left = max(0, int(share["expires_at"] - time.time()))
+    limit = share.get("max_downloads")
+    extras = "" if limit is None else f", {limit} download{'' if limit == 1 else 's'}"
+    if share.get("password"):
+        extras += ", with a password"
     print(f"{share.get('filename') or path.name}, {size} bytes"
           f"{' (end-to-end encrypted: the key is in the link after #)' if url != share['url'] else ''}; "
-          f"the link works for {left // 3600} h {left % 3600 // 60} min", file=sys.stderr)
+          f"the link works for {left // 3600} h {left % 3600 // 60} min{extras}", file=sys.stderr)
     if not args.no_qr:
         sys.stderr.write(qr_text(url))
     return 0

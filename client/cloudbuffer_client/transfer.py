@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import quote
 
-from . import ece, sealed
+from . import ece, resumable, sealed
 from .api import Api
 from .config import current_login
 from .errors import EMPTY, REFUSED, USAGE, ClientError
@@ -123,8 +123,13 @@ def cmd_copy(args: argparse.Namespace) -> int:
         for path in paths:
             with open(path, "rb") as file:
                 size = os.fstat(file.fileno()).st_size
-                _post_file(api, read_chunks(file), args.name if args.name and len(paths) == 1 else path.name, size,
-                           sealing)
+                name = args.name if args.name and len(paths) == 1 else path.name
+                if sealing is None and size >= resumable.RESUMABLE_FROM:
+                    # Big files go over tus: a dropped connection costs a piece, and a second run resumes.
+                    mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                    resumable.upload(api, file, path, size, name, mime)
+                else:
+                    _post_file(api, read_chunks(file), name, size, sealing)
     return 0
 
 

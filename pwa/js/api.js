@@ -71,9 +71,11 @@ export function deleteItem(id) {
   return requestJSON(`/file/buffer/items/${id}`, {method: "DELETE"});
 }
 
-/** The item's live link, or a new one; {new: true, expiresIn} always makes a new one. */
-export function shareItem(id, {new: makeNew = false, expiresIn} = {}) {
+/** The item's live link, or a new one; {new: true, expiresIn, maxDownloads, password} always makes a new one. */
+export function shareItem(id, {new: makeNew = false, expiresIn, maxDownloads, password} = {}) {
   const body = makeNew ? {new: true, expires_in: expiresIn} : {};
+  if (makeNew && maxDownloads) body.max_downloads = maxDownloads;
+  if (makeNew && password) body.password = password;
   return requestJSON(`/file/buffer/items/${id}/share`, {
     method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
   });

@@ -9,7 +9,7 @@
 import {$} from "./dom.js";
 import {NetworkError, requestJSON} from "./api.js";
 import {fromB64u} from "./e2e/b64u.js";
-import {pairingCode, verificationCode} from "./e2e/keys.js";
+import {pairingCode, verificationCode, wrapSender} from "./e2e/keys.js";
 import {forgetPairing, loadPairing} from "./e2e/pairing-store.js";
 import {enrollDevice, unwrapAll} from "./e2e/vault.js";
 
@@ -53,6 +53,12 @@ async function complete() {
   if (pairing && done.payload) {
     say("Allowed. Storing your buffer's key on this device…");
     const {wraps} = JSON.parse(done.payload);
+    // Only wraps made with the key the verification code covered (docs/e2e.md): the server, which saw
+    // this device's key, could otherwise hand it account keys of its own choosing.
+    if (!pairing.shower || !(wraps || []).every((wrap) => equal(wrapSender(wrap.blob), pairing.shower))) {
+      throw new Error("The keys that came with the approval were not sent by the device whose code you compared: "
+        + "nothing was kept. Log out, and add this device again.");
+    }
     const keys = await unwrapAll(wraps, {privateKey: pairing.privateKey, spki: pairing.spki});
     if (!Object.keys(keys).length) throw new Error("The keys that came with the approval are not for this device.");
     await enrollDevice(done.username, done.id, keys);

@@ -1,5 +1,5 @@
 // "Share link" on a file: the file's live link (the server hands the same
-// one back), or a new one with the lifetime the person picks; shown with its
+// one back), or a new one with the lifetime and download limit the person picks; shown with its
 // QR code, expiry and time left, Copy link and, on phones, the share sheet.
 import {$} from "./dom.js";
 import {qrURL, shareItem} from "./api.js";
@@ -55,8 +55,11 @@ if (nativeShare && typeof navigator.share === "function") {
 $("share-make-new")?.addEventListener("click", async () => {
   if (!shown) return;
   try {
+    const downloads = Number($("share-downloads").value) || undefined;
     const share = await withKey(shown.item,
-      await shareItem(shown.item.id, {new: true, expiresIn: Number($("share-lifetime").value)}));
+      await shareItem(shown.item.id, {new: true, expiresIn: Number($("share-lifetime").value),
+                                      maxDownloads: downloads, password: $("share-password").value}));
+    $("share-password").value = "";
     show(share);
     showToast(`New link, valid for ${relativeTime(share.expires_at).replace(/^in /, "")}.`);
     shown.onChange?.();
@@ -73,6 +76,11 @@ function show(share) {
   $("share-expiry").dateTime = isoTime(share.expires_at);
   $("share-left").textContent = `expires ${relativeTime(share.expires_at)}`;
   $("share-reused").hidden = !share.reused;
+  const left = share.downloads_left;
+  $("share-downloads-left").hidden = left == null;
+  $("share-has-password").hidden = !share.password;
+  $("share-downloads-left").textContent = left === 1 ? "One download, then the link is gone."
+    : `${left} downloads, then the link is gone.`;
   $("share-url").value = share.url;
   // The QR code of a link with a key is drawn here: the server must not see the key.
   $("share-qr").hidden = Boolean(share.encrypted);

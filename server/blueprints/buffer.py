@@ -222,5 +222,8 @@ async def post_item_share(item_id: int, data: schema.ShareRequest):
     data = await read_input()
     lifetime = buffer.share_lifetime(data.get("expires_in"))
     new = data.get("new") in (True, "true", "1", "on")
-    token, share, reused = await buffer.share_item(principal, item_id, lifetime, new=new)
+    max_downloads = buffer.share_max_downloads(data.get("max_downloads"), data.get("burn"))
+    password_hash = await buffer.share_password_hash(data.get("password"))
+    token, share, reused = await buffer.share_item(principal, item_id, lifetime, new=new, max_downloads=max_downloads,
+                                                   password_hash=password_hash)
     return jsonify(share_json(token, share, reused=reused)), 200 if reused else 201

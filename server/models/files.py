@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..db import Connection
 from .sessions import hash_secret
+from .uploads import select_reserved_bytes
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,33 @@ class Share:
     file: StoredFile
     nonce: bytes | None = None  # what the token is derived from (share_links.derive_token)
     token_hash: bytes | None = None
+    max_downloads: int | None = None  # None: as many as asked for until it expires
+    downloads: int = 0
+    password_hash: str | None = None  # argon2id; None: no password
+
+    @property
+    def protected(self) -> bool:
+        return self.password_hash is not None
+
+    @property
+    def downloads_left(self) -> int | None:
+        return None if self.max_downloads is None else max(self.max_downloads - self.downloads, 0)
+
+    @property
+    def exhausted(self) -> bool:
+        """Its last download was taken: gone, but for continuations of it."""
+        return self.downloads_left == 0
 
 
 _FILE_COLUMNS = ("f.id, f.user_id, f.stored_name, f.filename, f.mime, f.size, f.created_at, f.expires_at,"
                  " f.encrypted_meta")
 _SHARE_COLUMNS = ("s.id AS share_id, s.created_at AS share_created_at, s.expires_at AS share_expires_at,"
-                  " s.nonce AS share_nonce, s.token_hash AS share_token_hash")
+                  " s.nonce AS share_nonce, s.token_hash AS share_token_hash,"
+                  " s.max_downloads AS share_max_downloads, s.downloads AS share_downloads,"
+                  " s.password_hash AS share_password_hash")
+# A link whose downloads are all taken is no live link (it stays, briefly, for
+# continuations of its last download: take_download).
+_NOT_EXHAUSTED = "(s.max_downloads IS NULL OR s.downloads < s.max_downloads)"
 
 
 def _share(row) -> Share:
@@ -50,8 +72,12 @@ def _share(row) -> Share:
     expires_at = data.pop("share_expires_at")
     nonce = data.pop("share_nonce")
     token_hash = data.pop("share_token_hash")
+    max_downloads = data.pop("share_max_downloads")
+    downloads = data.pop("share_downloads")
+    password_hash = data.pop("share_password_hash")
     stored = StoredFile(**data)
-    return Share(share_id, stored.user_id, stored.id, created_at, expires_at, stored, nonce, token_hash)
+    return Share(share_id, stored.user_id, stored.id, created_at, expires_at, stored, nonce, token_hash,
+                 max_downloads, downloads, password_hash)
 
 
 def _shares(rows) -> list[Share]:
@@ -82,7 +108,11 @@ def select_file(conn: Connection, user_id: int, file_id: int, now: float) -> Sto
 
 
 def select_used_bytes(conn: Connection, user_id: int, now: float) -> int:
-    return conn.value("SELECT COALESCE(SUM(size), 0) FROM files WHERE user_id = ? AND expires_at > ?", (user_id, now))
+    """The user's files, and the whole length of each unfinished resumable
+    upload (it counts from its creation: models/uploads.py)."""
+    stored = conn.value("SELECT COALESCE(SUM(size), 0) FROM files WHERE user_id = ? AND expires_at > ?",
+                        (user_id, now))
+    return stored + select_reserved_bytes(conn, user_id, now)
 
 
 def delete_items_of_files_over_cap(conn: Connection, user_id: int, keep: int) -> int:
@@ -106,11 +136,12 @@ def extend_file_expiry(conn: Connection, file_id: int, expires_at: float) -> Non
     conn.run("UPDATE files SET expires_at = ? WHERE id = ? AND expires_at < ?", (expires_at, file_id, expires_at))
 
 
-def insert_share(conn: Connection, user_id: int, file_id: int, token: str, nonce: bytes, expires_at: float) -> Share:
+def insert_share(conn: Connection, user_id: int, file_id: int, token: str, nonce: bytes, expires_at: float,
+                 max_downloads: int | None = None, password_hash: str | None = None) -> Share:
     share_id = conn.value(
-        "INSERT INTO shares (user_id, file_id, token_hash, nonce, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        (user_id, file_id, hash_secret(token), nonce, time.time(), expires_at),
+        "INSERT INTO shares (user_id, file_id, token_hash, nonce, created_at, expires_at, max_downloads,"
+        " password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (user_id, file_id, hash_secret(token), nonce, time.time(), expires_at, max_downloads, password_hash),
     )
     return select_share(conn, user_id, share_id)
 
@@ -126,13 +157,30 @@ def select_reusable_shares(conn: Connection, user_id: int, file_id: int, now: fl
     the derived token against the hash)."""
     return _shares(conn.all(
         f"{_SELECT_SHARES} WHERE s.user_id = ? AND s.file_id = ? AND s.expires_at > ? AND f.expires_at > ?"
-        " AND s.nonce IS NOT NULL ORDER BY s.expires_at DESC",
+        " AND s.nonce IS NOT NULL AND s.max_downloads IS NULL AND s.password_hash IS NULL"
+        " ORDER BY s.expires_at DESC",
         (user_id, file_id, now, now),
     ))
 
 
 def count_live_shares(conn: Connection, user_id: int, now: float) -> int:
-    return conn.value("SELECT COUNT(*) FROM shares WHERE user_id = ? AND expires_at > ?", (user_id, now))
+    return conn.value(f"SELECT COUNT(*) FROM shares s WHERE s.user_id = ? AND s.expires_at > ? AND {_NOT_EXHAUSTED}",
+                      (user_id, now))
+
+
+def take_download(conn: Connection, share_id: int, now: float, last_grace_seconds: float) -> int | None:
+    """Count one download of a limited link, in one statement that cannot
+    pass its limit however many ask at once; the download's number, or None
+    if none is left. The last one also shortens the link's life to
+    `last_grace_seconds` (continuations of that download), after which the
+    sweeper removes it, and its file if nothing else holds it."""
+    return conn.value(
+        "UPDATE shares SET downloads = downloads + 1,"
+        " expires_at = CASE WHEN downloads + 1 >= max_downloads AND expires_at > ? THEN ? ELSE expires_at END"
+        " WHERE id = ? AND max_downloads IS NOT NULL AND downloads < max_downloads AND expires_at > ?"
+        " RETURNING downloads",
+        (now + last_grace_seconds, now + last_grace_seconds, share_id, now),
+    )
 
 
 def select_share_by_token(conn: Connection, token: str, now: float) -> Share | None:
@@ -145,7 +193,8 @@ def select_share_by_token(conn: Connection, token: str, now: float) -> Share | N
 
 def select_shares(conn: Connection, user_id: int, now: float) -> list[Share]:
     return _shares(conn.all(
-        f"{_SELECT_SHARES} WHERE s.user_id = ? AND s.expires_at > ? AND f.expires_at > ? ORDER BY s.created_at DESC",
+        f"{_SELECT_SHARES} WHERE s.user_id = ? AND s.expires_at > ? AND f.expires_at > ? AND {_NOT_EXHAUSTED}"
+        " ORDER BY s.created_at DESC",
         (user_id, now, now),
     ))
 

@@ -188,4 +188,43 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX pairings_user ON pairings(user_id);
     CREATE INDEX pairings_expiry ON pairings(expires_at)
     """,
+    # 6: resumable uploads (tus, server/resumable.py). The row is the upload's
+    # state: its committed offset (HEAD answers it after a restart), the
+    # length it reserves of the quota until it is finished, and what it
+    # becomes. A finished row stays until its expiry so a client whose last
+    # answer was lost can still ask what its upload became.
+    """
+    CREATE TABLE uploads (
+        id             INTEGER PRIMARY KEY,
+        user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        public_id      TEXT NOT NULL UNIQUE,
+        length         INTEGER NOT NULL,
+        upload_offset  INTEGER NOT NULL DEFAULT 0,
+        filename       TEXT NOT NULL,
+        mime           TEXT NOT NULL,
+        target         TEXT NOT NULL CHECK (target IN ('buffer', 'share')),
+        share_seconds  INTEGER,
+        share_max_downloads INTEGER,
+        share_password_hash TEXT,
+        metadata       TEXT NOT NULL,
+        encrypted_key  TEXT,
+        encrypted_meta TEXT,
+        created_at     REAL NOT NULL,
+        expires_at     REAL NOT NULL,
+        finished_at    REAL,
+        item_id        INTEGER REFERENCES items(id) ON DELETE SET NULL,
+        share_id       INTEGER REFERENCES shares(id) ON DELETE SET NULL
+    );
+    CREATE INDEX uploads_user ON uploads(user_id);
+    CREATE INDEX uploads_expiry ON uploads(expires_at);
+    """,
+    # 7: share links with a download limit (1 is "burn after reading"):
+    # downloads counts those taken, each in one UPDATE that cannot pass the
+    # limit (models/files.take_download), NULL meaning no limit; and an
+    # optional password, kept as its argon2id hash.
+    """
+    ALTER TABLE shares ADD COLUMN max_downloads INTEGER;
+    ALTER TABLE shares ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN password_hash TEXT;
+    """,
 )

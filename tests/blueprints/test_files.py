@@ -44,7 +44,8 @@ async def test_load_page_needs_login_and_renders(client):
 async def test_post_load_answers_json_with_an_absolute_link(alice, settings):
     data = b"shared bytes" * 100
     body = await share(alice, "Q3 résumé.pdf", data)
-    assert set(body) == {"id", "token", "url", "qr_url", "filename", "size", "created_at", "expires_at", "reused"}
+    assert set(body) == {"id", "token", "url", "qr_url", "filename", "size", "created_at", "expires_at", "reused",
+                         "max_downloads", "downloads_left", "password"}
     assert len(body["token"]) >= 22  # ≥ 128 bits, URL-safe base64
     assert re.fullmatch(r"[A-Za-z0-9_-]+", body["token"])
     assert body["url"] == f"http://localhost/file/get?token={body['token']}"

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
+from . import e2e_reference as ref
 from .conftest import DESKTOP, PHONE, axe_violations, open_app, register
 from .test_e2e_enable import RECOVERY, enable
 from .test_e2e_pairing import join, show_code
@@ -67,6 +69,41 @@ def test_the_encrypted_accounts_pages_have_no_axe_violations(new_context, userna
     expect(shower.locator("#pair-sas")).to_have_text(re.compile(r"^[0-9]{3} [0-9]{3}$"))
     check(joiner, "/pair/wait with the verification code")
     check(shower, "/account/pair with the verification code")
+
+    assert not found, "axe-core violations:\n" + "\n".join(
+        f"  {name}:\n" + "\n".join(f"    {v}" for v in violations) for name, violations in found.items())
+
+
+@pytest.mark.parametrize(("size", "scheme"), [(DESKTOP, "light"), (PHONE, "dark")], ids=["desktop-light", "phone-dark"])
+def test_taking_a_code_another_device_shows_has_no_axe_violations(new_context, username, server, axe_source, size,
+                                                                   scheme):
+    """Flow B's side of "Add a device": a code refused (its alert tied to the
+    field), then a new device's request with the verification code."""
+    found: dict[str, list[str]] = {}
+
+    def check(page, name: str) -> None:
+        violations = axe_violations(page, axe_source)
+        if violations:
+            found[name] = violations
+
+    context = new_context(viewport=size, color_scheme=scheme)
+    register(context, username)
+    enable(context)
+    page = context.new_page()
+    page.goto("/account/pair")
+    page.get_by_label("Code the new device shows").fill("too short")
+    page.get_by_role("button", name="Check the code").click()
+    expect(page.locator("#pair-take-error")).to_contain_text("10 letters and digits")
+    check(page, "/account/pair with a code refused")
+
+    spki = ref.spki(ref.ec.generate_private_key(ref.ec.SECP256R1()).public_key())
+    opened = httpx.post(server.base_url + "/pair/requests", json={"device_name": "Terminal", "payload": ref.b64u(spki)},
+                        timeout=10)
+    assert opened.status_code == 201, opened.text
+    page.goto(f"{opened.json()['url']}#k={ref.b64u(spki)}")
+    expect(page.locator("#pair-sas")).to_have_text(re.compile(r"^[0-9]{3} [0-9]{3}$"))
+    expect(page.locator("#pair-take-error")).to_be_hidden()
+    check(page, "/account/pair with a new device's request taken")
 
     assert not found, "axe-core violations:\n" + "\n".join(
         f"  {name}:\n" + "\n".join(f"    {v}" for v in violations) for name, violations in found.items())

@@ -7,7 +7,9 @@ mismatch refuses the phone, which gets nothing; a link whose key was
 swapped is refused by the phone before it sends anything."""
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import re
 
@@ -15,7 +17,18 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from . import e2e_reference as ref
 from .conftest import PHONE, open_app, register, wait_connected
+from .qr_reader import read_qr
 from .test_e2e_enable import enable
+
+# The account keys in this browser's key store, {epoch: base64}, one object per account.
+READ_KEYS = """() => new Promise((resolve) => {
+    const open = indexedDB.open("cloudbuffer-e2e", 1);
+    open.onsuccess = () => {
+        const all = open.result.transaction("accounts").objectStore("accounts").getAll();
+        all.onsuccess = () => resolve(all.result.filter((r) => !r.username.startsWith("~")).map((r) =>
+            Object.fromEntries(Object.entries(r.keys).map(([e, k]) => [e, btoa(String.fromCharCode(...k))]))));
+    };
+})"""
 
 
 def show_code(laptop: BrowserContext) -> tuple[Page, str]:
@@ -24,7 +37,9 @@ def show_code(laptop: BrowserContext) -> tuple[Page, str]:
     page.get_by_role("button", name="Show a code").click()
     qr = page.locator("#pair-qr svg")
     expect(qr).to_be_attached()
-    return page, qr.get_attribute("data-link")
+    link = qr.get_attribute("data-link")
+    assert read_qr(qr) == link  # what the phone's camera reads, the key in #k= and all
+    return page, link
 
 
 def join(phone: BrowserContext, link: str, name: str) -> Page:
@@ -138,3 +153,41 @@ class _no_claim:
     def __exit__(self, *exc):
         self.page.remove_listener("request", self.listener)
         assert not self.posts, self.posts
+
+
+def test_keys_not_wrapped_by_the_key_the_code_covered_are_refused_by_the_new_device(
+        new_context, username, server, problems):
+    """docs/e2e.md: the approval's wraps are made with the enrolled device's
+    pairing key. A server that swapped them for wraps of its own to the new
+    device's key (here even of the real account key, with a fresh ephemeral
+    key) is caught: the new device keeps nothing."""
+    laptop = new_context()
+    register(laptop, username, "Laptop")
+    enable(laptop)
+    [account_key] = laptop.pages[0].evaluate(READ_KEYS)
+    page, link = show_code(laptop)
+    phone = new_context()
+    phone_page = join(phone, link, "Sam's phone")
+    expect(phone_page.locator("#wait-sas")).to_have_text(re.compile(r"^[0-9]{3} [0-9]{3}$"))
+    phone_spki = bytes(phone_page.evaluate(PAIRING_SPKI))
+
+    def swap_wraps(route) -> None:
+        response = route.fetch()
+        body = response.json()
+        forged = ref.wrap(base64.b64decode(account_key["1"]), 1, phone_spki)
+        body["payload"] = json.dumps({"wraps": [{"epoch": 1, "blob": forged}]})
+        route.fulfill(response=response, body=json.dumps(body))
+
+    phone_page.route("**/pair/complete", swap_wraps)
+    page.get_by_role("button", name="The codes match: allow").click()
+    expect(phone_page.locator("#wait-status")).to_contain_text("not sent by the device whose code you compared")
+    assert phone_page.evaluate(READ_KEYS) == []  # no account keys on the phone
+
+
+PAIRING_SPKI = """() => new Promise((resolve) => {
+    const open = indexedDB.open("cloudbuffer-e2e", 1);
+    open.onsuccess = () => {
+        const get = open.result.transaction("accounts").objectStore("accounts").get("~pairing");
+        get.onsuccess = () => resolve(Array.from(get.result.spki));
+    };
+})"""

@@ -15,16 +15,7 @@ from playwright.sync_api import expect
 from . import e2e_reference as ref
 from .conftest import open_app, register, wait_for
 from .test_e2e_enable import enable
-from .test_e2e_pairing import pair
-
-READ_KEYS = """() => new Promise((resolve) => {
-    const open = indexedDB.open("cloudbuffer-e2e", 1);
-    open.onsuccess = () => {
-        const all = open.result.transaction("accounts").objectStore("accounts").getAll();
-        all.onsuccess = () => resolve(all.result.filter((r) => !r.username.startsWith("~")).map((r) =>
-            Object.fromEntries(Object.entries(r.keys).map(([e, k]) => [e, btoa(String.fromCharCode(...k))]))));
-    };
-})"""
+from .test_e2e_pairing import READ_KEYS, pair
 
 
 def test_a_revoke_rotates_the_key_and_the_revoked_device_cannot_read_what_comes_after(

@@ -70,3 +70,45 @@ def test_a_phone_offers_its_share_sheet(new_context, username):
     page.get_by_role("button", name="Share…").click()
     page.wait_for_function("() => window.sharedWithSheet.length === 1")
     assert page.evaluate("window.sharedWithSheet") == [{"title": "photo.png", "url": url}]
+
+
+def test_a_new_link_can_be_burnt_after_reading(new_context, username):
+    import httpx
+
+    context = new_context()
+    register(context, username)
+    page = open_app(context)
+    upload_photo(page)
+    first = open_share(page)
+    expect(page.locator("#share-downloads-left")).to_be_hidden()
+    page.select_option("#share-downloads", label="one download (burn after reading)")
+    page.get_by_role("button", name="Make a new link").click()
+    expect(page.locator("#share-url")).not_to_have_value(first)
+    expect(page.locator("#share-downloads-left")).to_have_text("One download, then the link is gone.")
+    burnt = page.input_value("#share-url")
+    assert httpx.get(burnt + "&download=1", timeout=10).content == PNG_1PX
+    assert httpx.get(burnt + "&download=1", timeout=10).status_code == 404
+
+
+def test_a_new_link_can_ask_for_a_password(new_context, username, problems):
+    problems.allow(r"(HTTP 404: POST|status of 404).*/file/get[?]token=")  # the wrong password, on purpose
+    context = new_context()
+    register(context, username)
+    page = open_app(context)
+    upload_photo(page)
+    open_share(page)
+    expect(page.locator("#share-has-password")).to_be_hidden()
+    page.fill("#share-password", "tell no one")
+    page.get_by_role("button", name="Make a new link").click()
+    expect(page.locator("#share-has-password")).to_be_visible()
+    url = page.input_value("#share-url")
+    # The recipient, in a browser of their own: asked, refused, let in.
+    recipient = new_context().new_page()
+    recipient.goto(url)
+    expect(recipient.locator("h1")).to_have_text("This link needs a password")
+    recipient.fill("#link-password", "guess")
+    recipient.get_by_role("button", name="Open the link").click()
+    expect(recipient.locator("#link-password-error")).to_be_visible()
+    recipient.fill("#link-password", "tell no one")
+    recipient.get_by_role("button", name="Open the link").click()
+    expect(recipient.locator("h1")).to_have_text("photo.png")

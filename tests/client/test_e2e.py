@@ -8,7 +8,6 @@ import os
 import stat
 
 import httpx
-import pytest
 
 from cloudbuffer_client import keys
 

@@ -11,7 +11,6 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 

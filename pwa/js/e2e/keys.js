@@ -81,15 +81,26 @@ async function ecdh(privateKey, peerSpki) {
 
 const wrapAAD = (epoch) => utf8(`cloudbuffer wrap v1 epoch ${epoch}`);
 
-/** The account key of `epoch` wrapped to the P-256 public key `spki`. */
-export async function wrapKey(accountKey, epoch, spki) {
-  const ephemeral = await newKeyPair();
+/**
+ * The account key of `epoch` wrapped to the P-256 public key `spki`. A
+ * pairing passes its own key pair as `ephemeral` ({privateKey, spki}), so
+ * the wrap's first part is the key the verification code covered.
+ */
+export async function wrapKey(accountKey, epoch, spki, ephemeral = null) {
+  ephemeral ||= await newKeyPair();
   const secret = await ecdh(ephemeral.privateKey, spki);
   const w = await hkdf(secret, concat(ephemeral.spki, spki), utf8("cloudbuffer wrap v1"), 32);
   const aes = await crypto.subtle.importKey("raw", w, "AES-GCM", false, ["encrypt"]);
   const nonce = randomBytes(12);
   const sealed = await crypto.subtle.encrypt({name: "AES-GCM", iv: nonce, additionalData: wrapAAD(epoch)}, aes, accountKey);
   return `${toB64u(ephemeral.spki)}.${toB64u(nonce)}.${toB64u(new Uint8Array(sealed))}`;
+}
+
+/** The SPKI that made a wrap: its first part. */
+export function wrapSender(wrap) {
+  const parts = String(wrap).split(".");
+  if (parts.length !== 3) throw new Error("Not a wrapped key.");
+  return fromB64u(parts[0]);
 }
 
 /** The account key in a wrap addressed to {privateKey, spki}. */

@@ -36,3 +36,42 @@ export const loadAccount = (username) => run("readonly", (store) => store.get(us
 export const saveAccount = (record) => run("readwrite", (store) => store.put(record));
 export const forgetAccount = (username) => run("readwrite", (store) => store.delete(username));
 export const forgetAllAccounts = () => run("readwrite", (store) => store.clear());
+
+// The item ids this device has seen in an account, with the seq each came
+// under (docs/e2e.md: the same id under another seq is an old item replayed),
+// kept beside the account's record under a name no username can have, so a
+// reload still knows them. Newest last; the oldest fall off past `max`.
+const seenName = (username) => `~seen ${username}`;
+
+/** Map of item id → seq. */
+export async function loadSeen(username) {
+  const record = await loadAccount(seenName(username));
+  return new Map(record?.seen || []);
+}
+
+/** Adds [[id, seq], …] to what is stored, in one transaction: an id already there keeps its first seq. */
+export async function rememberSeen(username, entries, max) {
+  const db = await openDB();
+  try {
+    await new Promise((resolve, reject) => {
+      const transaction = db.transaction(STORE, "readwrite");
+      const store = transaction.objectStore(STORE);
+      const request = store.get(seenName(username));
+      request.onsuccess = () => {
+        // Merged, not overwritten: another tab of the same account may have added ids meanwhile.
+        const seen = new Map(request.result?.seen || []);
+        for (const [id, seq] of entries) {
+          if (!seen.has(id)) seen.set(id, seq);
+        }
+        store.put({username: seenName(username), seen: [...seen].slice(-max)});
+      };
+      transaction.oncomplete = () => resolve();
+      transaction.onerror = () => reject(transaction.error);
+      transaction.onabort = () => reject(transaction.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+export const forgetSeen = (username) => forgetAccount(seenName(username));

@@ -5,7 +5,7 @@
 import {NetworkError, request, requestJSON} from "../api.js";
 import {fromB64u, toB64u, utf8} from "./b64u.js";
 import {decryptBytes, encryptBlob, encryptBytes} from "./ece.js";
-import {forgetAccount, loadAccount, saveAccount} from "./keystore.js";
+import {forgetAccount, forgetSeen, loadAccount, loadSeen, rememberSeen, saveAccount} from "./keystore.js";
 import {
   META_MAX_B64U, attest, epochProof, formatRecoveryKey, itemsIKM, newItemKey, newKeyPair, newRecovery, openKeyBlob, openMeta,
   randomBytes, sealMeta, unwrapKey, wrapKey,
@@ -17,6 +17,9 @@ export {ENCRYPTED, encryptedHeaders} from "./headers.js";
 import {ENCRYPTED} from "./headers.js";
 
 export class KeyMissingError extends Error {}
+
+const MAX_SEEN = 5000; // as the CLI's: far beyond any history; older ids fall off
+const SEEN_SAVE_MS = 100; // the ids of a history drawn at once are stored in one write
 
 
 /** The account's key state from the server; null offline. */
@@ -77,6 +80,7 @@ export async function openVault(username, userId) {
   let record = await loadAccount(username);
   if (state && !state.enabled) {
     if (record) await forgetAccount(username);
+    await forgetSeen(username).catch(() => null);
     return null;
   }
   if (!state && !record?.enabled) return null;
@@ -89,16 +93,37 @@ export async function openVault(username, userId) {
     if (record.device) await acceptWraps(state, record);
     await saveAccount(record);
   }
-  return new Vault(record, state);
+  const seen = await loadSeen(username).catch(() => new Map());
+  return new Vault(record, state, seen);
 }
 
 export class Vault {
-  constructor(record, state) {
+  constructor(record, state, seen = new Map()) {
     this.record = record;
     this.state = state;
     this.ikms = new Map(); // epoch → IKM_e
     this.opened = new Map(); // key blob → {key, id, created, epoch}
-    this.seen = new Map(); // item id (in the key blob) → seq: a repeat under another seq is a replay
+    this.seen = seen; // item id (in the key blob) → seq: a repeat under another seq is a replay
+    this.unsaved = []; // [[id, seq]] not yet in IndexedDB
+    this.saveTimer = null;
+  }
+
+  /** Notes an id seen under `seq`, and stores it shortly (keystore.js), so a reload still knows it. */
+  remember(id, seq) {
+    this.seen.set(id, seq);
+    this.unsaved.push([id, seq]);
+    this.saveTimer ||= setTimeout(() => this.saveSeen(), SEEN_SAVE_MS);
+  }
+
+  async saveSeen() {
+    this.saveTimer = null;
+    const entries = this.unsaved.splice(0);
+    if (!entries.length) return;
+    try {
+      await rememberSeen(this.record.username, entries, MAX_SEEN);
+    } catch {
+      // Storage refused (full, private mode): this page still knows them.
+    }
   }
 
   get epoch() {
@@ -177,7 +202,7 @@ export class Vault {
       const meta = await openMeta(opened.key, item.meta);
       const seq = item.seq;
       const before = this.seen.get(opened.id);
-      if (before === undefined && seq !== undefined) this.seen.set(opened.id, seq);
+      if (before === undefined && seq !== undefined) this.remember(opened.id, seq);
       const shown = {...item, size: meta.size, filename: meta.name, mime: meta.mime, preview: meta.preview || null,
         created_ms: opened.created, replayed: before !== undefined && seq !== undefined && before !== seq};
       if ((item.kind || item.type) === "text" && typeof item.ciphertext === "string") {
@@ -203,11 +228,15 @@ export class Vault {
 
   // --- keys of other devices --------------------------------------------------------
 
-  /** Wraps of every epoch's key to a P-256 public key, for pairing: [{epoch, blob}]. */
-  async wrapsFor(spki) {
+  /**
+   * Wraps of every epoch's key to a P-256 public key, for pairing: [{epoch, blob}].
+   * `pairingKeys` ({privateKey, spki}) is this device's key of the exchange,
+   * the wraps' "ephemeral" key (docs/e2e.md): the new device checks it.
+   */
+  async wrapsFor(spki, pairingKeys) {
     const wraps = [];
     for (const [epoch, key] of Object.entries(this.record.keys)) {
-      wraps.push({epoch: Number(epoch), blob: await wrapKey(key, Number(epoch), spki)});
+      wraps.push({epoch: Number(epoch), blob: await wrapKey(key, Number(epoch), spki, pairingKeys)});
     }
     return wraps;
   }
