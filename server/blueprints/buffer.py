@@ -153,7 +153,8 @@ async def get_items():
     query = request.args.get("q", "").strip()
     if len(query) > SEARCH_MAX_CHARS:
         raise APIError(400, "invalid_query", f"'q' is longer than {SEARCH_MAX_CHARS} characters.")
-    kind = request.args.get("kind") or None
+    # An empty ?kind= is a malformed filter, not "no filter" (the schema's enum says so).
+    kind = request.args.get("kind")
     if kind is not None and kind not in ITEM_KINDS:
         raise APIError(400, "invalid_kind", "'kind' must be text or file.")
     items, shares = await services().db.read(

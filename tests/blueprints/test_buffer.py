@@ -578,4 +578,5 @@ async def test_search_sees_only_the_users_own_items(app):
 
 async def test_search_refuses_bad_parameters(alice):
     await error_of(await alice.get("/file/buffer/items", query_string={"kind": "image"}), 400, "invalid_kind")
+    await error_of(await alice.get("/file/buffer/items?kind="), 400, "invalid_kind")  # empty is no filter's value
     await error_of(await alice.get("/file/buffer/items", query_string={"q": "x" * 201}), 400, "invalid_query")

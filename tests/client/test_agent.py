@@ -32,7 +32,11 @@ def display():
     xvfb = _require("Xvfb")
     _require("xclip")
     read_end, write_end = os.pipe()
-    process = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-nolisten", "tcp", "-screen", "0", "640x480x24"],
+    # -noreset: by default Xvfb resets when its last client leaves, and an xclip
+    # connecting during that reset fails (exit 1, seen in CI); a desktop's X
+    # server, held by its window manager, never does that.
+    process = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-noreset", "-nolisten", "tcp",
+                                "-screen", "0", "640x480x24"],
                                pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_end)
     try:
