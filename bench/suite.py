@@ -51,6 +51,8 @@ class Profile:
     restart: bool = True  # fresh server processes where memory matters (off only for the smoke test)
     e2e_mib: int = 128  # #9: the file the app uploads, plaintext and encrypted
     e2e_texts: int = 40  # #10: texts per account
+    scale_posts: int = 100  # #11: #1's posts per round (posts/s and #4/#5 use posts_seconds and scale_bytes)
+    scale_bytes: int = 256 * MIB  # #11: the file streamed up and down, local disk vs S3
 
 
 PROFILES = {
@@ -60,12 +62,14 @@ PROFILES = {
     # A sanity check in about two minutes: one repetition, small counts and files.
     "quick": Profile("quick", reps=1, probes=10, latency_pool=300, latency_seconds=4, ramp_step=500,
                      ramp_seconds=2, ramp_max=1500, memory_low=200, memory_high=600, settle=1.0,
-                     transfer_bytes=128 * MIB, rest_seconds=3, posts_seconds=2, e2e_mib=32, e2e_texts=10),
+                     transfer_bytes=128 * MIB, rest_seconds=3, posts_seconds=2, e2e_mib=32, e2e_texts=10,
+                     scale_posts=40, scale_bytes=64 * MIB),
     # For the smoke test: every code path, tiny and fast, one repetition, no restarts.
     "smoke": Profile("smoke", reps=1, probes=2, latency_pool=10, latency_rate=20, latency_seconds=0.5,
                      ramp_step=10, ramp_rate=10, ramp_seconds=0.3, ramp_max=20, memory_low=10, memory_high=30,
                      settle=0.1, transfer_bytes=4 * MIB, rest_seconds=0.3, posts_seconds=0.3,
-                     posts_connections=2, restart=False, e2e_mib=2, e2e_texts=2),
+                     posts_connections=2, restart=False, e2e_mib=2, e2e_texts=2, scale_posts=5,
+                     scale_bytes=4 * MIB),
 }
 
 
@@ -151,6 +155,8 @@ class Suite:
                                  asyncio.to_thread(self.peer.stop))
         if self.wanted("9") or self.wanted("10"):
             await self.bench_e2e_browser()  # a server and Chromium of its own, after the others stopped
+        if self.wanted("11"):
+            await self.bench_scale_out()  # its own servers, PostgreSQL and SeaweedFS, after the others stopped
         self.results.sort(key=lambda r: (int(r["id"]), r["name"]))
         return self.results
 
@@ -174,6 +180,44 @@ class Suite:
                      push["reps"],
                      how=f"{p.e2e_texts} texts per account, Send on one page to shown on a second page of "
                          "the same account (its own socket); encrypted: decrypted, then shown")
+
+    # -- #11 the shared engines against the defaults ---------------------------
+
+    async def bench_scale_out(self) -> None:
+        """#1 and #7 on PostgreSQL against SQLite, #4 and #5 on S3 against the
+        local disk, each pair on servers of its own in the same run. No target:
+        the issue asks for the cost, explained (bench/findings.md)."""
+        from bench import scale_out  # PostgreSQL and SeaweedFS only when this runs
+
+        p = self.p
+        found = await scale_out.measure(p.reps, p.posts_seconds, p.scale_posts, p.scale_bytes, self.log)
+        engines = f"{found['versions']['postgresql']}; {found['versions']['s3']}"
+        servers = ("three `cloudbuffer serve` of 2 workers (a private Redis each): SQLite, PostgreSQL, and SQLite "
+                   f"with the files in an S3 bucket; {engines}; rounds interleaved")
+        posts = found[scale_out.ROW_POSTS]
+        self.add("11", "#7 on PostgreSQL: text posts/s, 8 clients", "throughput", "posts/s",
+                 median(posts["PostgreSQL"]), median(posts["SQLite"]), "none: the cost, explained", None,
+                 {"subject": posts["PostgreSQL"], "baseline": posts["SQLite"]},
+                 how=f"8 users posting 1 KiB texts over keep-alive connections for {p.posts_seconds:g} s; "
+                     f"baseline: the same on SQLite; {servers}")
+        latency = found[scale_out.ROW_LATENCY]
+        for index, quantile in enumerate(("p50", "p95")):
+            subject = [pair[index] for pair in latency["PostgreSQL"]]
+            baseline = [pair[index] for pair in latency["SQLite"]]
+            self.add("11", f"#1 on PostgreSQL: post to push, {quantile}", quantile, "ms", median(subject),
+                     median(baseline), "none: the cost, explained", None,
+                     {"subject": subject, "baseline": baseline},
+                     how=f"{p.scale_posts} texts at 20/s, each from its POST to its push on another device's "
+                         f"socket (no idle pool: lighter than #1's own); baseline: SQLite; {servers}")
+        transfer = found[scale_out.ROW_TRANSFER]
+        for index, (number, what) in enumerate((("4", "upload"), ("5", "download"))):
+            subject = [pair[index] for pair in transfer["S3"]]
+            baseline = [pair[index] for pair in transfer["local disk"]]
+            self.add("11", f"#{number} on S3: {what} {p.scale_bytes // MIB} MiB", "throughput", "MB/s",
+                     median(subject), median(baseline), "none: the cost, explained", None,
+                     {"subject": subject, "baseline": baseline},
+                     how=f"one connection streaming the file {'up (POST /file/buffer)' if what == 'upload' else 'down (GET /file/buffer)'}; "
+                         f"baseline: the local files dir; {servers}")
 
     # -- #3 memory per idle socket --------------------------------------------
 

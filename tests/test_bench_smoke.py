@@ -18,11 +18,14 @@ from bench.system import Pinning
 def test_every_benchmark_produces_sane_figures(tmp_path):
     run = asyncio.run(run_suite("smoke", None, tmp_path, Pinning(enable=False), logger=lambda message: None))
     results = run["results"]
-    assert sorted({r["id"] for r in results}, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
+    assert sorted({r["id"] for r in results}, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
     by_id, against_peer = {}, {}
     for r in results:
         if r.get("peer") == "node":  # issue 15's Node.js peer: a comparison, no target
             against_peer[r["id"]] = r
+            assert r["pass"] is None and r["target"]
+        elif r["id"] == "11":  # the shared engines: a cost to explain, no target
+            by_id.setdefault("11", []).append(r)
             assert r["pass"] is None and r["target"]
         else:
             by_id.setdefault(r["id"], []).append(r)
@@ -66,6 +69,11 @@ def test_every_benchmark_produces_sane_figures(tmp_path):
     assert all(len(seconds) == 1 for seconds in encrypted_upload["reps"].values())
     assert [r["metric"] for r in by_id["10"]] == ["p50", "p95"]
     assert all(0 < r["subject"] < math.inf and 0 < r["baseline"] < math.inf for r in by_id["10"])
+
+    # PostgreSQL against SQLite, S3 against the local disk, every pair measured on both sides.
+    assert [r["name"].split(":")[0] for r in by_id["11"]] == [
+        "#1 on PostgreSQL", "#1 on PostgreSQL", "#4 on S3", "#5 on S3", "#7 on PostgreSQL"]
+    assert all(0 < r["subject"] < math.inf and 0 < r["baseline"] < math.inf for r in by_id["11"])
 
     assert "## Results" in report.markdown(run) and "Where a text post's server time goes" in report.markdown(run)
     assert "push latency" in report.table(results)
