@@ -15,6 +15,14 @@ export class ApiError extends Error {
 /** A network failure (offline, server down), as opposed to an answer. */
 export class NetworkError extends Error {}
 
+/** An upload the person cancelled (upload.js, resumable-upload.js). */
+export class UploadCancelled extends Error {
+  constructor() {
+    super("Upload cancelled.");
+    this.name = "UploadCancelled";
+  }
+}
+
 export async function request(url, options = {}) {
   const headers = {Accept: "application/json", ...(options.headers || {})};
   let response;

@@ -3,7 +3,12 @@
 // sheet posts to /share-target (service-worker.js has a copy of the small
 // IndexedDB code below, because a classic worker cannot import modules); the
 // app uploads them once it runs logged in. Nothing is deleted before the
-// server has stored it.
+// server has stored it. The page sends them, not the worker: a big file then
+// goes over tus like any other (upload.js), and since the File kept here has
+// the same name, size and modification time each time it is read, a send
+// cut short by a drop or a closed tab resumes at the server's offset the
+// next time the app runs. (A worker cannot load the app's modules, and its
+// life is too short to be trusted with a long upload.)
 import {sendText} from "./api.js";
 
 export const DB_NAME = "cloudbuffer";

@@ -1,28 +1,37 @@
 // File uploads with XMLHttpRequest, because fetch() still cannot report
 // upload progress everywhere. Used by the app (raw body to /file/buffer) and
-// by the upload page (multipart to /file/load).
-import {ApiError, NetworkError} from "./api.js";
+// by the upload page (multipart to /file/load). Files from
+// resumableThreshold() on go over tus instead (resumable-upload.js), which
+// survives a dropped connection and a reload.
+import {ApiError, NetworkError, UploadCancelled} from "./api.js";
+import {resumableThreshold, resumableUpload} from "./resumable-upload.js";
 import {currentVault} from "./e2e/current.js";
-import {encryptedHeaders} from "./e2e/headers.js";
+import {ENCRYPTED, encryptedHeaders} from "./e2e/headers.js";
 import {randomBytes} from "./e2e/keys.js";
 import {toB64u} from "./e2e/b64u.js";
 
-export class UploadCancelled extends Error {
-  constructor() {
-    super("Upload cancelled.");
-    this.name = "UploadCancelled";
-  }
-}
+export {UploadCancelled};
 
 /**
  * Starts an upload; returns {promise, abort}. The promise resolves with the
  * server's JSON answer and rejects with ApiError, NetworkError or UploadCancelled.
  *   target: "buffer" — the file is the raw body of POST /file/buffer
  *           "share"  — multipart POST /file/load, for a share link
+ *   shareOptions: a link's expires_in, max_downloads, burn, password (strings;
+ *           sent as tus metadata when the file goes over tus)
+ *   onResuming(), onWaiting(): a tus upload continues where the server has
+ *           it / waits for the network to come back
  */
-export function uploadFile(file, {target = "buffer", onProgress = () => {}, onEncrypting = () => {}} = {}) {
+export function uploadFile(file, {target = "buffer", shareOptions = {}, onProgress = () => {}, onEncrypting = () => {},
+  onResuming = () => {}, onWaiting = () => {}} = {}) {
   const vault = currentVault();
-  if (vault) return uploadEncrypted(vault, file, {target, onProgress, onEncrypting});
+  const tus = {onResuming, onWaiting};
+  if (vault) return uploadEncrypted(vault, file, {target, shareOptions, onProgress, onEncrypting, tus});
+  if (file.size >= resumableThreshold()) {
+    return resumableUpload(file, {size: file.size, onProgress, ...tus,
+      metadata: {filename: file.name || "file", filetype: file.type || "application/octet-stream", target,
+        ...linkMetadata(target, shareOptions)}});
+  }
   const xhr = new XMLHttpRequest();
   const promise = send(xhr, file, {target, onProgress, body: file});
   return {promise, abort: () => xhr.abort()};
@@ -34,9 +43,10 @@ export function uploadFile(file, {target = "buffer", onProgress = () => {}, onEn
  * on disk, so the page holds one batch of records at a time), then sent.
  * A share link gets a fresh item key, which goes in the link's #fragment.
  */
-function uploadEncrypted(vault, file, {target, onProgress, onEncrypting}) {
+function uploadEncrypted(vault, file, {target, shareOptions, onProgress, onEncrypting, tus}) {
   const xhr = new XMLHttpRequest();
   const controller = new AbortController();
+  let resumable = null;
   const promise = (async () => {
     const itemKey = target === "share" ? randomBytes(16) : null;
     let blobs;
@@ -48,12 +58,33 @@ function uploadEncrypted(vault, file, {target, onProgress, onEncrypting}) {
       throw error;
     }
     if (controller.signal.aborted) throw new UploadCancelled();
-    const answer = await send(xhr, file, {target, onProgress, body: blobs.body,
-      headers: encryptedHeaders(blobs, "file")});
+    let answer;
+    if (file.size >= resumableThreshold()) {
+      // The same blobs as the headers of a POST, as tus metadata; no name or
+      // type in the clear (they are in `meta`). Within this page a drop
+      // resumes; after a reload the file is encrypted anew, and so uploaded
+      // anew (docs/pwa.md).
+      const metadata = {encrypted: ENCRYPTED, meta: blobs.meta, target, ...linkMetadata(target, shareOptions)};
+      if (blobs.keyBlob) metadata.key = blobs.keyBlob;
+      resumable = resumableUpload(blobs.body, {size: file.size, metadata, encrypted: true, onProgress, ...tus});
+      answer = await resumable.promise;
+    } else {
+      answer = await send(xhr, file, {target, onProgress, body: blobs.body, headers: encryptedHeaders(blobs, "file")});
+    }
     if (itemKey) answer.url = `${answer.url}#k=${toB64u(itemKey)}`;
     return answer;
   })();
-  return {promise, abort: () => { controller.abort(); xhr.abort(); }};
+  return {promise, abort: () => { controller.abort(); xhr.abort(); resumable?.abort(); }};
+}
+
+/** A share link's options as tus metadata (names of server/blueprints/uploads.py). */
+function linkMetadata(target, options) {
+  if (target !== "share") return {};
+  const metadata = {};
+  for (const name of ["expires_in", "max_downloads", "burn", "password"]) {
+    if (options[name] !== undefined && options[name] !== null && options[name] !== "") metadata[name] = String(options[name]);
+  }
+  return metadata;
 }
 
 function send(xhr, file, {target, onProgress, body, headers = null}) {

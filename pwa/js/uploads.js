@@ -66,6 +66,12 @@ async function runJob({file, maxBytes, onStored}) {
       bar.value = total ? Math.round((100 * loaded) / total) : 100;
       status.textContent = progressText(loaded, total, startedAt);
     },
+    onResuming() {
+      status.textContent = "Resuming where it stopped…";
+    },
+    onWaiting() {
+      status.textContent = "Offline: it goes on when the connection is back.";
+    },
   });
   cancel.addEventListener("click", () => upload.abort());
   try {
