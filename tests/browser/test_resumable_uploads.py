@@ -277,3 +277,76 @@ def test_the_vendored_tus_js_client_is_npms_own(npm_tus):
     assert (VENDORED / "tus.min.js").read_bytes() == (npm_tus / "dist" / "tus.min.js").read_bytes()
     assert (VENDORED / "tus-js-client.LICENSE").read_bytes() == (npm_tus / "LICENSE").read_bytes()
     assert json.loads((npm_tus / "package.json").read_text())["version"] == "4.3.1"
+
+
+def test_a_big_share_link_upload_goes_over_tus(new_context, username, server, tmp_path):
+    context = new_context()
+    register(context, username)
+    tus = Tus(context)
+    page = context.new_page()
+    page.goto("/file/load")
+    lower_threshold(page)
+    path = tmp_path / "for a friend.mkv"
+    digest = random_file(path, CHUNK + MIB)
+    page.set_input_files("#load-file", str(path))
+    expect(page.locator("#load-result")).to_be_visible(timeout=30_000)
+    expect(page.locator("#result-name")).to_have_text("for a friend.mkv")
+    url = page.input_value("#result-url")
+    assert url.startswith(server.base_url + "/file/get?token=")
+    [creation] = [headers for method, _, headers in tus.requests if method == "POST"]
+    assert "target c2hhcmU=" in creation["upload-metadata"]  # base64 of "share"
+    assert tus.methods().count("PATCH") == 2
+    assert hashlib.sha256(context.request.get(url).body()).hexdigest() == digest
+    assert items(context) == []  # a link, not the buffer
+
+
+def test_an_encrypted_big_share_link_opens_with_its_key(new_context, username, tmp_path):
+    owner = new_context()
+    register(owner, username)
+    enable(owner)
+    tus = Tus(owner)
+    page = owner.new_page()
+    page.goto("/file/load")
+    lower_threshold(page)
+    path = tmp_path / "minutes.bin"
+    data = os.urandom(2 * MIB)
+    path.write_bytes(data)
+    page.set_input_files("#load-file", str(path))
+    expect(page.locator("#load-result")).to_be_visible(timeout=30_000)
+    link = page.locator("#result-url").input_value()
+    assert "#k=" in link and "POST" in tus.methods() and "PATCH" in tus.methods()
+    [creation] = [headers for method, _, headers in tus.requests if method == "POST"]
+    assert "encrypted " in creation["upload-metadata"] and "key " not in creation["upload-metadata"]
+    stranger = new_context(accept_downloads=True)
+    shared = stranger.new_page()
+    shared.goto(link)
+    expect(shared.get_by_role("heading", name="minutes.bin")).to_be_visible()
+    with shared.expect_download() as info:
+        shared.get_by_role("button", name="Download").click()
+    assert Path(info.value.path()).read_bytes() == data
+
+
+def test_logging_out_forgets_the_unfinished_uploads(new_context, username, tmp_path):
+    context = new_context()
+    register(context, username)
+    page = open_app(context)
+    lower_threshold(page)
+    held = []
+
+    def hold_second_patch(route):
+        if route.request.method == "PATCH" and route.request.headers["upload-offset"] != "0":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(UPLOAD_URL, hold_second_patch)
+    path = tmp_path / "left behind.bin"
+    random_file(path, CHUNK + MIB)
+    page.set_input_files("#file-input", str(path))
+    until(page, lambda: held)
+    assert stored_upload_urls(page) == 1
+    page.locator(".account-menu summary").click()
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/account/login")
+    assert page.evaluate("async () => (await indexedDB.databases()).map((db) => db.name)").count(
+        "cloudbuffer-uploads") == 0
