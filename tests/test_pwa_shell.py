@@ -98,6 +98,8 @@ async def test_service_worker_at_the_root_with_its_precache_list(client):
     shell = json.loads(first.removeprefix("const SHELL = ").removesuffix(";"))
     assert re.fullmatch(r"[0-9a-f]{12}", shell["version"])
     assert f"/pwa/js/{pwa.js_version()}/app.js" in shell["files"]
+    # Big uploads work offline-installed too: the vendored tus client is in the shell.
+    assert f"/pwa/js/{pwa.js_version()}/vendor/tus.min.js" in shell["files"]
     assert any(url.startswith("/static/style.css?v=") for url in shell["files"])
     assert "/manifest.webmanifest" in shell["files"]
     # Every precached URL exists (one missing file would fail the install).
