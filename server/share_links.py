@@ -137,3 +137,21 @@ def qr_svg(data: str) -> bytes:
     out = io.BytesIO()
     image.save(out)
     return out.getvalue()
+
+
+# --- the lifetimes the pages offer -----------------------------------------------
+
+SHARE_LIFETIMES = (600, 3600, 7200, 86400, 7 * 86400, 30 * 86400)
+
+
+def default_share_seconds(settings: dict) -> int:
+    return min(settings.expire_seconds, settings.share_max_seconds)
+
+
+def share_lifetimes(settings: dict) -> list[int]:
+    """The choices the app offers for a new link: the usual ones up to the
+    operator's maximum, with the default and the maximum themselves."""
+    longest = settings.share_max_seconds
+    choices = {seconds for seconds in SHARE_LIFETIMES if seconds <= longest}
+    choices |= {default_share_seconds(settings), longest}
+    return sorted(seconds for seconds in choices if seconds >= 60)

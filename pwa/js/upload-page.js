@@ -50,6 +50,8 @@ async function start(file) {
   const startedAt = performance.now();
   current = uploadFile(file, {
     target: "share",
+    shareOptions: {expires_in: $("load-lifetime").value, max_downloads: $("load-downloads").value,
+      password: $("load-password").value},
     onEncrypting(done, total) {
       $("load-bar").value = total ? Math.round((100 * done) / total) : 100;
       $("load-meta").textContent = `Encrypting… ${formatSize(done)} of ${formatSize(total)}`;

@@ -33,7 +33,7 @@ export function uploadFile(file, {target = "buffer", shareOptions = {}, onProgre
         ...linkMetadata(target, shareOptions)}});
   }
   const xhr = new XMLHttpRequest();
-  const promise = send(xhr, file, {target, onProgress, body: file});
+  const promise = send(xhr, file, {target, onProgress, body: file, fields: linkMetadata(target, shareOptions)});
   return {promise, abort: () => xhr.abort()};
 }
 
@@ -59,7 +59,11 @@ function uploadEncrypted(vault, file, {target, shareOptions, onProgress, onEncry
     }
     if (controller.signal.aborted) throw new UploadCancelled();
     let answer;
-    if (file.size >= resumableThreshold()) {
+    const options = linkMetadata(target, shareOptions);
+    // A password travels only in a body (never an address), and an encrypted
+    // POST's body is the ciphertext: such a link goes over tus, whose
+    // metadata carries it, whatever the file's size.
+    if (file.size >= resumableThreshold() || options.password) {
       // The same blobs as the headers of a POST, as tus metadata; no name or
       // type in the clear (they are in `meta`). Within this page a drop
       // resumes; after a reload the file is encrypted anew, and so uploaded
@@ -69,7 +73,8 @@ function uploadEncrypted(vault, file, {target, shareOptions, onProgress, onEncry
       resumable = resumableUpload(blobs.body, {size: file.size, metadata, encrypted: true, onProgress, ...tus});
       answer = await resumable.promise;
     } else {
-      answer = await send(xhr, file, {target, onProgress, body: blobs.body, headers: encryptedHeaders(blobs, "file")});
+      answer = await send(xhr, file, {target, onProgress, body: blobs.body, headers: encryptedHeaders(blobs, "file"),
+        query: options});
     }
     if (itemKey) answer.url = `${answer.url}#k=${toB64u(itemKey)}`;
     return answer;
@@ -87,9 +92,11 @@ function linkMetadata(target, options) {
   return metadata;
 }
 
-function send(xhr, file, {target, onProgress, body, headers = null}) {
+/** fields: a plaintext link's options, as form fields; query: an encrypted one's (no password), in the address. */
+function send(xhr, file, {target, onProgress, body, headers = null, fields = {}, query = {}}) {
   return new Promise((resolve, reject) => {
-    xhr.open("POST", target === "share" ? "/file/load" : "/file/buffer");
+    const search = new URLSearchParams(query).toString();
+    xhr.open("POST", target === "share" ? `/file/load${search ? `?${search}` : ""}` : "/file/buffer");
     xhr.setRequestHeader("Accept", "application/json");
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
@@ -114,6 +121,7 @@ function send(xhr, file, {target, onProgress, body, headers = null}) {
       xhr.send(body);
     } else if (target === "share") {
       const form = new FormData();
+      for (const [name, value] of Object.entries(fields)) form.append(name, value);
       form.append("file", file, file.name);
       xhr.send(form);
     } else {

@@ -19,7 +19,8 @@ from ..errors import APIError
 from ..inflight import receives_body
 from ..pages import or_page
 from ..models import files as files_model
-from ..share_links import (MAX_TOKEN_CHARS, UNLOCK_SECONDS, continued_download, download_etag, is_unlocked,
+from ..share_links import (MAX_TOKEN_CHARS, UNLOCK_SECONDS, continued_download, default_share_seconds,
+                           download_etag, is_unlocked, share_lifetimes,
                            public_base_url, qr_svg, share_json, unlock_key)
 from ..previews import PDF_PREVIEW_CSP, TEXT_PREVIEW_BYTES, preview_kind
 from ..storage import served_mime
@@ -43,7 +44,8 @@ async def _share_from_request(token: str | None):
 async def get_load():
     settings = services().settings
     return await render_template("file/load.html", max_bytes=settings.max_upload_bytes,
-                                 expire_seconds=settings.expire_seconds)
+                                 expire_seconds=settings.expire_seconds, share_lifetimes=share_lifetimes(settings),
+                                 default_share_seconds=default_share_seconds(settings))
 
 
 async def _store_share() -> dict:

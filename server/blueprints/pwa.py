@@ -38,6 +38,7 @@ from ..uploads import receive_form, sealed_from_headers
 from .buffer import data_type_of_request, post_encrypted
 from .. import e2e
 from ..services import services
+from ..share_links import default_share_seconds, share_lifetimes
 
 blueprint = Blueprint("pwa", __name__)
 
@@ -206,22 +207,6 @@ def reltime(timestamp: float | None, now: float | None = None) -> str:
             amount = max(1, round(seconds / size))
             break
     return f"in {amount} {unit}" if delta > 0 else f"{amount} {unit} ago"
-
-
-SHARE_LIFETIMES = (600, 3600, 7200, 86400, 7 * 86400, 30 * 86400)
-
-
-def default_share_seconds(settings: dict) -> int:
-    return min(settings.expire_seconds, settings.share_max_seconds)
-
-
-def share_lifetimes(settings: dict) -> list[int]:
-    """The choices the app offers for a new link: the usual ones up to the
-    operator's maximum, with the default and the maximum themselves."""
-    longest = settings.share_max_seconds
-    choices = {seconds for seconds in SHARE_LIFETIMES if seconds <= longest}
-    choices |= {default_share_seconds(settings), longest}
-    return sorted(seconds for seconds in choices if seconds >= 60)
 
 
 @blueprint.app_template_filter("duration")

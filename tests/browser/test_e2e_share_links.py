@@ -117,3 +117,39 @@ def test_a_link_with_a_password_keeps_its_key_through_the_password_page(new_cont
         recipient.get_by_role("button", name="Download").click()
     assert info.value.path().read_bytes() == data
     assert "#k=" in recipient.url and "unlock=" in recipient.url
+
+
+def test_the_upload_pages_limits_hold_for_an_encrypted_file(new_context, username, tmp_path, problems):
+    # A limit rides in the address of the encrypted POST; a password never
+    # does, so a link with one goes over tus, whose metadata carries it.
+    owner = new_context()
+    register(owner, username)
+    enable(owner)
+    page = owner.new_page()
+    path = tmp_path / "payroll.csv"
+    path.write_text("name,salary\ncarol,secret\n")
+    page.goto("/file/load")
+    page.select_option("#load-downloads", label="3 downloads")
+    page.set_input_files("#load-file", str(path))
+    expect(page.locator("#load-result")).to_be_visible()
+    limited = page.locator("#result-url").input_value()
+    page.goto("/file/load")
+    page.fill("#load-password", "payday")
+    with page.expect_request(lambda r: r.method == "POST" and "/file/uploads" in r.url):
+        page.set_input_files("#load-file", str(path))
+    expect(page.locator("#load-result")).to_be_visible()
+    protected = page.locator("#result-url").input_value()
+    shares = sorted(owner.request.get("/account/profile", headers={"Accept": "application/json"}).json()["shares"],
+                    key=lambda s: s["created_at"])
+    assert [(s["max_downloads"], s["password"]) for s in shares] == [(3, False), (None, True)]
+
+    recipient = open_link(new_context(accept_downloads=True), protected)
+    expect(recipient.locator("h1")).to_have_text("This link needs a password")
+    recipient.fill("#link-password", "payday")
+    recipient.get_by_role("button", name="Open the link").click()
+    expect(recipient.get_by_role("heading", name="payroll.csv")).to_be_visible()
+    with recipient.expect_download() as info:
+        recipient.get_by_role("button", name="Download").click()
+    assert info.value.path().read_bytes() == path.read_bytes()
+    opened = open_link(new_context(), limited)
+    expect(opened.get_by_role("heading", name="payroll.csv")).to_be_visible()

@@ -112,3 +112,40 @@ def test_a_new_link_can_ask_for_a_password(new_context, username, problems):
     recipient.fill("#link-password", "tell no one")
     recipient.get_by_role("button", name="Open the link").click()
     expect(recipient.locator("h1")).to_have_text("photo.png")
+
+
+def test_the_upload_page_offers_the_links_limits(new_context, username, tmp_path, problems):
+    problems.allow(r"(HTTP 404: POST|status of 404).*/file/get[?]token=")  # the wrong password, on purpose
+    context = new_context()
+    register(context, username)
+    page = context.new_page()
+    path = tmp_path / "notes.txt"
+    path.write_text("for one reader only\n")
+    page.goto("/file/load")
+    page.select_option("#load-lifetime", label="10 minutes")
+    page.select_option("#load-downloads", label="one download (burn after reading)")
+    link = _upload_page_link_chosen(page, path)
+    (share,) = context.request.get("/account/profile", headers={"Accept": "application/json"}).json()["shares"]
+    assert share["filename"] == "notes.txt" and share["password"] is False
+    assert share["max_downloads"] == 1 and share["downloads_left"] == 1
+    assert 500 < share["expires_at"] - share["created_at"] <= 600
+    stranger = new_context()
+    assert stranger.request.get(link + "&download=1").body() == path.read_bytes()
+    assert stranger.request.get(link + "&download=1").status == 404  # burnt
+
+    page.goto("/file/load")
+    page.fill("#load-password", "between us")
+    link = _upload_page_link_chosen(page, path)
+    recipient = new_context().new_page()
+    recipient.goto(link)
+    expect(recipient.locator("h1")).to_have_text("This link needs a password")
+    recipient.fill("#link-password", "between us")
+    recipient.get_by_role("button", name="Open the link").click()
+    expect(recipient.locator("h1")).to_have_text("notes.txt")
+
+
+def _upload_page_link_chosen(page, path) -> str:
+    """The file picked on the page as it is (its options already chosen)."""
+    page.set_input_files("#load-file", str(path))
+    expect(page.locator("#load-result")).to_be_visible()
+    return page.locator("#result-url").input_value()
