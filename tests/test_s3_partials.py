@@ -16,6 +16,7 @@ from server.object_storage import PART_SIZE, TUS_SUFFIX, parse_storage_url
 from server.s3_partials import S3PartialStore
 from server.services import services
 from tests.blueprints.test_uploads import TUS, create, offset_of, patch
+from tests.live_server import live_server_factory  # noqa: F401
 from tests.s3_server import s3_server, s3_service  # noqa: F401
 from tests.test_object_storage import bucket_url, multipart_uploads, objects, settings  # noqa: F401
 
@@ -131,3 +132,59 @@ async def test_expiry_and_the_orphan_reconcile_clear_the_bucket(app, alice, s3_s
     assert result["uploads"] == 1
     assert row["multipart_id"] not in {u["UploadId"] for u in multipart_uploads(s3_service, bucket_url)}
     assert tails(s3_service, bucket_url) == {}
+
+
+def test_s3_killed_mid_patch_keeps_the_last_durable_offset_and_a_resume_completes(live_server_factory,
+                                                                                  s3_server):  # noqa: F811
+    import threading
+
+    import httpx
+
+    from tests.live_server import new_user, wait_for
+
+    bucket_url = s3_server.bucket_url()
+    server = live_server_factory(env={**s3_server.env(), "CLOUDBUFFER_STORAGE_URL": bucket_url})
+    token = new_user(server, "alice")
+    data = bytes(range(251)) * (30 * MIB // 251)
+    api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    created = api.post("/file/uploads", headers={**TUS, "Upload-Length": str(len(data)),
+                                                 "Upload-Metadata": "filename YS5iaW4="})
+    assert created.status_code == 201
+    url = "/file/uploads/" + created.headers["Location"].rsplit("/", 1)[1]
+    stream = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    release = threading.Event()
+
+    def body():
+        for n in range(0, len(data), MIB):
+            if n == 20 * MIB:  # two parts are stored and recorded, a third is filling
+                release.wait(60)
+            yield data[n:n + MIB]
+
+    outcome: list = []
+
+    def send():
+        try:
+            outcome.append(api.patch(url, content=body(), headers={**stream, "Upload-Offset": "0"}))
+        except httpx.HTTPError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        assert wait_for(lambda: int(api.head(url, headers=TUS).headers["Upload-Offset"]) == 2 * PART_SIZE,
+                        timeout=60)
+        s3_server.kill()
+    finally:
+        release.set()
+        thread.join(120)
+    response = outcome[0]
+    assert isinstance(response, httpx.Response), response
+    assert response.status_code == 503 and response.json()["error"] == "storage_unavailable"
+    assert int(api.head(url, headers=TUS).headers["Upload-Offset"]) == 2 * PART_SIZE  # the last durable one
+    s3_server.start()
+    resumed = api.patch(url, content=data[2 * PART_SIZE:], headers={**stream, "Upload-Offset": str(2 * PART_SIZE)})
+    assert resumed.status_code == 204, resumed.text
+    downloaded = api.get("/file/buffer")
+    assert hashlib.sha256(downloaded.content).hexdigest() == hashlib.sha256(data).hexdigest()
+    api.close()
+    assert "Traceback" not in server.log_text()
