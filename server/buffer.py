@@ -282,7 +282,8 @@ async def _commit_upload_row(upload: Upload, principal: Principal, filename: str
     except asyncio.CancelledError:
         raise  # db.write says so only once the row has committed: the file is in use
     except BaseException:
-        await services().storage.remove([upload.stored_name])
+        if not getattr(upload, "keep_on_failure", False):  # a resumable upload's only copy (resumable.py)
+            await services().storage.remove([upload.stored_name])
         raise
     await services().storage.remove(removed)
     return result

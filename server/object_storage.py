@@ -48,6 +48,7 @@ PART_SIZE = 8 * 1024 * 1024  # S3's smallest part is 5 MiB (but the last)
 DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 DOWNLOAD_CHUNK = 256 * 1024
 STALE_MULTIPART_SECONDS = 24 * 3600  # an upload whose parts stopped coming this long ago is dead
+TUS_SUFFIX = "-tus"  # the stored names of resumable uploads, whose multipart uploads s3_partials.py sweeps
 
 
 def parse_storage_url(url: str) -> tuple[str, str]:
@@ -272,6 +273,8 @@ class S3Storage:
         paginator = self.client.get_paginator("list_multipart_uploads")
         async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for upload in page.get("Uploads", []):
+                if upload["Key"].endswith(TUS_SUFFIX):
+                    continue  # a resumable upload may idle for days: its row decides (s3_partials.py)
                 last = upload["Initiated"].timestamp()
                 if now - last <= STALE_MULTIPART_SECONDS:
                     continue

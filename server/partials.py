@@ -3,7 +3,19 @@
 Kept apart from storage.py's temp files (tmp/, removed when their process
 dies or goes idle) because a resumable upload outlives its requests and its
 process. The small interface here is all server/resumable.py uses, so
-another place for partial bytes needs only another class with these methods.
+another place for partial bytes needs only another class with these methods
+(server/s3_partials.py is the one for object storage):
+
+- a store: `create(public_id) -> (multipart_id, stored_name)` (None, None
+  here), `open(public_id)` (PartialBusy, PartialMissing), `remove(refs)`
+  (models/uploads.PartialRef or rows, once their rows are gone) and
+  `reconcile(db, now)` (the sweeper's: bytes no unfinished row owns);
+- an open partial: `begin(upload)` at the row's committed offset, `write`,
+  `checkpoint()` (a new durable offset to record, or None), `sync()` (all
+  of it durable: the offset to record), `recorded(offset)` after the row
+  moved, `lease` (the token the row's update must match, None here),
+  `parts_json` (what the row keeps of the parts, None here) and
+  `close()`. Local files finish by `link_into`; object storage by `complete`.
 
 One PATCH at a time: `open()` takes an exclusive, non-blocking flock on the
 file, so a second PATCH (in this process or another worker on this host)
@@ -22,6 +34,8 @@ from pathlib import Path
 
 from .data_dir import create_private_file
 
+CHECKPOINT_BYTES = 64 * 1024 * 1024  # bytes of one PATCH between recorded offsets
+
 _NAME = re.compile(r"[0-9a-f]{32}")
 
 
@@ -34,18 +48,68 @@ class PartialMissing(Exception):
 
 
 class PartialFile:
-    """An open partial file, locked for this request. Blocking calls: the
-    caller runs them on a thread (storage.run_bulk or asyncio.to_thread)."""
+    """An open partial file, locked for this request. The blocking calls
+    run on the upload threads (storage.run_bulk), a WRITE_BATCH at a time."""
+
+    lease = None  # the flock is the lock
+    parts_json = None  # one file, no parts
 
     def __init__(self, fd: int, path: Path) -> None:
         self._fd = fd
         self.path = path
+        self._batch = bytearray()
+        self._on_disk = 0
+        self._durable = 0
+
+    async def begin(self, upload) -> None:
+        """Start at the committed offset, cutting off what a broken PATCH left past it."""
+        from .services import services
+
+        await services().storage.run_bulk(self.cut_to, upload.offset)
+        self._on_disk = self._durable = upload.offset
+
+    async def write(self, data: bytes) -> None:
+        from .services import services
+        from .storage import WRITE_BATCH
+
+        self._batch += data
+        if len(self._batch) >= WRITE_BATCH:
+            await self._flush(services())
+
+    async def _flush(self, svc) -> None:
+        if self._batch:
+            data, self._batch = self._batch, bytearray()
+            await svc.storage.check_free(len(data))
+            await svc.storage.run_bulk(self.write_sync, data)
+            self._on_disk += len(data)
+
+    async def checkpoint(self) -> int | None:
+        if self._on_disk - self._durable < CHECKPOINT_BYTES:
+            return None
+        from .services import services
+
+        await services().storage.run_bulk(self.sync_sync)
+        self._durable = self._on_disk
+        return self._durable
+
+    async def sync(self) -> int:
+        from .services import services
+
+        svc = services()
+        await self._flush(svc)
+        if self._on_disk != self._durable:
+            await svc.storage.run_bulk(self.sync_sync)
+            self._durable = self._on_disk
+        return self._durable
+
+    async def recorded(self, offset: int) -> None:
+        pass
 
     def cut_to(self, offset: int) -> None:
         os.ftruncate(self._fd, offset)
         os.lseek(self._fd, offset, os.SEEK_SET)
 
-    def write(self, data: bytes | bytearray) -> None:
+    def write_sync(self, data: bytes | bytearray) -> None:
         start = os.lseek(self._fd, 0, os.SEEK_CUR)
         view = memoryview(data)
         while view:
@@ -58,7 +122,7 @@ class PartialFile:
             # batch only, not for all of it (bench #8, docs/benchmarks.md).
             os.posix_fadvise(self._fd, start, len(data), os.POSIX_FADV_DONTNEED)
 
-    def sync(self) -> None:
+    def sync_sync(self) -> None:
         os.fsync(self._fd)
 
     def link_into(self, final_path: Path) -> None:
@@ -73,7 +137,7 @@ class PartialFile:
         finally:
             os.close(dir_fd)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)  # lets go of the lock
             self._fd = -1
@@ -88,8 +152,9 @@ class PartialStore:
             raise ValueError("not an upload id")
         return self.directory / f"{public_id}.part"
 
-    async def create(self, public_id: str) -> None:
+    async def create(self, public_id: str) -> tuple[None, None]:
         await asyncio.to_thread(lambda: os.close(create_private_file(self.path_of(public_id))))
+        return None, None
 
     def _open_sync(self, public_id: str) -> PartialFile:
         path = self.path_of(public_id)
@@ -109,9 +174,20 @@ class PartialStore:
         has it); close() it when done."""
         return await asyncio.to_thread(self._open_sync, public_id)
 
-    async def remove(self, public_ids: list[str]) -> None:
-        if public_ids:
-            await asyncio.to_thread(self._remove_sync, public_ids)
+    async def remove(self, refs: list) -> None:
+        if refs:
+            await asyncio.to_thread(self._remove_sync, [ref.public_id for ref in refs])
+
+    async def reconcile(self, db, now: float, grace_seconds: float) -> int:
+        """Partial files no unfinished row owns, not written for the grace period, removed."""
+        from .models import uploads as uploads_model
+
+        candidates = await asyncio.to_thread(self.list_old, now - grace_seconds)
+        owned = await db.read(uploads_model.select_unfinished_ids, candidates)
+        leftovers = [public_id for public_id in candidates if public_id not in owned]
+        if leftovers:
+            await asyncio.to_thread(self._remove_sync, leftovers)
+        return len(leftovers)
 
     def _remove_sync(self, public_ids: list[str]) -> None:
         for public_id in public_ids:

@@ -6,17 +6,22 @@ upload's life:
 - creation reserves the declared length of the quota (models/uploads.py) in
   the transaction that inserts the row, after the partial file exists, so a
   row never lacks its bytes;
-- a PATCH holds the partial file's lock (partials.py) for its whole length:
-  a second one on the same upload is refused, never interleaved. It starts
-  at the row's committed offset (cutting off bytes a broken earlier PATCH
-  left past it), and records how far it got when it ends, however it ends
-  (and every CHECKPOINT_BYTES on the way), each time after an fsync: the
-  offset a HEAD answers, after a restart too, is bytes on disk;
+- a PATCH holds the partial's lock for its whole length (partials.py's
+  flock on the local disk; with object storage, s3_partials.py's lease in
+  the shared database): a second one on the same upload is refused, never
+  interleaved. It starts at the row's committed offset (ignoring bytes a
+  broken earlier PATCH left past it), and records how far it got when it
+  ends, however it ends (and at each checkpoint on the way), each time
+  after the bytes are durable: the offset a HEAD answers, after a restart
+  or on another host too, is bytes kept. With Upload-Checksum no
+  checkpoint is recorded: the PATCH's bytes count only once its digest
+  matches;
 - the last byte finishes it as every upload finishes (buffer.py): the file
-  is fsynced and linked into files/, then one transaction marks the upload
-  finished, inserts the file and its item or share link, and trims; then the
-  devices are told. A finish that fails (a link limit reached meanwhile)
-  leaves the upload whole at its full offset; an empty PATCH retries it.
+  is fsynced and linked into files/ (or its multipart upload completed),
+  then one transaction marks the upload finished, inserts the file and its
+  item or share link, and trims; then the devices are told. A finish that
+  fails (a link limit reached meanwhile) leaves the upload whole at its
+  full offset; an empty PATCH retries it.
 """
 from __future__ import annotations
 
@@ -39,18 +44,22 @@ from .models import items as items_model
 from .models import uploads as uploads_model
 from .models import users as users_model
 from .models.uploads import ResumableUpload
-from .partials import PartialBusy, PartialFile, PartialMissing, PartialStore
+from .partials import CHECKPOINT_BYTES, PartialBusy, PartialMissing, PartialStore  # noqa: F401 (re-exported)
 from .services import services
 from .share_links import reusable_token, share_json
-from .storage import WRITE_BATCH
-
-CHECKPOINT_BYTES = 64 * 1024 * 1024  # bytes of one PATCH between recorded offsets
 METADATA_MAX_CHARS = 4096
 TARGETS = ("buffer", "share")
 
 
-def partials() -> PartialStore:
-    return PartialStore(services().settings.data_dir / "uploads")
+def partials():
+    """Where unfinished uploads' bytes live: with object storage, in the
+    bucket (a resume may reach any host); else this host's data dir."""
+    svc = services()
+    if not svc.storage.local:
+        from .s3_partials import S3PartialStore
+
+        return S3PartialStore(svc.storage, svc.db)
+    return PartialStore(svc.settings.data_dir / "uploads")
 
 
 def new_public_id() -> str:
@@ -106,7 +115,8 @@ def _quota_error(used: int, quota: int) -> APIError:
                     "resumable uploads in progress included). Delete some files or wait for them to expire.")
 
 
-def _insert(conn, user_id: int, public_id: str, new: NewUpload, quota: int, now: float, expires_at: float):
+def _insert(conn, user_id: int, public_id: str, new: NewUpload, quota: int, now: float, expires_at: float,
+            multipart_id: str | None, stored_name: str | None):
     # As buffer._insert_file: checked in the transaction that reserves, so
     # parallel creations cannot both fit.
     users_model.lock_user(conn, user_id)
@@ -117,7 +127,7 @@ def _insert(conn, user_id: int, public_id: str, new: NewUpload, quota: int, now:
     return uploads_model.insert_upload(conn, user_id, public_id, new.length, new.filename, new.mime, new.target,
                                        new.share_seconds, new.share_max_downloads, new.share_password_hash,
                                        new.metadata, new.encrypted_key, new.encrypted_meta,
-                                       now, expires_at)
+                                       now, expires_at, multipart_id, stored_name)
 
 
 def sealed_of(upload: NewUpload | ResumableUpload) -> e2e.Sealed | None:
@@ -138,15 +148,15 @@ async def create(principal: Principal, new: NewUpload) -> ResumableUpload:
     await services().storage.check_free(new.length)
     public_id = new_public_id()
     store = partials()
-    await store.create(public_id)
+    multipart_id, stored_name = await store.create(public_id)
     now = time.time()
     try:
         return await services().db.write(_insert, principal.user_id, public_id, new, settings.quota_bytes, now,
-                                         now + settings.upload_expire_seconds)
+                                         now + settings.upload_expire_seconds, multipart_id, stored_name)
     except asyncio.CancelledError:
         raise  # committed (db.write): the row owns the file
     except BaseException:
-        await store.remove([public_id])
+        await store.remove([uploads_model.PartialRef(public_id, False, multipart_id, stored_name)])
         raise
 
 
@@ -176,41 +186,40 @@ class Appended:
 
 
 class _Writer:
-    """One PATCH's bytes into the locked partial file, in batches on the
-    upload threads, with its offset recorded after each fsync."""
+    """One PATCH's bytes into the open partial, with its offset recorded
+    each time the partial says a part of them is durable."""
 
-    def __init__(self, upload: ResumableUpload, partial: PartialFile) -> None:
+    def __init__(self, upload: ResumableUpload, partial, checkpoints: bool) -> None:
         self.upload = upload
         self.partial = partial
         self.committed = upload.offset
-        self.written = upload.offset
-        self._batch = bytearray()
+        self.received = upload.offset
+        self._checkpoints = checkpoints
 
     async def write(self, chunk: bytes) -> None:
-        if self.written + len(self._batch) + len(chunk) > self.upload.length:
+        if self.received + len(chunk) > self.upload.length:
             raise _too_long(self.upload.length)
-        self._batch += chunk
-        if len(self._batch) >= WRITE_BATCH:
-            await self.flush()
-            if self.written - self.committed >= CHECKPOINT_BYTES:
-                await self.record()
-
-    async def flush(self) -> None:
-        if self._batch:
-            data, self._batch = self._batch, bytearray()
-            storage = services().storage
-            await storage.check_free(len(data))
-            await storage.run_bulk(self.partial.write, data)
-            self.written += len(data)
+        self.received += len(chunk)
+        await self.partial.write(chunk)
+        if self._checkpoints:
+            durable = await self.partial.checkpoint()
+            if durable is not None:
+                await self._record(durable)
 
     async def record(self) -> None:
-        """The bytes written so far count: fsync, then the row."""
-        if self.written == self.committed:
+        """Every byte received so far counts: made durable, then the row."""
+        await self._record(await self.partial.sync())
+
+    async def _record(self, durable: int) -> None:
+        if durable == self.committed:
             return
-        await services().storage.run_bulk(self.partial.sync)
-        if not await services().db.write(uploads_model.update_offset, self.upload.id, self.committed, self.written):
-            raise not_found()  # deleted under us: impossible while we hold the lock, refused all the same
-        self.committed = self.written
+        if not await services().db.write(uploads_model.update_offset, self.upload.id, self.committed, durable,
+                                         self.partial.lease, self.partial.parts_json):
+            # Deleted under us (impossible while we hold the lock), or the
+            # lease lost to expiry: another PATCH may own the upload now.
+            raise busy() if self.partial.lease is not None else not_found()
+        self.committed = durable
+        await self.partial.recorded(durable)
 
 
 async def append(principal: Principal, public_id: str, offset: int, body: AsyncIterator[bytes],
@@ -231,26 +240,25 @@ async def append(principal: Principal, public_id: str, offset: int, body: AsyncI
             raise not_found()
         if offset != upload.offset:
             raise wrong_offset(upload.offset)
-        writer = _Writer(upload, partial)
+        await partial.begin(upload)
+        writer = _Writer(upload, partial, checkpoints=checksum is None)
         await _receive(writer, body, checksum)
         if writer.committed < upload.length:
             return Appended(upload, writer.committed, None)
         result = await _finish(principal, upload, partial)
-        await store.remove([public_id])  # its bytes live on under the file's stored name
+        await store.remove([upload])  # its bytes live on under the file's stored name
         return Appended(upload, upload.length, result)
     finally:
-        partial.close()
+        await partial.close()
 
 
 async def _receive(writer: _Writer, body: AsyncIterator[bytes], checksum: bytes | None) -> None:
-    await services().storage.run_bulk(writer.partial.cut_to, writer.committed)
     hasher = hashlib.sha256() if checksum is not None else None
     try:
         async for chunk in body:
             await writer.write(chunk)
             if hasher is not None:
                 hasher.update(chunk)
-        await writer.flush()
     except BaseException:
         # A broken PATCH (the client gone, a stall, the server stopping)
         # keeps what arrived, unless its checksum cannot be checked.
@@ -264,7 +272,6 @@ async def _receive(writer: _Writer, body: AsyncIterator[bytes], checksum: bytes 
 
 async def _record_quietly(writer: _Writer) -> None:
     try:
-        await writer.flush()
         await writer.record()
     except Exception:
         pass  # the next PATCH starts from the last recorded offset instead
@@ -287,13 +294,21 @@ class _LinkedUpload:
     """The finished partial file as buffer.py's upload: commit() places it
     among the stored files under a new name."""
 
-    def __init__(self, partial: PartialFile, size: int) -> None:
+    def __init__(self, partial, size: int) -> None:
         self._partial = partial
         self.size = size
         self.stored_name: str | None = None
+        # On object storage the completed object is the upload's only copy:
+        # if the finishing transaction fails, buffer.py leaves it in place
+        # (the row, unfinished at its full offset, names it, so the file
+        # sweep keeps it) and an empty PATCH retries the finish with it.
+        self.keep_on_failure = hasattr(partial, "complete")
 
     async def commit(self) -> str:
         storage = services().storage
+        if self.keep_on_failure:
+            self.stored_name = await self._partial.complete()
+            return self.stored_name
         if not storage.local:
             # The object store: the partial's bytes are sent as a new object
             # (object_storage.S3Storage.put_file); the partial stays whole
@@ -325,7 +340,7 @@ class _Claim:
             uploads_model.set_result(conn, self.upload_id, None, result.id)
 
 
-async def _finish(principal: Principal, upload: ResumableUpload, partial: PartialFile) -> dict:
+async def _finish(principal: Principal, upload: ResumableUpload, partial) -> dict:
     linked = _LinkedUpload(partial, upload.length)
     claim = _Claim(upload.id, upload.target)
     sealed = sealed_of(upload)
@@ -385,8 +400,8 @@ async def terminate(principal: Principal, public_id: str) -> None:
             raise not_found()
     finally:
         if partial is not None:
-            partial.close()
-    await store.remove([public_id])
+            await partial.close()
+    await store.remove([upload])
 
 
 # --- the sweeper's part -------------------------------------------------------
@@ -395,20 +410,17 @@ SWEEP_BATCH = 500
 LEFTOVER_GRACE_SECONDS = 600  # a partial file whose row is still being committed
 
 
-async def sweep(db, store: PartialStore, now: float) -> dict[str, int]:
-    """Expired uploads and their bytes; partial files no unfinished row owns."""
+async def sweep(db, store, now: float) -> dict[str, int]:
+    """Expired uploads and their bytes; partial bytes no unfinished row owns."""
     expired = 0
     while True:
         rows = await db.write(uploads_model.delete_expired_batch, now, SWEEP_BATCH)
         # A finished one's partial is normally gone already (a finish that
         # stopped before removing it leaves it behind).
-        await store.remove([public_id for public_id, _ in rows])
+        await store.remove(rows)
         expired += len(rows)
         if len(rows) < SWEEP_BATCH:
             break
         await asyncio.sleep(0)
-    candidates = await asyncio.to_thread(store.list_old, now - LEFTOVER_GRACE_SECONDS)
-    owned = await db.read(uploads_model.select_unfinished_ids, candidates)
-    leftovers = [public_id for public_id in candidates if public_id not in owned]
-    await store.remove(leftovers)
-    return {"uploads": expired, "partial_files": len(leftovers)}
+    leftovers = await store.reconcile(db, now, LEFTOVER_GRACE_SECONDS)
+    return {"uploads": expired, "partial_files": leftovers}

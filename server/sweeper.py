@@ -15,6 +15,7 @@ from . import resumable
 from .db import Database, DatabaseUnavailable
 from .models import files as files_model
 from .models import instance as instance_model
+from .models import uploads as uploads_model
 from .partials import PartialStore
 from .storage import Storage, StorageUnavailable
 
@@ -62,11 +63,21 @@ async def sweep_once(db: Database, storage: Storage, idle_seconds: float, now: f
     stale = await storage.sweep_temporaries(idle_seconds, now)
     present, candidates = await storage.scan(now, ORPHAN_GRACE_SECONDS)
     known = await db.read(files_model.select_stored_names, candidates)
+    # An unfinished resumable upload's completed object waits for its
+    # finish to be retried (resumable._LinkedUpload): not an orphan.
+    known |= await db.read(uploads_model.select_unfinished_stored_names, [n for n in candidates if n not in known])
     orphans = [name for name in candidates if name not in known]
     await storage.remove(orphans)
     missing = await _delete_rows_without_files(db, present, now)
-    # Unfinished resumable uploads are this host's own (DATA_DIR/uploads), with either storage.
-    uploads = await resumable.sweep(db, PartialStore(storage.data_dir / "uploads"), now)
+    # Unfinished resumable uploads: in the bucket with object storage
+    # (server/s3_partials.py), else this host's own DATA_DIR/uploads.
+    if storage.local:
+        store = PartialStore(storage.data_dir / "uploads")
+    else:
+        from .s3_partials import S3PartialStore
+
+        store = S3PartialStore(storage, db)
+    uploads = await resumable.sweep(db, store, now)
     result = {"rows": rows, "files": files, "temp_files": stale, "orphans": len(orphans),
               "missing_files": missing, **uploads}
     if any(result.values()):

@@ -6,8 +6,10 @@ cap and seq hold across both; Redis going away stops no HTTP."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -193,3 +195,62 @@ async def test_redis_killed_hosts_keep_serving_and_sockets_converge(hosts):
             hosts.redis.start()
         await laptop.close()
 
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
+
+
+def _tus_create(client: httpx.Client, length: int) -> str:
+    response = client.post("/file/uploads", headers={**TUS, "Upload-Length": str(length),
+                                                     "Upload-Metadata": "filename dHVzLmJpbg=="})
+    assert response.status_code == 201, response.text
+    return "/file/uploads/" + response.headers["Location"].rsplit("/", 1)[1]
+
+
+def test_a_tus_upload_begun_on_a_resumes_and_finishes_on_b(hosts):
+    """The partial bytes are in the bucket (server/s3_partials.py), not on A's disk."""
+    token = new_user(hosts.a, "tus-" + secrets.token_hex(3))
+    data = os.urandom(7 * MIB + 11)
+    with _api(hosts.a, token) as a, _api(hosts.b, token) as b:
+        url = _tus_create(a, len(data))
+        assert a.patch(url, content=data[:3 * MIB], headers={**STREAM, "Upload-Offset": "0"}).status_code == 204
+        assert os.listdir(hosts.a.data_dir / "uploads") == []
+        assert int(b.head(url, headers=TUS).headers["Upload-Offset"]) == 3 * MIB
+        middle = 5 * MIB + 3
+        assert b.patch(url, content=data[3 * MIB:middle], headers={**STREAM, "Upload-Offset": str(3 * MIB)}
+                       ).status_code == 204
+        assert int(a.head(url, headers=TUS).headers["Upload-Offset"]) == middle
+        done = b.patch(url, content=data[middle:], headers={**STREAM, "Upload-Offset": str(middle)})
+        assert done.status_code == 204 and int(done.headers["Upload-Offset"]) == len(data)
+        downloaded = a.get("/file/buffer")
+        assert downloaded.status_code == 200
+        assert hashlib.sha256(downloaded.content).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_concurrent_patches_on_a_and_b_one_is_refused_and_bytes_never_interleave(hosts):
+    token = new_user(hosts.a, "tus-busy-" + secrets.token_hex(3))
+    data = os.urandom(2 * MIB)
+    release = threading.Event()
+    with _api(hosts.a, token) as a, _api(hosts.b, token) as b:
+        url = _tus_create(a, len(data))
+        public_id = url.rsplit("/", 1)[1]
+
+        def slow_body():
+            yield data[:MIB]
+            release.wait(60)
+            yield data[MIB:]
+
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(a.patch, url, content=slow_body(), headers={**STREAM, "Upload-Offset": "0"})
+            wait_until = time.monotonic() + 30
+            while not hosts.rows("SELECT 1 FROM uploads WHERE public_id = %s AND lease_token IS NOT NULL",
+                                 (public_id,)):
+                assert time.monotonic() < wait_until, "host A never took the upload's lease"
+                time.sleep(0.05)
+            refused = b.patch(url, content=b"x" * 1000, headers={**STREAM, "Upload-Offset": "0"})
+            assert refused.status_code == 409 and refused.json()["error"] == "upload_busy"
+            release.set()
+            assert first.result().status_code == 204
+        downloaded = b.get("/file/buffer")
+        assert downloaded.content == data

@@ -227,4 +227,15 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE shares ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE shares ADD COLUMN password_hash TEXT;
     """,
+    # 8: unfinished resumable uploads on object storage (server/s3_partials.py):
+    # the S3 multipart upload and the stored name it completes into, chosen
+    # at creation, and its counted parts (JSON [[number, etag], …]); and the lease that keeps PATCHes one at a time across
+    # hosts (flock cannot), free when NULL or past lease_until.
+    """
+    ALTER TABLE uploads ADD COLUMN multipart_id TEXT;
+    ALTER TABLE uploads ADD COLUMN stored_name TEXT;
+    ALTER TABLE uploads ADD COLUMN parts TEXT;
+    ALTER TABLE uploads ADD COLUMN lease_token TEXT;
+    ALTER TABLE uploads ADD COLUMN lease_until REAL;
+    """,
 )

@@ -228,4 +228,12 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE shares ADD COLUMN downloads BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE shares ADD COLUMN password_hash TEXT
     """,
+    # 8: SQLite's 8, resumable uploads' multipart upload and lease (server/s3_partials.py).
+    """
+    ALTER TABLE uploads ADD COLUMN multipart_id TEXT;
+    ALTER TABLE uploads ADD COLUMN stored_name TEXT;
+    ALTER TABLE uploads ADD COLUMN parts TEXT;
+    ALTER TABLE uploads ADD COLUMN lease_token TEXT;
+    ALTER TABLE uploads ADD COLUMN lease_until DOUBLE PRECISION
+    """,
 )
